@@ -1,0 +1,1 @@
+"""Sub-commands of ``keyplane``: one module per command group, each with ``register(subparsers)``."""

@@ -1,0 +1,167 @@
+"""Named keys and stores from ``keyplane.toml``, with environment overrides.
+
+Operators pick back ends in a file instead of code:
+
+```toml
+[stores.hsm]
+uri = "pkcs11:token=agents?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=env:PKCS11_PIN"
+
+[keys.ca]
+store = "hsm"          # a key in a named store ...
+name = "ca"
+algorithm = "ES256"    # optional: the algorithm to sign with
+
+[keys.deploy]
+uri = "file:/var/lib/keyplane/deploy?password-source=env:KEYPLANE_PASSWORD"   # ... or a full URI
+```
+
+The file is ``--config`` / `Config.load(path)`, else ``$KEYPLANE_CONFIG``, else
+``./keyplane.toml`` when present. ``KEYPLANE_KEY_<NAME>_URI``, ``KEYPLANE_KEY_<NAME>_ALGORITHM``
+and ``KEYPLANE_STORE_<NAME>_URI`` override (or add) entries, so a deployment can change
+one key without editing the file. Names are letters, digits, ``-`` and ``_``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .algorithms import SignatureAlgorithm
+from .errors import ConfigError
+
+__all__ = ["Config", "KeyEntry"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+
+
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+@dataclass(frozen=True)
+class KeyEntry:
+    """Where a named key lives: a full URI, or a store name plus the key's name in it."""
+
+    name: str
+    uri: str | None = None
+    store: str | None = None
+    key: str | None = None
+    algorithm: SignatureAlgorithm | None = None
+
+
+@dataclass
+class Config:
+    stores: dict[str, str] = field(default_factory=dict)
+    keys: dict[str, KeyEntry] = field(default_factory=dict)
+    path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if environ is None else environ
+        chosen: Path | None = None
+        if path is not None:
+            chosen = Path(path)
+            if not chosen.is_file():
+                raise ConfigError(f"config file {chosen} does not exist")
+        elif env.get("KEYPLANE_CONFIG"):
+            chosen = Path(env["KEYPLANE_CONFIG"])
+            if not chosen.is_file():
+                raise ConfigError(f"KEYPLANE_CONFIG names {chosen}, which does not exist")
+        elif Path("keyplane.toml").is_file():
+            chosen = Path("keyplane.toml")
+        data: dict[str, Any] = {}
+        if chosen is not None:
+            try:
+                data = tomllib.loads(chosen.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+                raise ConfigError(f"cannot read config {chosen}: {e}") from e
+        config = cls._from_dict(data, chosen)
+        config._apply_environment(env)
+        return config
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any], path: Path | None) -> Config:
+        where = str(path) if path else "config"
+        unknown = set(data) - {"stores", "keys"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected [stores.*] and [keys.*]")
+        config = cls(path=path)
+        for name, table in _tables(data.get("stores", {}), where, "stores").items():
+            uri = table.get("uri")
+            if not isinstance(uri, str):
+                raise ConfigError(f"{where}: [stores.{name}] needs uri = \"...\"")
+            config.stores[name] = uri
+        for name, table in _tables(data.get("keys", {}), where, "keys").items():
+            config.keys[name] = _key_entry(name, table, where)
+        for entry in config.keys.values():
+            if entry.store is not None and entry.store not in config.stores:
+                raise ConfigError(f"{where}: [keys.{entry.name}] names store {entry.store!r}, which is not defined")
+        return config
+
+    def _apply_environment(self, env: Mapping[str, str]) -> None:
+        for var, value in env.items():
+            if var.startswith("KEYPLANE_STORE_") and var.endswith("_URI"):
+                self.stores[self._name_for(var[15:-4], self.stores)] = value
+        for var, value in env.items():
+            if not var.startswith("KEYPLANE_KEY_"):
+                continue
+            for suffix in ("_URI", "_ALGORITHM"):
+                if var.endswith(suffix):
+                    name = self._name_for(var[13 : -len(suffix)], self.keys)
+                    entry = self.keys.get(name, KeyEntry(name))
+                    if suffix == "_URI":
+                        entry = KeyEntry(name, uri=value, algorithm=entry.algorithm)
+                    else:
+                        entry = KeyEntry(name, entry.uri, entry.store, entry.key, SignatureAlgorithm.parse(value))
+                    self.keys[name] = entry
+
+    @staticmethod
+    def _name_for(env_part: str, existing: Mapping[str, Any]) -> str:
+        for name in existing:
+            if _env_name(name) == env_part:
+                return name
+        return env_part.lower().replace("_", "-")
+
+    def key(self, name: str) -> KeyEntry:
+        entry = self.keys.get(name)
+        if entry is None:
+            where = self.path or "the configuration (no keyplane.toml found)"
+            raise ConfigError(f"no key named {name!r} in {where}")
+        return entry
+
+    def store_uri(self, name: str) -> str:
+        uri = self.stores.get(name)
+        if uri is None:
+            raise ConfigError(f"no store named {name!r} in {self.path or 'the configuration'}")
+        return uri
+
+
+def _tables(value: Any, where: str, section: str) -> dict[str, Mapping[str, Any]]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: [{section}] must be a table")
+    for name, table in value.items():
+        if not _NAME.match(name) or not isinstance(table, Mapping):
+            raise ConfigError(f"{where}: [{section}.{name}] must be a table with a simple name")
+    return dict(value)
+
+
+def _key_entry(name: str, table: Mapping[str, Any], where: str) -> KeyEntry:
+    unknown = set(table) - {"uri", "store", "name", "algorithm"}
+    if unknown:
+        raise ConfigError(f"{where}: [keys.{name}] has unknown field(s) {sorted(unknown)}")
+    uri, store = table.get("uri"), table.get("store")
+    if (uri is None) == (store is None):
+        raise ConfigError(f"{where}: [keys.{name}] needs exactly one of uri = ... or store = ...")
+    algorithm = table.get("algorithm")
+    return KeyEntry(
+        name,
+        uri=str(uri) if uri is not None else None,
+        store=str(store) if store is not None else None,
+        key=str(table.get("name", name)),
+        algorithm=SignatureAlgorithm.parse(str(algorithm)) if algorithm is not None else None,
+    )

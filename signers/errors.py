@@ -1,0 +1,95 @@
+"""The one error hierarchy every back end translates into.
+
+Callers catch `KeyplaneError` (or one of its children) and never an SDK's own
+exception: back ends raise these with the SDK's original chained (`raise ... from e`),
+so the cause is still there for a debugger but never part of the contract.
+Messages never contain a secret (PIN, password, token).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlgorithmNotSupported",
+    "AuthenticationFailed",
+    "BackendUnavailable",
+    "ConfigError",
+    "InvalidSignature",
+    "KeyCorrupt",
+    "KeyExists",
+    "KeyNotFound",
+    "KeyplaneError",
+    "PermissionDenied",
+    "TokenError",
+    "TokenExpired",
+    "TokenInvalid",
+    "TokenRevoked",
+]
+
+
+class KeyplaneError(Exception):
+    """Base of every error keyplane raises on purpose."""
+
+
+class ConfigError(KeyplaneError, ValueError):
+    """A URI, configuration file, option or missing extra is wrong; fix the input, do not retry."""
+
+
+class KeyNotFound(KeyplaneError, LookupError):
+    """The named key (or key version) does not exist in the store."""
+
+
+class KeyExists(KeyplaneError):
+    """A key with that name already exists; creating never overwrites."""
+
+
+class KeyCorrupt(KeyplaneError):
+    """The key material is present but unreadable (damaged file or record).
+
+    Not part of DESIGN.md's list: the file back end needs to tell a damaged key file
+    apart from a wrong password, and neither `AuthenticationFailed` nor `KeyNotFound` is true.
+    """
+
+
+class AlgorithmNotSupported(KeyplaneError):
+    """The key spec or signature algorithm is not offered by this back end or key."""
+
+
+class AuthenticationFailed(KeyplaneError):
+    """The credential (PIN, password, token) was rejected."""
+
+
+class PermissionDenied(KeyplaneError):
+    """The credential is valid but not allowed to do this, or a file's permissions are unsafe."""
+
+
+class BackendUnavailable(KeyplaneError):
+    """The service or device could not be reached or failed; retrying later may work.
+
+    `cause` is the underlying exception (also chained as `__cause__`).
+    """
+
+    retryable = True
+
+    def __init__(self, message: str, cause: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
+
+
+class InvalidSignature(KeyplaneError):
+    """A signature did not verify."""
+
+
+class TokenError(KeyplaneError):
+    """A token (JWS/JWT, passport, action token, revocation list) was refused."""
+
+
+class TokenExpired(TokenError):
+    """The token's `exp` (plus leeway) has passed, or its `nbf` has not yet come."""
+
+
+class TokenRevoked(TokenError):
+    """The token's `jti` (or a certificate's serial) is revoked."""
+
+
+class TokenInvalid(TokenError):
+    """The token is malformed, tampered with, or signed by the wrong key or algorithm."""

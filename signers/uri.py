@@ -1,0 +1,168 @@
+"""Key and store URIs: one parser for every back end.
+
+Two shapes cover every form in DESIGN.md:
+
+* RFC 7512 PKCS#11: ``pkcs11:token=agents;object=ca;id=%01?module-path=/x.so&pin-source=env:PIN``
+  (path attributes split on ``;``, query attributes on ``&``, both percent-encoded);
+* hierarchical: ``scheme:path``, ``scheme://authority/path`` and ``scheme:///path``,
+  each with an optional ``?query`` (``awskms:///alias/ca``, ``gcpkms://projects/...``,
+  ``hashivault://key?version=2``, ``file:/var/lib/keyplane/ca``).
+
+Every malformed input raises ConfigError, never another exception, and never echoes a
+secret: the error names the offending part, not the value of a ``*-value`` attribute.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, unquote_to_bytes
+
+from .errors import ConfigError
+
+__all__ = ["SECRET_ATTRIBUTES", "KeyURI", "parse_uri"]
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
+_ATTR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+# Attributes whose value is a secret itself (not a reference to one). They are accepted
+# for RFC 7512 compatibility but removed from every URI we print or store.
+SECRET_ATTRIBUTES = frozenset({"pin-value", "password-value", "token-value"})
+
+# Characters left unescaped when formatting (RFC 3986 pchar minus our delimiters).
+_SAFE_PATH = "/:@!$'()*+,-._~"
+_SAFE_ATTR = ":@!$'()*+,-._~/"
+
+
+def _decode(text: str, where: str) -> str:
+    if _PCT.search(text):
+        raise ConfigError(f"bad percent-encoding in {where}")
+    # surrogateescape keeps non-UTF-8 bytes (a PKCS#11 id such as %ff) round-trippable.
+    return unquote_to_bytes(text).decode("utf-8", "surrogateescape")
+
+
+def _encode(text: str, safe: str) -> str:
+    return quote(text.encode("utf-8", "surrogateescape"), safe=safe)
+
+
+def _parse_pairs(text: str, sep: str, where: str) -> dict[str, str]:
+    pairs: dict[str, str] = {}
+    if text == "":
+        return pairs
+    for item in text.split(sep):
+        if item == "":
+            raise ConfigError(f"empty attribute in {where}")
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise ConfigError(f"attribute {name[:40]!r} in {where} has no '='")
+        if not _ATTR_NAME.match(name):
+            raise ConfigError(f"bad attribute name {name[:40]!r} in {where}")
+        name = name.lower()
+        if name in pairs:
+            raise ConfigError(f"attribute {name!r} given twice in {where}")
+        pairs[name] = _decode(value, f"attribute {name!r}")
+    return pairs
+
+
+@dataclass(frozen=True)
+class KeyURI:
+    """A parsed key or store URI. `authority` is None when the URI has no ``//``."""
+
+    scheme: str
+    path: str = ""
+    authority: str | None = None
+    attributes: Mapping[str, str] = field(default_factory=dict)  # RFC 7512 path attributes
+    query: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_pkcs11(self) -> bool:
+        return self.scheme == "pkcs11"
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """A query attribute, falling back to a path attribute (RFC 7512 allows both places for some)."""
+        if name in self.query:
+            return self.query[name]
+        return self.attributes.get(name, default)
+
+    def with_query(self, **changes: str | None) -> KeyURI:
+        """A copy with query attributes set (value) or removed (None); names use `_` for `-`."""
+        query = dict(self.query)
+        for name, value in changes.items():
+            key = name.replace("_", "-")
+            if value is None:
+                query.pop(key, None)
+            else:
+                query[key] = value
+        return KeyURI(self.scheme, self.path, self.authority, dict(self.attributes), query)
+
+    def with_attributes(self, **changes: str | None) -> KeyURI:
+        attrs = dict(self.attributes)
+        for name, value in changes.items():
+            key = name.replace("_", "-")
+            if value is None:
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        return KeyURI(self.scheme, self.path, self.authority, attrs, dict(self.query))
+
+    def public(self) -> KeyURI:
+        """This URI without any attribute that carries a secret value."""
+        return KeyURI(
+            self.scheme,
+            self.path,
+            self.authority,
+            {k: v for k, v in self.attributes.items() if k not in SECRET_ATTRIBUTES},
+            {k: v for k, v in self.query.items() if k not in SECRET_ATTRIBUTES},
+        )
+
+    def format(self) -> str:
+        """The URI as text; `parse_uri(uri.format()) == uri`."""
+        out = [self.scheme, ":"]
+        if self.is_pkcs11:
+            out.append(";".join(f"{k}={_encode(v, _SAFE_ATTR)}" for k, v in self.attributes.items()))
+        else:
+            if self.authority is not None:
+                out.append("//" + _encode(self.authority, "@:[]!$'()*+,;=-._~"))
+                if self.path and not self.path.startswith("/"):
+                    out.append("/")
+            elif self.path.startswith("//"):
+                out.append("//")  # empty authority keeps a path starting with // unambiguous
+            out.append(_encode(self.path, _SAFE_PATH + ";="))
+        if self.query:
+            out.append("?" + "&".join(f"{k}={_encode(v, _SAFE_ATTR)}" for k, v in self.query.items()))
+        return "".join(out)
+
+    def __str__(self) -> str:
+        return self.public().format()
+
+    def __repr__(self) -> str:
+        return f"KeyURI({self.public().format()!r})"
+
+
+def parse_uri(text: str) -> KeyURI:
+    """Parse a key or store URI; ConfigError for anything malformed."""
+    if not isinstance(text, str):
+        raise ConfigError(f"a key URI must be a string, not {type(text).__name__}")
+    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
+        raise ConfigError("key URI contains whitespace or control characters")
+    if "#" in text:
+        raise ConfigError("key URI must not contain a fragment ('#')")
+    scheme, colon, rest = text.partition(":")
+    if not colon or not _SCHEME.match(scheme):
+        raise ConfigError("not a key URI: it must start with a scheme such as 'file:' or 'pkcs11:'")
+    scheme = scheme.lower()
+    body, _, query_text = rest.partition("?")
+    query = _parse_pairs(query_text, "&", "the query")
+    if scheme == "pkcs11":
+        return KeyURI(scheme, attributes=_parse_pairs(body, ";", "the PKCS#11 path"), query=query)
+    authority: str | None = None
+    path = body
+    if body.startswith("//"):
+        authority_text, slash, path_text = body[2:].partition("/")
+        authority = _decode(authority_text, "the authority")
+        path = slash + path_text if authority == "" else path_text
+        if authority == "" and path.startswith("//"):
+            authority = None
+    return KeyURI(scheme, _decode(path, "the path"), authority, {}, query)

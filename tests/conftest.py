@@ -1,0 +1,37 @@
+"""Shared test set-up: the session-wide service fixtures live in tests/fixtures/.
+
+Each fixture module starts one real service (SoftHSM2 token, OpenBao dev server, moto
+server, Azure / GCP emulators) once per test session and tears it down at the end.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = [
+    "tests.fixtures.files",
+    "tests.fixtures.softhsm",
+    "tests.fixtures.openbao",
+    "tests.fixtures.moto",
+    "tests.fixtures.azure",
+    "tests.fixtures.gcp",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+VECTORS = ROOT.parent / "shared" / "vectors"
+REPORTS = ROOT / "reports"
+
+
+@pytest.fixture(scope="session")
+def vectors_dir() -> Path:
+    if not VECTORS.is_dir():
+        pytest.fail(f"test vectors not found at {VECTORS}: the repository must sit beside shared/")
+    return VECTORS
+
+
+@pytest.fixture(scope="session")
+def reports_dir() -> Path:
+    REPORTS.mkdir(exist_ok=True)
+    return REPORTS
