@@ -29,7 +29,7 @@ class KeyFamily(enum.Enum):
         return self.value
 
 
-class KeySpec(str, enum.Enum):
+class KeySpec(enum.StrEnum):
     """The kind of key a store holds; its value is the name used in URIs, config and CLI."""
 
     ED25519 = "Ed25519"
@@ -76,7 +76,7 @@ class KeySpec(str, enum.Enum):
         raise AlgorithmNotSupported(f"unknown key spec {name!r}; known: {known}")
 
 
-class SignatureAlgorithm(str, enum.Enum):
+class SignatureAlgorithm(enum.StrEnum):
     """What a signature is; its value is the JOSE name (RFC 9864 `Ed25519` for EdDSA)."""
 
     ED25519 = "Ed25519"

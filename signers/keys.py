@@ -153,14 +153,14 @@ class PublicKey:
                 return cls(ec.EllipticCurvePublicNumbers(x, y, _CURVE_OBJECTS[spec]).public_key())
             if kty == "RSA":
                 n = int.from_bytes(b64url_decode(jwk["n"]), "big")
-                e = int.from_bytes(b64url_decode(jwk["e"]), "big")
-                return cls(rsa.RSAPublicNumbers(e, n).public_key())
+                exponent = int.from_bytes(b64url_decode(jwk["e"]), "big")
+                return cls(rsa.RSAPublicNumbers(exponent, n).public_key())
             if kty == "AKP":
                 spec = KeySpec.parse(str(jwk.get("alg", "")))
                 return cls.from_raw_mldsa(spec, b64url_decode(jwk["pub"]))
+        except ConfigError:
+            raise
         except (KeyError, TypeError, ValueError) as e:
-            if isinstance(e, ConfigError):
-                raise
             raise ConfigError(f"malformed {kty} JWK") from e
         raise AlgorithmNotSupported(f"JWK key type {kty!r} (crv {jwk.get('crv')!r}) is not supported")
 
@@ -281,6 +281,18 @@ class PublicKey:
         except (ValueError, TypeError) as e:
             # Wrong-length or malformed encodings: also just an invalid signature.
             raise InvalidSignature(f"{alg.value} signature is malformed for key {self.key_id}") from e
+
+    def verify_mu(self, signature: bytes, mu: bytes) -> None:
+        """Verify an ML-DSA signature over an external mu (FIPS 204 Algorithm 7 input, 64 bytes)."""
+        key = self._key
+        if self._spec.family is not KeyFamily.MLDSA:
+            raise AlgorithmNotSupported(f"external mu is ML-DSA only, not {self._spec.value}")
+        try:
+            key.verify_mu(signature, mu)  # type: ignore[union-attr]
+        except _CryptoInvalidSignature:
+            raise InvalidSignature(f"ML-DSA signature over mu does not verify with key {self.key_id}") from None
+        except (ValueError, TypeError) as e:
+            raise InvalidSignature(f"ML-DSA signature or mu is malformed for key {self.key_id}") from e
 
     def is_valid(self, signature: bytes, message: bytes, algorithm: SignatureAlgorithm | None = None) -> bool:
         try:

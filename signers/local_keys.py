@@ -6,7 +6,7 @@ the CA for the throwaway key that only fixes a certificate's AlgorithmIdentifier
 
 from __future__ import annotations
 
-from typing import Union
+from typing import Any, Union
 
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 
@@ -24,8 +24,12 @@ PrivateKey = Union[
     mldsa.MLDSA87PrivateKey,
 ]
 
-_CURVES = {KeySpec.P256: ec.SECP256R1, KeySpec.P384: ec.SECP384R1, KeySpec.SECP256K1: ec.SECP256K1}
-_MLDSA = {
+_CURVES: dict[KeySpec, type[ec.EllipticCurve]] = {
+    KeySpec.P256: ec.SECP256R1,
+    KeySpec.P384: ec.SECP384R1,
+    KeySpec.SECP256K1: ec.SECP256K1,
+}
+_MLDSA: dict[KeySpec, Any] = {
     KeySpec.ML_DSA_44: mldsa.MLDSA44PrivateKey,
     KeySpec.ML_DSA_65: mldsa.MLDSA65PrivateKey,
     KeySpec.ML_DSA_87: mldsa.MLDSA87PrivateKey,
@@ -38,7 +42,8 @@ def generate_private_key(spec: KeySpec) -> PrivateKey:
     if spec in _CURVES:
         return ec.generate_private_key(_CURVES[spec]())
     if spec in _MLDSA:
-        return _MLDSA[spec].generate()  # type: ignore[no-any-return]
+        key: PrivateKey = _MLDSA[spec].generate()
+        return key
     bits = spec.info.rsa_bits
     if bits is None:  # pragma: no cover - every spec is covered above
         raise AlgorithmNotSupported(f"cannot generate a {spec.value} key")

@@ -68,7 +68,12 @@ def _parse_pairs(text: str, sep: str, where: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class KeyURI:
-    """A parsed key or store URI. `authority` is None when the URI has no ``//``."""
+    """A parsed key or store URI.
+
+    `authority` is None when the URI has no ``//`` and ``""`` for ``scheme:///path``;
+    `path` is percent-decoded and keeps its leading ``/`` (``awskms://h:1/KEY`` -> ``/KEY``,
+    ``hashivault://KEY`` -> authority ``KEY``, path ``""``).
+    """
 
     scheme: str
     path: str = ""
@@ -126,7 +131,7 @@ class KeyURI:
             if self.authority is not None:
                 out.append("//" + _encode(self.authority, "@:[]!$'()*+,;=-._~"))
                 if self.path and not self.path.startswith("/"):
-                    out.append("/")
+                    out.append("/")  # a path after an authority always starts with "/"
             elif self.path.startswith("//"):
                 out.append("//")  # empty authority keeps a path starting with // unambiguous
             out.append(_encode(self.path, _SAFE_PATH + ";="))
@@ -160,9 +165,8 @@ def parse_uri(text: str) -> KeyURI:
     authority: str | None = None
     path = body
     if body.startswith("//"):
+        # As in URLs: the path keeps its leading "/" (``awskms://host:4566/KEY`` -> path "/KEY").
         authority_text, slash, path_text = body[2:].partition("/")
         authority = _decode(authority_text, "the authority")
-        path = slash + path_text if authority == "" else path_text
-        if authority == "" and path.startswith("//"):
-            authority = None
+        path = slash + path_text
     return KeyURI(scheme, _decode(path, "the path"), authority, {}, query)

@@ -35,3 +35,20 @@ def vectors_dir() -> Path:
 def reports_dir() -> Path:
     REPORTS.mkdir(exist_ok=True)
     return REPORTS
+
+
+# Lines tests want shown after the run (vector counts, report locations): appended via
+# the `summary_lines` fixture, printed by pytest_terminal_summary even without -s.
+_SUMMARY: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def summary_lines() -> list[str]:
+    return _SUMMARY
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _SUMMARY:
+        terminalreporter.section("keyplane summary")
+        for line in _SUMMARY:
+            terminalreporter.write_line(line)
