@@ -7,7 +7,9 @@ names none, ``$KEYPLANE_PASSWORD``.
 On disk:
   ``keyplane-store.json``  a scrypt verifier of the store password, so a wrong password
                            is told apart from a damaged key file (PKCS#8 PBES2 has no MAC)
-  ``<name>.pem``           the key, encrypted PKCS#8 (ML-DSA in its 32-byte seed form), mode 0600
+  ``<name>.pem``           the key, encrypted PKCS#8 (ML-DSA in its 32-byte seed form), mode 0600,
+                           after one plain-text line ``keyplane-algorithm: <alg>`` (PEM readers skip
+                           text before ``-----BEGIN``), so a key made for RS256 reopens as RS256
 
 Files are written to a temp file, fsynced and hard-linked into place, so a crash never
 leaves half a key and creating never overwrites. A key file readable by group or others
@@ -52,6 +54,7 @@ __all__ = ["FileKeyStore", "FileSigner"]
 MARKER = "keyplane-store.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_ALGORITHM_LINE = "keyplane-algorithm: "
 
 
 class FileSigner(BaseSigner):
@@ -119,7 +122,7 @@ class FileKeyStore(BaseKeyStore):
             serialization.PrivateFormat.PKCS8,
             serialization.BestAvailableEncryption(password),
         )
-        _write_new(path, pem)
+        _write_new(path, f"{_ALGORITHM_LINE}{algorithm.value}\n".encode() + pem)
         return FileSigner(self, self._key_uri(name), algorithm, key)
 
     def open(self, uri_or_name: str, algorithm: SignatureAlgorithm | str | None = None) -> FileSigner:
@@ -129,7 +132,7 @@ class FileKeyStore(BaseKeyStore):
         path = self._key_path(name)
         key = self._load(path, name)
         spec = PublicKey(key.public_key()).spec
-        return FileSigner(self, self._key_uri(name), choose_algorithm(spec, algorithm), key)
+        return FileSigner(self, self._key_uri(name), choose_algorithm(spec, algorithm or _stored_algorithm(path)), key)
 
     def list_keys(self) -> Iterator[KeyInfo]:
         if not self.directory.is_dir():
@@ -232,6 +235,13 @@ class FileKeyStore(BaseKeyStore):
         except AlgorithmNotSupported as e:
             raise KeyCorrupt(f"key file {path} holds an unsupported key type") from e
         return key  # type: ignore[return-value]
+
+
+def _stored_algorithm(path: Path) -> str | None:
+    """The algorithm recorded when the key was created (None for files without the line)."""
+    with path.open("rb") as f:
+        first = f.readline(64).decode("ascii", "replace").strip()
+    return first[len(_ALGORITHM_LINE):] if first.startswith(_ALGORITHM_LINE) else None
 
 
 def _split(path: Path) -> tuple[Path, str | None]:

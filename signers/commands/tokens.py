@@ -1,9 +1,357 @@
-"""``keyplane tokens ...``: placeholder until its issue lands."""
+"""``keyplane token|passport|revoke|jwks|audit``: issuance from the command line.
+
+Keys are key URIs or names from keyplane.toml (opened with `signers.open`); verifiers
+take the issuer's public keys as a file (``--jwks``: a JWKS, one JWK or a PEM public
+key), so verification runs offline. A refused token exits 1 with one line saying why
+(``keyplane: TokenRevoked: ...``), as every TokenError does through `signers.cli.main`.
+"""
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
+
+__all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    """Adds no command yet."""
+    _register_token(subparsers)
+    _register_passport(subparsers)
+    _register_revoke(subparsers)
+    _register_jwks(subparsers)
+    _register_audit(subparsers)
+
+
+# -- argument groups shared by the verify commands -----------------------------------------
+
+
+def _add_trust(parser: argparse.ArgumentParser) -> None:
+    keys = parser.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks", help="trusted issuer keys: a JWKS file, one JWK or a PEM public key (offline)")
+    keys.add_argument("--key", help="trust this key URI or configured key name instead")
+    parser.add_argument("--aud", action="append", help="accepted audience (repeatable); required if the token has aud")
+    parser.add_argument("--iss", action="append", help="accepted issuer (repeatable)")
+    parser.add_argument("--leeway", type=float, default=30.0, help="clock skew tolerated, seconds (default 30)")
+    revs = parser.add_mutually_exclusive_group()
+    revs.add_argument("--revocations", help="SQLite revocation store to check (default: $KEYPLANE_REVOCATIONS)")
+    revs.add_argument("--revocation-list", help="signed revocation list (JWT file) to check, verified with the same keys")
+
+
+def _register_token(subparsers: Any) -> None:
+    token = subparsers.add_parser("token", help="sign and verify JWTs with any key")
+    sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+
+    sign = sub.add_parser("sign", help="sign a JWT (adds iat, nbf, exp and jti unless given)")
+    sign.add_argument("key", help="key URI or configured key name")
+    sign.add_argument("--claims", help="claims as a JSON object, or @FILE")
+    sign.add_argument("--sub", help="subject")
+    sign.add_argument("--iss", help="issuer")
+    sign.add_argument("--aud", action="append", help="audience (repeatable)")
+    sign.add_argument("--ttl", type=float, default=3600, help="lifetime in seconds (default 3600)")
+    sign.add_argument("--typ", default="JWT", help="header typ (default JWT)")
+    sign.add_argument("--alg", help="alg name to write when there are two (Ed25519 keys: EdDSA or Ed25519)")
+    sign.set_defaults(func=_token_sign)
+
+    verify = sub.add_parser("verify", help="verify a JWT offline; exit 1 if it is refused")
+    verify.add_argument("token", help="the token, a file holding it, or - for standard input")
+    verify.add_argument("--typ", help="required header typ")
+    _add_trust(verify)
+    verify.set_defaults(func=_token_verify)
+
+
+def _register_passport(subparsers: Any) -> None:
+    passport = subparsers.add_parser("passport", help="issue and verify agent passports")
+    sub = passport.add_subparsers(dest="passport_command", metavar="ACTION", required=True)
+
+    issue = sub.add_parser("issue", help="issue a passport to an agent key")
+    issue.add_argument("key", help="the issuer's key URI or configured key name")
+    issue.add_argument("--sub", required=True, help="the agent's id")
+    issue.add_argument("--name", required=True, help="the agent's display name")
+    issue.add_argument("--agent-key", required=True,
+                       help="the agent's public key: key URI / configured name, or a JWK or PEM file")
+    code = issue.add_mutually_exclusive_group(required=True)
+    code.add_argument("--code-hash", help="sha256 of the agent's code (hex or sha256:hex)")
+    code.add_argument("--code-file", help="hash this file as the agent's code")
+    issue.add_argument("--stage", required=True, help="e.g. dev, staging, production")
+    issue.add_argument("--trust-score", type=int, required=True, help="0-100")
+    issue.add_argument("--scope", action="append", default=[], help="granted scope (repeatable)")
+    issue.add_argument("--ttl", type=float, default=86400, help="lifetime in seconds (default one day)")
+    issue.add_argument("--iss", help="issuer")
+    issue.add_argument("--aud", action="append", help="audience (repeatable)")
+    issue.add_argument("--out", help="write the token to this file too")
+    issue.set_defaults(func=_passport_issue)
+
+    verify = sub.add_parser("verify", help="verify a passport offline; exit 1 if it is refused")
+    verify.add_argument("token", help="the passport, a file holding it, or - for standard input")
+    verify.add_argument("--scope", action="append", default=[], help="required scope (repeatable)")
+    verify.add_argument("--min-trust-score", type=int, help="refuse passports scoring lower")
+    _add_trust(verify)
+    verify.set_defaults(func=_passport_verify)
+
+
+def _register_revoke(subparsers: Any) -> None:
+    revoke = subparsers.add_parser("revoke", help="revoke a token id or certificate serial; list or sign the list")
+    revoke.add_argument("id", nargs="?", help="the jti (or hex certificate serial with --kind x509-serial)")
+    revoke.add_argument("--db", help="SQLite revocation store (default: $KEYPLANE_REVOCATIONS)")
+    revoke.add_argument("--kind", default="jti", help="jti (default) or x509-serial")
+    revoke.add_argument("--reason", default="unspecified", help="why (kept with the record)")
+    revoke.add_argument("--list", action="store_true", help="list the revocations instead")
+    revoke.add_argument("--sign-list", metavar="KEY", help="print a signed revocation list made with this key")
+    revoke.add_argument("--iss", help="issuer of the signed list (with --sign-list)")
+    revoke.add_argument("--ttl", type=float, default=3600, help="signed list lifetime, seconds (default 3600)")
+    revoke.add_argument("--out", help="write the signed list to this file")
+    revoke.set_defaults(func=_revoke)
+
+
+def _register_jwks(subparsers: Any) -> None:
+    jwks = subparsers.add_parser("jwks", help="print the JWKS of one or more keys (for offline verifiers)")
+    jwks.add_argument("keys", nargs="+", help="key URIs or configured key names")
+    jwks.add_argument("--out", help="write it to this file")
+    jwks.set_defaults(func=_jwks)
+
+
+def _register_audit(subparsers: Any) -> None:
+    audit = subparsers.add_parser("audit", help="check a hash-chained signing log")
+    sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = sub.add_parser("verify", help="verify the chain; exit 1 naming the first bad record")
+    verify.add_argument("log", help="the log: *.jsonl or a SQLite file")
+    keys = verify.add_mutually_exclusive_group()
+    keys.add_argument("--jwks", help="public keys to verify checkpoint signatures (JWKS, JWK or PEM file)")
+    keys.add_argument("--key", help="key URI or configured name whose public key verifies checkpoints")
+    verify.add_argument("--expected-head", help="record_hash the log must end at (catches truncation)")
+    verify.set_defaults(func=_audit_verify)
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _read_token(value: str) -> str:
+    if value == "-":
+        return sys.stdin.read().strip()
+    try:
+        path = Path(value)
+        if path.is_file():
+            return path.read_text(encoding="utf-8").strip()
+    except OSError:  # a long token is "File name too long" as a path
+        pass
+    return value.strip()
+
+
+def _load_keys(args: argparse.Namespace) -> Any:
+    """The trusted keys: a key file (--jwks) or an opened key (--key)."""
+    import signers
+    from signers.errors import ConfigError
+    from signers.jose import JWKS, as_jwks
+
+    if getattr(args, "key", None):
+        return JWKS.of(signers.open(args.key))
+    path = Path(args.jwks)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
+    if text.lstrip().startswith("{"):
+        try:
+            return as_jwks(json.loads(text))
+        except ValueError as e:
+            raise ConfigError(f"{path} is not JSON") from e
+    return as_jwks(signers.PublicKey.from_pem(text))
+
+
+def _public_key(value: str) -> Any:
+    """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
+    import signers
+
+    path = Path(value)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        if text.lstrip().startswith("{"):
+            return signers.PublicKey.from_jwk(text)
+        return signers.PublicKey.from_pem(text)
+    return signers.open(value).public_key
+
+
+def _revocations(args: argparse.Namespace, keys: Any) -> Any:
+    from signers.revocation import RevocationList, SQLiteRevocationStore
+
+    if getattr(args, "revocation_list", None):
+        return RevocationList.load(_read_token(args.revocation_list), keys, leeway=args.leeway)
+    db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
+    if db:
+        if not Path(db).is_file():
+            from signers.errors import ConfigError
+
+            raise ConfigError(f"revocation store {db} does not exist")
+        return SQLiteRevocationStore(db)
+    return None
+
+
+def _verify_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {"audience": args.aud, "issuer": args.iss, "leeway": args.leeway}
+
+
+def _write(path: str | None, text: str) -> None:
+    if path:
+        Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+def _token_sign(args: argparse.Namespace) -> int:
+    import time
+    import uuid
+
+    import signers
+    from signers.cli import print_result
+    from signers.errors import ConfigError
+    from signers.jose import sign_jwt
+
+    claims: dict[str, Any] = {}
+    if args.claims:
+        text = Path(args.claims[1:]).read_text(encoding="utf-8") if args.claims.startswith("@") else args.claims
+        try:
+            claims = json.loads(text)
+        except ValueError as e:
+            raise ConfigError("--claims is not JSON") from e
+        if not isinstance(claims, dict):
+            raise ConfigError("--claims must be a JSON object")
+    for name, value in (("sub", args.sub), ("iss", args.iss)):
+        if value is not None:
+            claims[name] = value
+    if args.aud:
+        claims["aud"] = args.aud[0] if len(args.aud) == 1 else args.aud
+    now = int(time.time())
+    claims.setdefault("iat", now)
+    claims.setdefault("nbf", now)
+    claims.setdefault("exp", now + int(args.ttl))
+    claims.setdefault("jti", str(uuid.uuid4()))
+    signer = signers.open(args.key)
+    token = sign_jwt(signer, claims, typ=args.typ or None, alg=args.alg)
+    print_result(args, {"ok": True, "token": token, "kid": signer.key_id, "alg": signer.algorithm.value,
+                        "claims": claims}, token)
+    return 0
+
+
+def _token_verify(args: argparse.Namespace) -> int:
+    from signers.cli import print_result
+    from signers.jose import verify_jwt
+
+    keys = _load_keys(args)
+    verified = verify_jwt(_read_token(args.token), keys, typ=args.typ, revocations=_revocations(args, keys),
+                          **_verify_options(args))
+    data = {"ok": True, "header": verified.header, "claims": verified.claims, "kid": verified.kid,
+            "alg": verified.algorithm.value}
+    print_result(args, data, [f"valid: {verified.algorithm.value} token signed by {verified.kid}",
+                              json.dumps(verified.claims, indent=2, sort_keys=True)])
+    return 0
+
+
+def _passport_issue(args: argparse.Namespace) -> int:
+    import signers
+    from signers.cli import print_result
+    from signers.passport import code_hash_of, issue_passport
+
+    code_hash = code_hash_of(Path(args.code_file).read_bytes()) if args.code_file else args.code_hash
+    signer = signers.open(args.key)
+    aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
+    token = issue_passport(
+        signer, sub=args.sub, name=args.name, agent_key=_public_key(args.agent_key), code_hash=code_hash,
+        stage=args.stage, trust_score=args.trust_score, scopes=args.scope, ttl=args.ttl, iss=args.iss, aud=aud,
+    )
+    _write(args.out, token)
+    print_result(args, {"ok": True, "token": token, "kid": signer.key_id, "alg": signer.algorithm.value}, token)
+    return 0
+
+
+def _passport_verify(args: argparse.Namespace) -> int:
+    from signers.cli import print_result
+    from signers.passport import verify_passport
+
+    keys = _load_keys(args)
+    passport = verify_passport(
+        _read_token(args.token), keys, revocations=_revocations(args, keys), required_scopes=args.scope,
+        min_trust_score=args.min_trust_score, **_verify_options(args),
+    )
+    data = {"ok": True, "sub": passport.sub, "name": passport.name, "agent_key_id": passport.agent_key.key_id,
+            "code_hash": passport.code_hash, "stage": passport.stage, "trust_score": passport.trust_score,
+            "scopes": list(passport.scopes), "iss": passport.iss, "jti": passport.jti,
+            "expires_at": passport.expires_at.isoformat(), "issuer_kid": passport.issuer_kid}
+    print_result(args, data, [
+        f"valid passport for {passport.sub} ({passport.name}), issued by {passport.issuer_kid}",
+        f"  agent key   {passport.agent_key.spec.value} {passport.agent_key.key_id}",
+        f"  stage       {passport.stage}, trust score {passport.trust_score}",
+        f"  scopes      {', '.join(passport.scopes) or '-'}",
+        f"  code hash   {passport.code_hash}",
+        f"  expires     {passport.expires_at.isoformat()}",
+    ])
+    return 0
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from signers.cli import print_result
+    from signers.errors import ConfigError
+    from signers.revocation import SQLiteRevocationStore
+
+    db = args.db or os.environ.get("KEYPLANE_REVOCATIONS")
+    if not db:
+        raise ConfigError("no revocation store: give --db PATH or set KEYPLANE_REVOCATIONS")
+    if not (args.id or args.list or args.sign_list):
+        raise ConfigError("give an id to revoke, --list, or --sign-list KEY")
+    with SQLiteRevocationStore(db) as store:
+        if args.id:
+            record = store.revoke(args.id, kind=args.kind, reason=args.reason)
+            print_result(args, {"ok": True, "id": record.id, "kind": record.kind, "reason": record.reason,
+                                "revoked_at": record.revoked_at.isoformat()},
+                         f"revoked {record.kind} {record.id} ({record.reason}) at {record.revoked_at.isoformat()}")
+        if args.list:
+            entries = list(store.list())
+            print_result(args, {"ok": True, "revocations": [
+                {"id": r.id, "kind": r.kind, "reason": r.reason, "revoked_at": r.revoked_at.isoformat()}
+                for r in entries]},
+                [f"{r.revoked_at.isoformat()}\t{r.kind}\t{r.id}\t{r.reason}" for r in entries] or ["(none revoked)"])
+        if args.sign_list:
+            import signers
+            from signers.revocation import issue_revocation_list
+
+            if not args.iss:
+                raise ConfigError("--sign-list needs --iss (the list's issuer)")
+            token = issue_revocation_list(signers.open(args.sign_list), store, issuer=args.iss, ttl=args.ttl)
+            _write(args.out, token)
+            print_result(args, {"ok": True, "token": token}, token)
+    return 0
+
+
+def _jwks(args: argparse.Namespace) -> int:
+    import signers
+    from signers.jose import JWKS
+
+    jwks = JWKS.of(*(signers.open(k) for k in args.keys))
+    _write(args.out, jwks.to_json())
+    print(jwks.to_json())
+    return 0
+
+
+def _audit_verify(args: argparse.Namespace) -> int:
+    from signers.audit import verify_chain
+    from signers.cli import EXIT_INVALID, print_result
+    from signers.errors import ConfigError
+
+    if not Path(args.log).is_file():
+        raise ConfigError(f"audit log {args.log} does not exist")
+    keys = _load_keys(args) if (args.jwks or args.key) else None
+    result = verify_chain(args.log, keys, expected_head=args.expected_head)
+    if not result.ok:
+        if args.json:
+            print(json.dumps(result.to_dict(), indent=2))
+        else:
+            print(f"keyplane: audit chain broken: {result.reason}", file=sys.stderr)
+        return EXIT_INVALID
+    lines = [f"audit chain ok: {result.records} records, {result.checkpoints} checkpoints "
+             f"({result.checkpoints_verified} signatures verified), head {result.head}"]
+    print_result(args, result.to_dict(), lines + [f"  note: {n}" for n in result.notes])
+    return 0

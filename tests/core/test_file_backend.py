@@ -51,7 +51,7 @@ def test_key_file_is_0600_encrypted_pkcs8(file_store: FileKeyStore) -> None:
     path = file_store.directory / "ca.pem"
     assert path.stat().st_mode & 0o777 == 0o600
     text = path.read_text()
-    assert text.startswith("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+    assert text.startswith("keyplane-algorithm: ML-DSA-65\n-----BEGIN ENCRYPTED PRIVATE KEY-----")
     assert FILE_PASSWORD not in text
     assert (file_store.directory / MARKER).stat().st_mode & 0o777 == 0o600
 
@@ -75,6 +75,7 @@ def test_open_by_uri_name_and_registry(file_store: FileKeyStore) -> None:
     assert [k.name for k in file_store.list_keys()] == ["named"]
     rsa = file_store.create_key("rsa", KeySpec.RSA2048, algorithm="RS256")
     assert rsa.algorithm is SignatureAlgorithm.RS256
+    assert file_store.open("rsa").algorithm is SignatureAlgorithm.RS256  # remembered from creation
     assert signers.open(signer.uri.replace("/named?", "/rsa?") + "&algorithm=RS384").algorithm is SignatureAlgorithm.RS384
 
 
@@ -106,7 +107,7 @@ def test_corrupt_key_file_is_key_corrupt(file_store: FileKeyStore) -> None:
     file_store.create_key("k", KeySpec.P384)
     path = file_store.directory / "k.pem"
     lines = path.read_text().splitlines()
-    lines[3] = lines[3][:10] + ("A" if lines[3][10] != "A" else "B") + lines[3][11:]
+    lines[4] = lines[4][:10] + ("A" if lines[4][10] != "A" else "B") + lines[4][11:]
     path.write_text("\n".join(lines) + "\n")
     before = snapshot(file_store.directory)
     with pytest.raises(KeyCorrupt):

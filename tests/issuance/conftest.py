@@ -1,0 +1,75 @@
+"""Issuer and agent keys for the issuance tests.
+
+Keys come from a real file back end store made once per session (RSA key generation
+is slow); tests that need a fresh store use `file_store` from tests/fixtures/files.py.
+Other back ends' session fixtures (`softhsm_store_uri`, `openbao_store_uri`) are
+requested by name through `backend_store`, which skips, saying why, when one is absent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import signers
+from signers import KeySpec
+
+# Every key spec the issuance layer signs with, by a short test id.
+SPECS = {
+    "ed25519": KeySpec.ED25519,
+    "p256": KeySpec.P256,
+    "p384": KeySpec.P384,
+    "secp256k1": KeySpec.SECP256K1,
+    "rsa2048": KeySpec.RSA2048,
+    "mldsa44": KeySpec.ML_DSA_44,
+    "mldsa65": KeySpec.ML_DSA_65,
+    "mldsa87": KeySpec.ML_DSA_87,
+}
+
+
+@pytest.fixture(scope="session")
+def issuance_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A file store holding one key per spec (named by the SPECS ids) plus two agent keys."""
+    directory = tmp_path_factory.mktemp("issuance")
+    password = directory / "password"
+    password.write_text("issuance test password\n", encoding="utf-8")
+    password.chmod(0o600)
+    with signers.open_store(f"file:{directory / 'keys'}?password-source=file:{password}") as store:
+        for name, spec in SPECS.items():
+            store.create_key(name, spec)
+        store.create_key("rsa2048-rs256", KeySpec.RSA2048, algorithm="RS256")
+        store.create_key("agent", KeySpec.ED25519)
+        store.create_key("other-agent", KeySpec.P256)
+        yield store
+
+
+@pytest.fixture(scope="session")
+def keys(issuance_store: Any) -> dict[str, Any]:
+    """Signers by name, opened once."""
+    names = [*SPECS, "agent", "other-agent"]
+    opened = {name: issuance_store.open(name) for name in names}
+    opened["rsa2048-rs256"] = issuance_store.open("rsa2048-rs256", "RS256")  # the store keeps no algorithm
+    return opened
+
+
+@pytest.fixture(params=sorted(SPECS))
+def any_signer(request: pytest.FixtureRequest, keys: dict[str, Any]) -> Any:
+    """Each spec's signer in turn."""
+    return keys[request.param]
+
+
+def backend_store(request: pytest.FixtureRequest, fixture: str) -> Any:
+    """Open the store behind another helper's session fixture, or skip saying why."""
+    try:
+        uri = request.getfixturevalue(fixture)
+    except pytest.FixtureLookupError:
+        pytest.skip(f"fixture {fixture!r} is not defined (its back end's test fixtures are not in this checkout)")
+    return signers.open_store(uri)
+
+
+@pytest.fixture
+def jwks_file(tmp_path: Path) -> Path:
+    return tmp_path / "issuer-jwks.json"
