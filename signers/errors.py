@@ -15,6 +15,7 @@ __all__ = [
     "ConfigError",
     "InvalidSignature",
     "KeyCorrupt",
+    "KeyDisabled",
     "KeyExists",
     "KeyNotFound",
     "KeyplaneError",
@@ -60,6 +61,10 @@ class AuthenticationFailed(KeyplaneError):
 
 class PermissionDenied(KeyplaneError):
     """The credential is valid but not allowed to do this, or a file's permissions are unsafe."""
+
+
+class KeyDisabled(PermissionDenied):
+    """The key exists but is disabled (or pending deletion) in its service: enable it to sign again."""
 
 
 class BackendUnavailable(KeyplaneError):
