@@ -116,6 +116,8 @@ class FileKeyStore(BaseKeyStore):
         password = self._check_password(creating=True)
         if path.exists():
             raise KeyExists(f"key {name!r} already exists in {self.directory}")
+        if self.directory.exists() and not self.directory.is_dir():
+            raise ConfigError(f"file store {self.directory} is not a directory")
         key = generate_private_key(spec)
         pem = key.private_bytes(
             serialization.Encoding.PEM,
@@ -197,7 +199,12 @@ class FileKeyStore(BaseKeyStore):
             if not hmac.compare_digest(actual, expected):
                 raise AuthenticationFailed(f"wrong password for file store {self.directory}")
         elif creating:
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            try:
+                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise ConfigError(f"file store {self.directory} is not a directory") from None
+            except PermissionError as e:
+                raise PermissionDenied(f"cannot create file store {self.directory}: {e.strerror}") from e
             salt = os.urandom(16)
             check = Scrypt(salt=salt, length=32, **_SCRYPT).derive(password)
             record = {"version": 1, "kdf": "scrypt", **_SCRYPT, "salt": base64.b64encode(salt).decode(),
@@ -215,6 +222,8 @@ class FileKeyStore(BaseKeyStore):
             st = path.stat()
         except FileNotFoundError:
             raise KeyNotFound(f"no key {name!r} in file store {self.directory}") from None
+        except NotADirectoryError:
+            raise ConfigError(f"file store {self.directory} is not a directory") from None
         if st.st_mode & 0o077:
             raise PermissionDenied(
                 f"key file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "

@@ -1,1 +1,105 @@
-"""pytest plugin entry point of the conformance harness (filled in by the harness)."""
+"""pytest plugin (entry point ``pytest11``): ``pytest --pyargs conformance --keyplane-store=URI``.
+
+Loaded in every pytest run of a project that installs keyplane, so it only adds
+options and two fixtures; nothing runs unless ``--keyplane-store`` is given. Then
+`conformance/test_conformance.py` becomes one test item per (key spec, check), each
+reporting its row of a single `run_conformance` run: one implementation of the checks,
+whether from pytest or the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .report import Report, Row
+    from .target import Target
+
+CASE_FIXTURE = "keyplane_conformance_case"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("keyplane-conformance", "keyplane conformance harness")
+    group.addoption("--keyplane-store", metavar="URI", help="store URI to run the conformance checks against")
+    group.addoption("--keyplane-name", metavar="NAME", help="back end name in the report")
+    group.addoption("--keyplane-spec", action="append", default=[], metavar="SPEC", help="key spec (repeatable)")
+    group.addoption("--keyplane-bad-credentials-uri", metavar="URI", help="the store with a wrong credential")
+    group.addoption("--keyplane-unreachable-uri", metavar="URI", help="the store where nothing answers")
+    group.addoption("--keyplane-secret-env", action="append", default=[], metavar="NAME",
+                    help="environment variable holding a secret that must not leak (repeatable)")
+    group.addoption("--keyplane-plugin", action="append", default=[], metavar="SCHEME=MODULE:CLASS",
+                    help="register a back end class for a URI scheme (repeatable)")
+    group.addoption("--keyplane-timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="seconds the unreachable check may take")
+    group.addoption("--keyplane-report", metavar="PATH",
+                    help="also write the report to PATH.md and PATH.json")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if CASE_FIXTURE not in metafunc.fixturenames:
+        return
+    if not metafunc.config.getoption("keyplane_store"):
+        skip = pytest.mark.skip(reason="conformance checks need --keyplane-store=STORE_URI")
+        metafunc.parametrize(CASE_FIXTURE, [pytest.param(None, marks=skip)], ids=["no-store"])
+        return
+    from .checks import CHECKS, STORE_CHECKS
+    from .report import STORE
+
+    target = target_from_options(metafunc.config)
+    cases = [(spec.value, check) for spec in target.spec_list() for check in CHECKS]
+    cases += [(STORE, check) for check in STORE_CHECKS]
+    metafunc.parametrize(CASE_FIXTURE, cases, ids=[f"{spec}-{check}" for spec, check in cases])
+
+
+def target_from_options(config: pytest.Config) -> Target:
+    from signers.algorithms import KeySpec
+
+    from .target import Target
+
+    secrets = [os.environ[name] for name in config.getoption("keyplane_secret_env") if name in os.environ]
+    plugins = dict(item.split("=", 1) for item in config.getoption("keyplane_plugin"))
+    return Target(
+        uri=config.getoption("keyplane_store"),
+        name=config.getoption("keyplane_name"),
+        specs=[KeySpec.parse(s) for s in config.getoption("keyplane_spec")] or None,
+        bad_credentials_uri=config.getoption("keyplane_bad_credentials_uri"),
+        unreachable_uri=config.getoption("keyplane_unreachable_uri"),
+        secrets=secrets,
+        timeout=config.getoption("keyplane_timeout"),
+        plugins=plugins,
+    )
+
+
+@pytest.fixture(scope="session")
+def keyplane_conformance_report(request: pytest.FixtureRequest) -> Report:
+    """One harness run for the whole session; every test item reads its own row."""
+    from .runner import run_conformance
+
+    report = run_conformance(target_from_options(request.config))
+    path = request.config.getoption("keyplane_report")
+    if path:
+        report.write(path)
+    return report
+
+
+@pytest.fixture
+def keyplane_conformance_row(request: pytest.FixtureRequest, keyplane_conformance_report: Report) -> Row | None:
+    """The row of the (spec, check) this item stands for (None if the harness produced none)."""
+    spec, check = request.getfixturevalue(CASE_FIXTURE)
+    return keyplane_conformance_report.row(spec, check)
+
+
+def judge(case: tuple[str, str], row: Row | None) -> None:
+    """Pass, fail or skip (not-supported / stubbed, with the reason) as the row says."""
+    from .report import FAIL, PASS
+
+    spec, check = case
+    if row is None:
+        pytest.fail(f"{spec} / {check}: the harness produced no result", pytrace=False)
+    if row.status == FAIL:
+        pytest.fail(f"{spec} / {check}: {row.detail}", pytrace=False)
+    if row.status != PASS:
+        pytest.skip(f"{row.status}: {row.detail}")

@@ -167,3 +167,15 @@ def test_password_from_file_source(tmp_path: Path) -> None:
 def test_unknown_uri_attribute_is_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="unknown"):
         FileKeyStore.from_uri(f"file:{tmp_path}?pasword-source=env:X")
+
+
+def test_store_path_under_a_regular_file_is_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KEYPLANE_PASSWORD", FILE_PASSWORD)
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    store = FileKeyStore.from_uri(f"file:{blocker}/store")
+    with pytest.raises(ConfigError, match="not a directory"):
+        store.open("k")
+    with pytest.raises(ConfigError, match="not a directory"):
+        store.create_key("k", KeySpec.ED25519)
+    assert blocker.read_text() == "x"
