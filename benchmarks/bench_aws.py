@@ -16,20 +16,19 @@ import argparse
 import hashlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.moto: one moto set-up for tests and benchmark
+
+from latency import percentile, run_calls  # noqa: E402
 
 from backends.aws_kms import AwsKmsKeyStore  # noqa: E402
 from signers.algorithms import KeySpec  # noqa: E402
@@ -47,26 +46,6 @@ class Result:
     p99_ms: float
 
 
-def measure(sign: Callable[[], bytes], ops: int, threads: int) -> tuple[float, list[float]]:
-    """(seconds taken, per-call latencies in ms) for `ops` calls spread over `threads` threads."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def one(_: int) -> None:
-        started = time.perf_counter()
-        sign()
-        elapsed = (time.perf_counter() - started) * 1000
-        with lock:
-            latencies.append(elapsed)
-
-    started = time.perf_counter()
-    if threads == 1:
-        for i in range(ops):
-            one(i)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, range(ops)))
-    return time.perf_counter() - started, latencies
 
 
 def compare(fns: dict[str, Callable[[], bytes]], ops: int, threads: int, rounds: int = 10) -> dict[str, tuple[float, list[float]]]:
@@ -75,13 +54,12 @@ def compare(fns: dict[str, Callable[[], bytes]], ops: int, threads: int, rounds:
     names = list(fns)
     for r in range(rounds):
         for name in (names if r % 2 == 0 else names[::-1]):
-            seconds, lat = measure(fns[name], max(1, ops // rounds), threads)
+            run = run_calls(fns[name], max(1, ops // rounds), threads)
+            seconds, lat = run.seconds, run.latencies_ms
             totals[name] = (totals[name][0] + seconds, totals[name][1] + lat)
     return totals
 
 
-def p(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
 def serve_moto(ready_file: Path) -> int:
@@ -139,10 +117,10 @@ def run(ops: int, threads: int) -> list[Result]:
             signer.public_key.verify(keyplane_sign(), short if label == "32 B" else long)  # both sides correct
             signer.public_key.verify(raw_sign(), short if label == "32 B" else long)
             for mode, n in (("sequential", 1), (f"{threads} threads", threads)):
-                measure(raw_sign, 20, n)  # warm-up: connections, credential resolution
-                measure(keyplane_sign, 20, n)
+                run_calls(raw_sign, 20, n)  # warm-up: connections, credential resolution
+                run_calls(keyplane_sign, 20, n)
                 for impl, (seconds, lat) in compare({"boto3": raw_sign, "keyplane": keyplane_sign}, ops, n).items():
-                    results.append(Result(label, mode, impl, len(lat), len(lat) / seconds, p(lat, 50), p(lat, 99)))
+                    results.append(Result(label, mode, impl, len(lat), len(lat) / seconds, percentile(lat, 50), percentile(lat, 99)))
         store.close()
     return results
 

@@ -25,13 +25,14 @@ import multiprocessing
 import os
 import pstats
 import secrets
-import statistics
 import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from latency import sample_for, summarize
 
 from signers.algorithms import KeySpec
 
@@ -48,20 +49,8 @@ def _serve(conn: Any, token: str) -> None:
     handle.stop()
 
 
-def _measure(fn: Callable[[], Any], seconds: float) -> list[float]:
-    samples: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return samples
 
 
-def _stats(samples: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return len(samples) / sum(samples), statistics.median(ordered) * 1e3, p99 * 1e3
 
 
 class _Credential:
@@ -152,8 +141,8 @@ def main() -> None:
             samples: dict[str, list[float]] = {row: [] for row in rows}
             for _ in range(args.rounds):
                 for row, fn in rows.items():
-                    samples[row].extend(_measure(fn, args.seconds))
-            stats = {row: _stats(s) for row, s in samples.items()}
+                    samples[row].extend(sample_for(fn, args.seconds))
+            stats = {row: summarize(s) for row, s in samples.items()}
             raw_p50, hashed_p50 = stats["raw"][1], stats["raw+hash"][1]
             for row, (ops, p50, p99) in stats.items():
                 print(f"{spec.value:<10} {row:<9} {ops:>8.0f} {p50:>8.3f} {p99:>8.3f} "

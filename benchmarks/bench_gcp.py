@@ -23,11 +23,11 @@ import functools
 import multiprocessing
 import os
 import secrets
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
+
+from latency import sample_for, summarize
 
 from signers.algorithms import KeySpec
 
@@ -43,20 +43,8 @@ def _serve(conn: Any, token: str) -> None:
     handle.stop()
 
 
-def _measure(fn: Callable[[], Any], seconds: float) -> list[float]:
-    samples: list[float] = []
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        t = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t)
-    return samples
 
 
-def _row(samples: list[float]) -> tuple[float, float, float]:
-    ordered = sorted(samples)
-    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return len(samples) / sum(samples), statistics.median(ordered) * 1e3, p99 * 1e3
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             samples: dict[str, list[float]] = {c: [] for c in columns}
             for _ in range(args.rounds):
                 for column, fn in columns.items():
-                    samples[column] += _measure(fn, args.seconds / args.rounds)
-            rows = {c: _row(s) for c, s in samples.items()}
+                    samples[column] += sample_for(fn, args.seconds / args.rounds)
+            rows = {c: summarize(s) for c, s in samples.items()}
             for column, (ops, p50, p99) in rows.items():
                 vs_raw = rows["raw"][1] and p50 / rows["raw"][1]
                 vs_checked = rows["raw+checks"][1] and p50 / rows["raw+checks"][1]

@@ -26,16 +26,15 @@ import json
 import os
 import statistics
 import sys
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.openbao: one OpenBao set-up for tests and benchmark
+
+from latency import percentile, run_calls  # noqa: E402
 
 from backends.vault_transit import VaultTransitKeyStore  # noqa: E402
 from signers.algorithms import KeySpec  # noqa: E402
@@ -57,30 +56,8 @@ class Result:
     cpu_us: float  # client CPU per signature
 
 
-def measure(sign: Callable[[], bytes], ops: int, threads: int) -> tuple[float, list[float], float]:
-    """(ops per second, per-call latencies in ms, client CPU seconds) for `ops` calls over `threads` threads."""
-    latencies: list[float] = []
-    lock = threading.Lock()
-
-    def one(_: int) -> None:
-        started = time.perf_counter()
-        sign()
-        elapsed = (time.perf_counter() - started) * 1000
-        with lock:
-            latencies.append(elapsed)
-
-    cpu, started = time.process_time(), time.perf_counter()
-    if threads == 1:
-        for i in range(ops):
-            one(i)
-    else:
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, range(ops)))
-    return ops / (time.perf_counter() - started), latencies, time.process_time() - cpu
 
 
-def percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
 
 
 def hvac_signer(client: object, name: str, spec: KeySpec) -> Callable[[], bytes]:
@@ -122,10 +99,11 @@ def run(ops: int, threads: int) -> tuple[list[Result], str]:
             for mode, n in (("sequential", 1), (f"{threads} threads", threads)):
                 samples: dict[str, tuple[list[float], list[float], list[float]]] = {k: ([], [], []) for k in cases}
                 for sign in cases.values():
-                    measure(sign, 100, n)  # warm-up: connections, imports
+                    run_calls(sign, 100, n)  # warm-up: connections, imports
                 for _ in range(2):  # ABAB: drift hits both
                     for impl, sign in cases.items():
-                        rate, lat, cpu = measure(sign, ops // 2, n)
+                        run = run_calls(sign, ops // 2, n)
+                        rate, lat, cpu = run.rate, run.latencies_ms, run.cpu_seconds
                         samples[impl][0].append(rate)
                         samples[impl][1].extend(lat)
                         samples[impl][2].append(cpu)

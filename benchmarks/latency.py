@@ -1,0 +1,71 @@
+"""Timing helpers shared by the benchmark scripts (run as `python benchmarks/bench_X.py`).
+
+Every script compares keyplane with the raw SDK call in the same run; these helpers make
+sure both sides are timed the same way.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+
+def sample_for(fn: Callable[[], Any], seconds: float) -> list[float]:
+    """Call `fn` back to back for `seconds`; the duration of each call, in seconds."""
+    samples: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def summarize(samples: list[float]) -> tuple[float, float, float]:
+    """(calls per second, p50 ms, p99 ms) of sequential per-call durations in seconds."""
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return len(samples) / sum(samples), statistics.median(ordered) * 1e3, p99 * 1e3
+
+
+@dataclass(frozen=True)
+class CallRun:
+    seconds: float  # wall time for all calls
+    latencies_ms: list[float]
+    cpu_seconds: float  # this process's CPU time over the run
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+
+def run_calls(fn: Callable[[], Any], ops: int, threads: int) -> CallRun:
+    """`ops` calls of `fn` spread over `threads` threads (1: a plain loop), each call timed."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def one(_: int) -> None:
+        started = time.perf_counter()
+        fn()
+        elapsed = (time.perf_counter() - started) * 1000
+        with lock:
+            latencies.append(elapsed)
+
+    cpu, started = time.process_time(), time.perf_counter()
+    if threads == 1:
+        for i in range(ops):
+            one(i)
+    else:
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, range(ops)))
+    return CallRun(time.perf_counter() - started, latencies, time.process_time() - cpu)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0-100) of `values`, inclusive method."""
+    return statistics.quantiles(values, n=100, method="inclusive")[max(0, min(98, round(q) - 1))]
