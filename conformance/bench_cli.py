@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from typing import Any
 
@@ -40,14 +41,21 @@ def _run(args: argparse.Namespace) -> int:
     if args.json:
         print_result(args, {"store": args.store_uri.split("?")[0], "results": [r.to_dict() for r in results]}, "")
         return 0
+    columns = ("spec", "mode", "signatures/s", "p50 ms", "p99 ms", "signatures", "errors")
+    cells = [(r.spec, r.mode, f"{r.per_second:,.0f}", f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}", str(r.signatures),
+              str(r.errors)) for r in results]
+    if importlib.util.find_spec("rich") is None:  # no [harness] extra: a plain table
+        print(f"keyplane bench {args.store_uri.split('?')[0]} (32-byte messages)")
+        for line in (columns, *cells):
+            print("  ".join(f"{c:>12}" if i > 1 else f"{c:<12}" for i, c in enumerate(line)))
+        return 0
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title=f"keyplane bench {args.store_uri.split('?')[0]} (32-byte messages)", title_justify="left")
-    for column in ("spec", "mode", "signatures/s", "p50 ms", "p99 ms", "signatures", "errors"):
+    for column in columns:
         table.add_column(column, justify="left" if column in ("spec", "mode") else "right")
-    for r in results:
-        table.add_row(r.spec, r.mode, f"{r.per_second:,.0f}", f"{r.p50_ms:.3f}", f"{r.p99_ms:.3f}",
-                      str(r.signatures), str(r.errors))
+    for row in cells:
+        table.add_row(*row)
     Console(width=None if sys.stdout.isatty() else 120).print(table)  # piped: wide enough for every column
     return 0

@@ -8,6 +8,7 @@ harness itself are imported inside the handler, so ``keyplane --help`` stays fas
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import sys
 from typing import TYPE_CHECKING, Any
@@ -86,6 +87,8 @@ def _run(args: argparse.Namespace) -> int:
                 f.write(text() + ("\n" if path == args.json_file else ""))
     if getattr(args, "json", False):
         print(report.to_json())
+    elif importlib.util.find_spec("rich") is None:
+        print(report.to_markdown())  # without the [harness] extra: the same matrix, as Markdown
     else:
         print_matrix(report)
     return 0 if report.ok else 1

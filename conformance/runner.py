@@ -10,6 +10,7 @@ with a deadline, so a back end that hangs costs one FAIL row, not the run.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import re
 import secrets as _random
 import threading
@@ -378,6 +379,8 @@ class _Progress:
         self._failures = 0
 
     def __enter__(self) -> _Progress:
+        if self.enabled and importlib.util.find_spec("rich") is None:
+            self.enabled = False  # no [harness] extra: run without a bar rather than fail
         if self.enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
