@@ -15,6 +15,12 @@ Signing hashes on the host wherever the algorithm allows (ECDSA, RSA), so a mess
 any length costs one short call into the token; Ed25519 and ML-DSA sign the message
 itself, as their definitions require. ECDSA comes back as r||s and leaves as DER.
 
+A signature is the hot path (docs/pkcs11.md has the measurements against raw
+python-pkcs11): what a signer needs (hash function, DigestInfo prefix, Mechanism and
+parameter, key cache key) is worked out once when it is opened (`_SignPlan`), the pool
+lends an idle session without a lock, errors are translated by a try/except that costs
+nothing unless something is raised, and r||s becomes DER without an int round trip.
+
 Threads: see pkcs11_module (how the module is initialised) and pkcs11_pool (one login
 per token, a bounded session pool, recovery from a lost token).
 """
@@ -37,6 +43,7 @@ from signers.errors import (
     AuthenticationFailed,
     BackendUnavailable,
     ConfigError,
+    InvalidSignature,
     KeyCorrupt,
     KeyExists,
     KeyNotFound,
@@ -45,7 +52,6 @@ from signers.errors import (
 )
 from signers.keys import PublicKey
 from signers.secrets import Secret, resolve_secret
-from signers.signature_format import ecdsa_raw_to_der
 from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 
@@ -162,9 +168,26 @@ class Pkcs11Signer(BaseSigner):
         self._store = store  # keeps the pool alive as long as the signer
         self._label = label
         self._object_id = object_id
+        self._plan = _SignPlan(algorithm, label, object_id)  # everything a signature needs, worked out once
 
     def sign(self, message: bytes) -> bytes:
-        return self._store._sign(self._label, self._object_id, self.algorithm, bytes(message))
+        # The hot path, kept flat: no closures or context managers per call, nothing looked up
+        # that the plan already holds, and errors translated by a try that costs nothing until
+        # something is raised.
+        plan, store = self._plan, self._store
+        if type(message) is not bytes:
+            message = bytes(message)  # a bytearray or memoryview is copied: it could change meanwhile
+        digest = plan.hash
+        data = message if digest is None else plan.prefix + digest(message).digest()
+        tokens = store._tokens
+        if tokens is None or tokens.login_epoch != store._login_epoch:
+            tokens = store._connect()
+        try:
+            raw = tokens.run(plan.sign, data, tokens, recover_with=store._pin)
+        except Exception as e:
+            _translate(e, plan.describe, tokens, plan.algorithm)
+            raise
+        return _ecdsa_raw_to_der(raw) if plan.ec else raw
 
 
 class Pkcs11KeyStore(BaseKeyStore):
@@ -342,23 +365,6 @@ class Pkcs11KeyStore(BaseKeyStore):
         with contextlib.suppress(Exception):  # interpreter shutdown: modules may be half torn down
             self.close()
 
-    # -- signing -----------------------------------------------------------------------
-
-    def _sign(self, label: str | None, object_id: bytes | None, algorithm: SignatureAlgorithm, message: bytes) -> bytes:
-        data, mechanism, param = _sign_input(algorithm, message)
-        tokens = self._connect()
-        cache_key = (label, object_id)
-
-        def sign(pooled: PooledSession) -> bytes:
-            pkcs11 = _sdk()
-            key = pooled.keys.get(cache_key)
-            if key is None:
-                key = pooled.keys[cache_key] = _find_private(pkcs11, pooled, label, object_id, tokens)
-            return bytes(key.sign(data, mechanism=pkcs11.Mechanism(mechanism), mechanism_param=param))
-
-        raw = self._run(tokens, sign, lambda: f"signing with {_describe(label, object_id)}", spec=algorithm)
-        return ecdsa_raw_to_der(raw) if algorithm.family is KeyFamily.EC else raw
-
     # -- internals ---------------------------------------------------------------------
 
     def _connect(self) -> TokenSessions:
@@ -380,8 +386,11 @@ class Pkcs11KeyStore(BaseKeyStore):
 
     def _run(self, tokens: TokenSessions, op: Callable[[PooledSession], T], what: str | Callable[[], str],
              spec: KeySpec | SignatureAlgorithm | None = None) -> T:
-        with _translated(what, tokens, spec):
+        try:
             return tokens.run(op, recover_with=self._pin)
+        except Exception as e:
+            _translate(e, what, tokens, spec)
+            raise
 
     def _check_supported(self, tokens: TokenSessions, spec: KeySpec, algorithm: SignatureAlgorithm) -> None:
         gen = _KEYGEN[spec]
@@ -567,19 +576,80 @@ def _spec_of(pkcs11: Any, private: Any) -> KeySpec | None:
     return None
 
 
-def _sign_input(algorithm: SignatureAlgorithm, message: bytes) -> tuple[bytes, int, Any]:
-    """(data for C_Sign, mechanism, mechanism parameter): host-side digest wherever the algorithm hashes."""
-    family = algorithm.family
-    if family in (KeyFamily.EDDSA, KeyFamily.MLDSA):
-        return message, _SIGN_MECHANISM[family][False], None  # pure: the token signs the message itself
-    hash_name = algorithm.hash_name
-    assert hash_name is not None  # ECDSA and RSA always hash
-    message_digest = _HASHLIB[hash_name](message).digest()  # hashlib: a quarter of cryptography's cost here
-    if family is KeyFamily.EC:
-        return message_digest, CKM_ECDSA, None
-    if algorithm.is_pss:
-        return message_digest, CKM_RSA_PKCS_PSS, _PSS_PARAMS[hash_name]
-    return _DIGEST_INFO[hash_name] + message_digest, CKM_RSA_PKCS, None
+class _SignPlan:
+    """How one signer signs, worked out when it is opened rather than on every signature.
+
+    The host-side digest (hashlib: a quarter of cryptography's cost here) and any DigestInfo
+    prefix, the python-pkcs11 Mechanism and its parameter, and whether r||s becomes DER.
+    """
+
+    __slots__ = ("algorithm", "cache_key", "ec", "hash", "label", "mechanism", "object_id", "param", "prefix")
+
+    def __init__(self, algorithm: SignatureAlgorithm, label: str | None, object_id: bytes | None) -> None:
+        family = algorithm.family
+        hash_name = algorithm.hash_name
+        self.algorithm = algorithm
+        self.label, self.object_id, self.cache_key = label, object_id, (label, object_id)
+        self.ec = family is KeyFamily.EC
+        self.prefix = b""
+        self.param: Any = None
+        self.hash: Callable[[bytes], Any] | None = None
+        if family in (KeyFamily.EDDSA, KeyFamily.MLDSA):
+            mechanism = _SIGN_MECHANISM[family][False]  # pure: the token signs the message itself
+        else:
+            assert hash_name is not None  # ECDSA and RSA always hash
+            self.hash = _HASHLIB[hash_name]
+            if family is KeyFamily.EC:
+                mechanism = CKM_ECDSA
+            elif algorithm.is_pss:
+                mechanism, self.param = CKM_RSA_PKCS_PSS, _PSS_PARAMS[hash_name]
+            else:
+                mechanism, self.prefix = CKM_RSA_PKCS, _DIGEST_INFO[hash_name]
+        self.mechanism = _sdk().Mechanism(mechanism)
+
+    def sign(self, pooled: PooledSession, data: bytes, tokens: TokenSessions) -> bytes:
+        """The operation `TokenSessions.run` lends a session to: C_Sign with the key cached in that session."""
+        key = pooled.keys.get(self.cache_key)
+        if key is None:
+            key = pooled.keys[self.cache_key] = _find_private(_sdk(), pooled, self.label, self.object_id, tokens)
+        param = self.param
+        if param is None:  # one keyword fewer through python-pkcs11's **kwargs layers
+            return bytes(key.sign(data, mechanism=self.mechanism))
+        return bytes(key.sign(data, mechanism=self.mechanism, mechanism_param=param))
+
+    def describe(self) -> str:
+        """What failed, for an error message (built only on failure)."""
+        return f"signing with {_describe(self.label, self.object_id)}"
+
+
+def _ecdsa_raw_to_der(raw: bytes) -> bytes:
+    """r||s (two equal halves) to DER Ecdsa-Sig-Value; equals signers.signature_format.ecdsa_raw_to_der.
+
+    Works on the bytes directly (no int round trip): each half becomes a minimal DER
+    INTEGER, i.e. leading zero bytes dropped and one put back when the high bit is set.
+    """
+    size = len(raw)
+    if not size or size & 1:
+        raise InvalidSignature(f"raw ECDSA signature has odd length {size}")
+    half = size >> 1
+    r = raw[:half].lstrip(b"\x00")
+    s = raw[half:].lstrip(b"\x00")
+    if not r or r[0] > 0x7F:
+        r = b"\x00" + r
+    if not s or s[0] > 0x7F:
+        s = b"\x00" + s
+    r_len, s_len = len(r), len(s)
+    if r_len + s_len < 0x7C:  # every curve up to P-384: short-form lengths throughout
+        return b"\x30%c\x02%c%b\x02%c%b" % (r_len + s_len + 4, r_len, r, s_len, s)
+    body = b"\x02" + _der_length(r_len) + r + b"\x02" + _der_length(s_len) + s
+    return b"\x30" + _der_length(len(body)) + body
+
+
+def _der_length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    octets = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(octets),)) + octets
 
 
 def _capabilities(mechanisms: frozenset[int] | None, secp256k1: bool = False) -> Capabilities:
@@ -602,8 +672,20 @@ def _capabilities(mechanisms: frozenset[int] | None, secp256k1: bool = False) ->
 # -- error translation: the one place a python-pkcs11 exception becomes a keyplane error ----------
 
 
+def _translate(exc: Exception, what: str | Callable[[], str], tokens: TokenSessions | None,
+               spec: KeySpec | SignatureAlgorithm | None = None) -> None:
+    """Raise `exc` as a keyplane error naming the token (never the PIN) if it is a python-pkcs11 failure.
+
+    Returns (and the caller re-raises `exc` as it is) for keyplane errors and for anything
+    else: a programming error must not pass for an outage. `what` may be lazy, built only here.
+    """
+    if isinstance(exc, KeyplaneError) or not type(exc).__module__.startswith("pkcs11"):
+        return
+    _raise_translated(exc, what if isinstance(what, str) else what(), tokens, spec)
+
+
 class _translated:
-    """Context manager: re-raise python-pkcs11 failures as keyplane errors naming the token, never the PIN."""
+    """Context manager over `_translate`, for the paths that are not per signature."""
 
     def __init__(self, what: str | Callable[[], str], tokens: TokenSessions | None,
                  spec: KeySpec | SignatureAlgorithm | None = None):
@@ -613,12 +695,8 @@ class _translated:
         return None
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
-        if not isinstance(exc, Exception) or isinstance(exc, KeyplaneError):
-            return
-        if not type(exc).__module__.startswith("pkcs11"):
-            return  # a programming error must not pass for an outage
-        what = self.what if isinstance(self.what, str) else self.what()
-        _raise_translated(exc, what, self.tokens, self.spec)
+        if isinstance(exc, Exception):
+            _translate(exc, self.what, self.tokens, self.spec)
 
 
 def _raise_translated(exc: Exception, what: str, tokens: TokenSessions | None,

@@ -14,6 +14,13 @@ translate (BackendUnavailable).
 
 python-pkcs11 objects are bound to the session they were found in, so each pooled
 session caches the key objects it has looked up.
+
+Lending and returning an idle session takes no lock: idle sessions sit in a deque, whose
+``pop`` and ``append`` are atomic, and only sessions already counted against
+`max_sessions` are ever in it. The condition variable is taken only to open a new
+session, to wait for one (a returning session wakes a waiter), to discard one, and when
+recovery or `close` starts a new generation; a session returned concurrently with that
+is found stale by its generation and closed, by whichever side sees it first.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import hmac
 import os
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -74,7 +82,7 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the pool removes one particular session from its deque
 class PooledSession:
     """A lent session plus the key objects already found in it."""
 
@@ -94,8 +102,11 @@ class TokenSessions:
         self.selector = selector
         self.max_sessions = max_sessions
         self._cond = threading.Condition()
-        self._idle: list[PooledSession] = []
-        self._open = 0  # lent + idle sessions of the current generation
+        self._idle: deque[PooledSession] = deque()  # lock-free pop/append; never replaced, only drained
+        self._open = 0  # lent + idle sessions of the current generation (changed under _cond only)
+        self._waiting = 0  # threads waiting in _checkout_slow for a session (changed under _cond only)
+        # The lock every module call takes when the module does not lock itself; None when it does.
+        self._guard: Any = module.guard if module.locking == "serialize" else None
         self._anchor: Any = None
         self._pin_digest: bytes | None = None
         self._login_lock = threading.Lock()
@@ -142,51 +153,108 @@ class TokenSessions:
 
     # -- lending sessions ----------------------------------------------------------------
 
-    def run(self, op: Callable[[PooledSession], T], *, recover_with: Secret | None) -> T:
-        """Run `op` on a lent session; on a lost session/object/token, recover and try once more."""
+    def run(self, op: Callable[..., T], *args: Any, recover_with: Secret | None) -> T:
+        """Run ``op(pooled, *args)`` on a lent session; on a lost session/object/token, recover and try once more.
+
+        The common case takes no lock: an idle session is popped from the deque, and pushed
+        back when `op` is done (the module docstring says why that is safe).
+        """
+        idle = self._idle
         for attempt in (1, 2):
             generation = self._generation
             try:
-                pooled = self._checkout()
-            except Exception as e:  # could not even open a session: the token may be gone
-                lost = loss_kind(e)
-                if lost is None or attempt == 2:
-                    raise
-                self._recover("token", generation, recover_with)
-                continue
+                pooled: PooledSession | None = idle.pop()
+            except IndexError:
+                pooled = None
+            if pooled is None or pooled.generation != generation or pooled.object_epoch != self._object_epoch:
+                try:
+                    pooled = self._checkout(pooled)
+                except Exception as e:  # could not even open a session: the token may be gone
+                    lost = loss_kind(e)
+                    if lost is None or attempt == 2:
+                        raise
+                    self._recover("token", generation, recover_with)
+                    continue
             lost = None
             try:
-                with self.module.guard:
-                    return op(pooled)
+                guard = self._guard
+                if guard is None:
+                    return op(pooled, *args)
+                with guard:
+                    return op(pooled, *args)
             except Exception as e:
                 lost = loss_kind(e)
                 if lost is None or attempt == 2:
                     raise
             finally:
-                self._checkin(pooled, discard=lost is not None)
+                if lost is None and pooled.generation == self._generation and self.refs > 0:
+                    idle.append(pooled)
+                    # Both read after the append: a waiter that counted itself before it will be woken,
+                    # and a new generation begun before it will find this session stale.
+                    if self._waiting or pooled.generation != self._generation:
+                        self._returned(pooled)
+                else:
+                    self._discard(pooled)
             self._recover(lost, pooled.generation, recover_with)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _checkout(self) -> PooledSession:
+    def _checkout(self, pooled: PooledSession | None) -> PooledSession:
+        """Lending when the lock-free pop was not enough: `pooled` (just popped, or None) may be stale."""
+        while pooled is not None:
+            if pooled.generation == self._generation:
+                if pooled.object_epoch != self._object_epoch:
+                    pooled.keys.clear()  # a key was deleted or created in this process
+                    pooled.object_epoch = self._object_epoch
+                return pooled
+            # Returned while recovery or close started over: not counted in this generation's _open.
+            _close_quietly(self.module, pooled.session)
+            try:
+                pooled = self._idle.pop()
+            except IndexError:
+                pooled = None
+        return self._checkout_slow()
+
+    def _checkout_slow(self) -> PooledSession:
+        """Open a new session if fewer than max_sessions are open, else wait for one to come back."""
         deadline = time.monotonic() + SESSION_WAIT_SECONDS
-        with self._cond:
-            while True:
-                if self._idle:
-                    pooled = self._idle.pop()
-                    if pooled.object_epoch != self._object_epoch:
-                        pooled.keys.clear()  # a key was deleted or created in this process
-                        pooled.object_epoch = self._object_epoch
-                    return pooled
-                if self._open < self.max_sessions:
-                    self._open += 1
-                    generation, epoch = self._generation, self._object_epoch
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise BackendUnavailable(
-                        f"all {self.max_sessions} sessions on {self.name} stayed busy for {SESSION_WAIT_SECONDS:.0f} s"
-                    )
-                self._cond.wait(remaining)
+        stale: list[PooledSession] = []
+        pooled: PooledSession | None = None
+        try:
+            with self._cond:
+                self._waiting += 1  # before looking at _idle: a session returned after this look will notify
+                try:
+                    while True:
+                        try:
+                            pooled = self._idle.pop()  # lock-free checkouts may race us to it
+                        except IndexError:
+                            pooled = None
+                        if pooled is not None:
+                            if pooled.generation == self._generation:
+                                break
+                            stale.append(pooled)
+                            pooled = None
+                            continue
+                        if self._open < self.max_sessions:
+                            self._open += 1
+                            generation, epoch = self._generation, self._object_epoch
+                            break
+                        remaining = deadline - time.monotonic()
+                        if remaining <= 0:
+                            raise BackendUnavailable(
+                                f"all {self.max_sessions} sessions on {self.name} stayed busy for "
+                                f"{SESSION_WAIT_SECONDS:.0f} s"
+                            )
+                        self._cond.wait(remaining)
+                finally:
+                    self._waiting -= 1
+        finally:
+            for old in stale:  # returned while a new generation began: not counted in it
+                _close_quietly(self.module, old.session)
+        if pooled is not None:
+            if pooled.object_epoch != self._object_epoch:
+                pooled.keys.clear()
+                pooled.object_epoch = self._object_epoch
+            return pooled
         try:
             with self.module.guard:
                 session = self.token.open(rw=True)  # no PIN: it shares the anchor's login
@@ -197,16 +265,44 @@ class TokenSessions:
             raise
         return PooledSession(session, generation, epoch)
 
-    def _checkin(self, pooled: PooledSession, *, discard: bool) -> None:
+    def _returned(self, pooled: PooledSession) -> None:
+        """After `pooled` went back to the deque: wake a waiter; close it if a new generation began meanwhile."""
+        if self._waiting:
+            with self._cond:
+                self._cond.notify()
+        if pooled.generation != self._generation:
+            self._sweep_stale()
+
+    def _discard(self, pooled: PooledSession) -> None:
+        """Close a session instead of returning it (it was lost, or its generation or its pool ended)."""
         with self._cond:
-            keep = not discard and pooled.generation == self._generation and self.refs > 0
-            if keep:
-                self._idle.append(pooled)
-            elif pooled.generation == self._generation:
+            if pooled.generation == self._generation:
                 self._open -= 1
             self._cond.notify()
-        if not keep:
+        _close_quietly(self.module, pooled.session)
+
+    def _sweep_stale(self) -> None:
+        """Close idle sessions of an earlier generation (returned while a new generation began)."""
+        gone = []
+        with self._cond:
+            for pooled in list(self._idle):
+                if pooled.generation != self._generation:
+                    try:
+                        self._idle.remove(pooled)
+                    except ValueError:  # a checkout took it first, and closes it itself
+                        continue
+                    gone.append(pooled)
+        for pooled in gone:
             _close_quietly(self.module, pooled.session)
+
+    def _drain(self) -> list[PooledSession]:
+        """Take every idle session out (under _cond, after the generation changed); the caller closes them."""
+        drained = []
+        while True:  # popleft one by one: a concurrent lock-free append is either taken here or swept
+            try:
+                drained.append(self._idle.popleft())
+            except IndexError:
+                return drained
 
     def objects_changed(self) -> None:
         """Every pooled session forgets its cached key objects (after a create or delete)."""
@@ -229,7 +325,7 @@ class TokenSessions:
                 return  # the token and our login are fine: the object itself went away
             with self._cond:
                 self._generation += 1
-                stale, self._idle, self._open = self._idle, [], 0
+                stale, self._open = self._drain(), 0
             for pooled in stale:
                 _close_quietly(self.module, pooled.session)
             self._logout()
@@ -252,7 +348,7 @@ class TokenSessions:
         """Close every idle session and log out; lent sessions are closed when they come back."""
         with self._cond:
             self._generation += 1
-            stale, self._idle, self._open = self._idle, [], 0
+            stale, self._open = self._drain(), 0
         for pooled in stale:
             _close_quietly(self.module, pooled.session)
         self._logout()
