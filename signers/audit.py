@@ -30,10 +30,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .algorithms import SignatureAlgorithm
+from .closing import Closing
 from .errors import AlgorithmNotSupported, BackendUnavailable, ConfigError, InvalidSignature, KeyplaneError
 from .jose import JWKS, KeySource, as_jwks, canonical_json
 from .keys import PublicKey, b64url_decode, b64url_encode
@@ -133,7 +133,7 @@ def _head_of(text: str | None, where: str) -> tuple[int, str]:
 # -- storage -----------------------------------------------------------------------------
 
 
-class AuditLog:
+class AuditLog(Closing):
     """Append-only storage of records. `append` reads the head and writes the next record atomically."""
 
     path: Path
@@ -149,17 +149,6 @@ class AuditLog:
     def records(self) -> Iterator[AuditRecord]:
         for _, text in self.raw_records():
             yield AuditRecord.from_dict(json.loads(text))
-
-    def close(self) -> None:
-        """Release the file or connection; idempotent."""
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.path)!r})"

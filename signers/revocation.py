@@ -31,9 +31,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from .closing import Closing
 from .errors import BackendUnavailable, ConfigError, TokenInvalid
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def _when(at: datetime | None) -> datetime:
     return at.astimezone(UTC)
 
 
-class MemoryRevocationStore:
+class MemoryRevocationStore(Closing):
     """A process-local store for tests and single-process services; thread-safe."""
 
     def __init__(self, revocations: Iterable[Revocation] = ()) -> None:
@@ -131,12 +131,6 @@ class MemoryRevocationStore:
     def close(self) -> None:
         """Nothing to release; present so every store closes the same way."""
 
-    def __enter__(self) -> MemoryRevocationStore:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS revocations (
@@ -149,7 +143,7 @@ CREATE TABLE IF NOT EXISTS revocations (
 """
 
 
-class SQLiteRevocationStore:
+class SQLiteRevocationStore(Closing):
     """The default store: one SQLite file in WAL mode, safe across threads and processes.
 
     ``synchronous=FULL`` makes a returned ``revoke`` survive a crash or power loss; WAL
@@ -237,14 +231,6 @@ class SQLiteRevocationStore:
             if self._db is not None:
                 self._db.close()
                 self._db = None
-
-    def __enter__(self) -> SQLiteRevocationStore:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"SQLiteRevocationStore({str(self.path)!r})"

@@ -15,6 +15,7 @@ from types import TracebackType
 from typing import Any, Protocol, runtime_checkable
 
 from .algorithms import KeySpec, SignatureAlgorithm
+from .closing import Closing
 from .keys import PublicKey
 
 __all__ = ["BaseKeyStore", "BaseSigner", "Capabilities", "KeyInfo", "KeyStore", "Signer", "choose_algorithm"]
@@ -129,22 +130,11 @@ class BaseSigner:
         return f"{type(self).__name__}(uri={self.uri!r}, algorithm={self.algorithm.value}, key_id={self.key_id!r})"
 
 
-class BaseKeyStore:
-    """Context-manager plumbing and `open_key_uri` for KeyStores; subclasses set `capabilities` and `uri`."""
+class BaseKeyStore(Closing):
+    """Context-manager plumbing for KeyStores; subclasses set `capabilities` and `uri` and override `close()`."""
 
     capabilities: Capabilities
     uri: str
-
-    def close(self) -> None:
-        """Release connections; idempotent."""
-
-    def __enter__(self) -> Any:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(uri={self.uri!r})"
