@@ -13,22 +13,27 @@ if [ -n "${KEYPLANE_APT_PACKAGES:-}" ]; then
     dpkg -s "$pkg" >/dev/null 2>&1 || apt_needed+=("$pkg")
   done
 fi
-if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
-  apt_needed+=(python3-venv)
-fi
-if [ ${#apt_needed[@]} -gt 0 ]; then
-  echo "setup: installing Debian packages: ${apt_needed[*]}"
+apt_install() {
+  echo "setup: installing Debian packages: $*"
   if [ "$(id -u)" -ne 0 ]; then
-    echo "setup: need root to apt-get install ${apt_needed[*]}" >&2
+    echo "setup: need root to apt-get install $*" >&2
     exit 2
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${apt_needed[@]}" >/dev/null
+  if [ -z "${apt_updated:-}" ]; then apt-get update -qq; apt_updated=1; fi
+  apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+if [ ${#apt_needed[@]} -gt 0 ]; then
+  apt_install "${apt_needed[@]}"
 fi
 
 if [ ! -x "$venv/bin/python" ]; then
-  python3 -m venv "$venv"
+  # Debian's python3 makes venvs only with python3-venv (ensurepip's wheels) installed.
+  if ! python3 -m venv "$venv" >/dev/null 2>&1; then
+    rm -rf "$venv"
+    apt_install python3-venv
+    python3 -m venv "$venv"
+  fi
 fi
 "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 target="."
