@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .algorithms import SignatureAlgorithm
 from .closing import Closing
+from .durable_sqlite import open_durable_sqlite
 from .errors import AlgorithmNotSupported, BackendUnavailable, ConfigError, InvalidSignature, KeyplaneError
 from .jose import JWKS, KeySource, as_jwks, canonical_json
 from .keys import PublicKey, b64url_decode, b64url_encode
@@ -214,16 +215,10 @@ class SQLiteAuditLog(AuditLog):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)")
-        except (sqlite3.Error, OSError) as e:
-            raise BackendUnavailable(f"cannot open audit log {self.path}: {e}", e) from e
+        self._db: sqlite3.Connection | None = open_durable_sqlite(
+            self.path, "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
+            "audit log", timeout=timeout,
+        )
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:

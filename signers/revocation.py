@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from .closing import Closing
+from .durable_sqlite import open_durable_sqlite
 from .errors import BackendUnavailable, ConfigError, TokenInvalid
 
 if TYPE_CHECKING:
@@ -155,17 +156,9 @@ class SQLiteRevocationStore(Closing):
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN ourselves, so nothing commits behind our back.
-            self._db: sqlite3.Connection | None = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.execute(_SCHEMA)
-        except (sqlite3.Error, OSError) as e:
-            raise BackendUnavailable(f"cannot open revocation store {self.path}: {e}", e) from e
+        self._db: sqlite3.Connection | None = open_durable_sqlite(
+            self.path, _SCHEMA, "revocation store", timeout=timeout
+        )
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
