@@ -135,7 +135,6 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
         create=True,
         list=True,
         delete=True,
-        rotate=True,
         prehash=True,
     )
 

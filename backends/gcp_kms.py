@@ -176,7 +176,6 @@ class GcpKmsKeyStore(BaseKeyStore):
 
     capabilities = Capabilities(
         key_specs=frozenset(KeySpec),
-        rotate=True,
         prehash=True,
         deterministic=frozenset({KeySpec.ED25519}),
     )

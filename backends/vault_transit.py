@@ -245,7 +245,7 @@ class VaultTransitKeyStore(BaseKeyStore):
             specs |= {s for s, t in _OPENBAO_MLDSA_TYPES.items() if t in offered}
             if _HASHICORP_MLDSA_TYPE in offered:
                 specs |= set(_HASHICORP_MLDSA_SETS)
-        return Capabilities(key_specs=frozenset(specs), rotate=True, prehash=True,
+        return Capabilities(key_specs=frozenset(specs), prehash=True,
                             deterministic=frozenset({KeySpec.ED25519}))
 
     def _offered_types(self) -> frozenset[str] | None:

@@ -12,6 +12,7 @@ __all__ = [
     "AlgorithmNotSupported",
     "AuthenticationFailed",
     "BackendUnavailable",
+    "BatchSignError",
     "ConfigError",
     "InvalidSignature",
     "KeyCorrupt",
@@ -20,9 +21,11 @@ __all__ = [
     "KeyNotFound",
     "KeyplaneError",
     "PermissionDenied",
+    "StateCorrupt",
     "TokenError",
     "TokenExpired",
     "TokenInvalid",
+    "TokenReplayed",
     "TokenRevoked",
 ]
 
@@ -46,8 +49,8 @@ class KeyExists(KeyplaneError):
 class KeyCorrupt(KeyplaneError):
     """The key material is present but unreadable (damaged file or record).
 
-    Not part of DESIGN.md's list: the file back end needs to tell a damaged key file
-    apart from a wrong password, and neither `AuthenticationFailed` nor `KeyNotFound` is true.
+    The file back end tells a damaged key file apart from a wrong password this way:
+    neither `AuthenticationFailed` nor `KeyNotFound` would be true.
     """
 
 
@@ -80,6 +83,33 @@ class BackendUnavailable(KeyplaneError):
         self.cause = cause
 
 
+class StateCorrupt(KeyplaneError):
+    """A state store (revocation store, audit log, replay cache) is damaged: a permanent fault.
+
+    Not retryable, unlike BackendUnavailable: the answer it would give cannot be trusted,
+    so every caller fails closed (a revocation check that cannot be read is a refusal).
+    """
+
+    retryable = False
+
+
+class BatchSignError(KeyplaneError):
+    """One or more items of a `sign_many` batch failed.
+
+    `results` holds, in input order, each item's signature (bytes) or its KeyplaneError, so
+    the signatures that succeeded are never lost.
+    """
+
+    def __init__(self, message: str, results: list[bytes | KeyplaneError]) -> None:
+        super().__init__(message)
+        self.results = results
+
+    @property
+    def errors(self) -> dict[int, KeyplaneError]:
+        """Index -> error, for the items that failed."""
+        return {i: r for i, r in enumerate(self.results) if isinstance(r, KeyplaneError)}
+
+
 class InvalidSignature(KeyplaneError):
     """A signature did not verify."""
 
@@ -98,3 +128,7 @@ class TokenRevoked(TokenError):
 
 class TokenInvalid(TokenError):
     """The token is malformed, tampered with, or signed by the wrong key or algorithm."""
+
+
+class TokenReplayed(TokenError):
+    """A single-use token (or a proof of possession's nonce) was presented a second time."""

@@ -9,16 +9,35 @@ uses what is declared here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from types import TracebackType
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from .algorithms import KeySpec, SignatureAlgorithm
 from .closing import Closing
 from .keys import PublicKey
 
-__all__ = ["BaseKeyStore", "BaseSigner", "Capabilities", "KeyInfo", "KeyStore", "Signer", "choose_algorithm"]
+__all__ = [
+    "BaseKeyStore",
+    "BaseSigner",
+    "BatchSigner",
+    "Capabilities",
+    "DigestSigner",
+    "DisablingKeyStore",
+    "ImportingKeyStore",
+    "KeyInfo",
+    "KeyStore",
+    "NativeAsyncSigner",
+    "RotatingKeyStore",
+    "STORE_PROTOCOLS",
+    "SIGNER_PROTOCOLS",
+    "Signer",
+    "capabilities_of",
+    "choose_algorithm",
+    "signer_protocols",
+    "store_protocols",
+]
 
 
 @runtime_checkable
@@ -37,22 +56,40 @@ class Signer(Protocol):
     async def sign_async(self, message: bytes) -> bytes: ...
 
 
+Deletion = Literal["immediate", "scheduled", "soft", "disabled"]
+
+
 @dataclass(frozen=True)
 class Capabilities:
-    """What a store can do; the conformance harness tests exactly what is claimed here."""
+    """What a store can do; the conformance harness tests exactly what is claimed here.
+
+    The optional powers (rotation, disable/enable, import, digest / batch / native-async
+    signing) are not flags: they are the Protocols below, and `capabilities_of(store)`
+    fills `protocols` from the ones the store and its signers actually satisfy.
+    """
 
     key_specs: frozenset[KeySpec]
     create: bool = True
-    list: bool = True
+    list: bool = True  # noqa: A003 - the field name is the operation's
     delete: bool = True
-    rotate: bool = False
     prehash: bool = False  # the service signs digests (we hash locally)
     deterministic: frozenset[KeySpec] = frozenset()  # specs whose signatures are deterministic
     # Specs the store answers for without the real service (e.g. SDK-stubbed), with why.
     stubbed: dict[KeySpec, str] = field(default_factory=dict)
+    # What delete_key does: removes at once, schedules destruction, soft-deletes (recoverable) or disables.
+    deletion: Deletion = "immediate"
+    # Keys live in this process only (an in-memory plugin, a one-session device): the harness
+    # runs its concurrency checks in the worker that holds the store, not in a fresh process.
+    process_local: bool = False
+    # Filled by `capabilities_of`: names from STORE_PROTOCOLS / SIGNER_PROTOCOLS this store implements.
+    protocols: frozenset[str] = frozenset()
 
     def supports(self, spec: KeySpec) -> bool:
         return spec in self.key_specs
+
+    def implements(self, protocol: str) -> bool:
+        """True when `capabilities_of` found the store (or its signers) satisfy that protocol name."""
+        return protocol in self.protocols
 
 
 @dataclass(frozen=True)
@@ -98,6 +135,125 @@ class KeyStore(Protocol):
     ) -> None: ...
 
 
+# -- optional capabilities ---------------------------------------------------------------
+# A store or signer has a power when it satisfies one of these Protocols; callers discover
+# it with isinstance (smallstep's optional interfaces). None of them is required: a back end
+# that implements only Signer and KeyStore passes every core conformance row.
+
+
+@runtime_checkable
+class RotatingKeyStore(Protocol):
+    """Keys with versions: `rotate_key` adds one and makes it current.
+
+    The returned Signer signs with the new version and exposes ``version``; Signers opened
+    before keep signing with theirs, and their public keys stay valid for verification.
+    Raises KeyNotFound (no such key) or AlgorithmNotSupported (the service cannot rotate it).
+    """
+
+    def rotate_key(self, name: str, algorithm: SignatureAlgorithm | str | None = None) -> Signer: ...
+
+
+@runtime_checkable
+class DisablingKeyStore(Protocol):
+    """Key lifecycle beyond delete: a disabled key refuses to sign (KeyDisabled) until enabled."""
+
+    def disable_key(self, name: str) -> None:
+        """Raises KeyNotFound if absent."""
+        ...
+
+    def enable_key(self, name: str) -> None:
+        """Raises KeyNotFound if absent."""
+        ...
+
+
+@runtime_checkable
+class ImportingKeyStore(Protocol):
+    """Bring your own key: store existing private key material in the back end.
+
+    `private_key` is a `cryptography` private key object (see `signers.key_import` for
+    loading PEM / DER / JWK / ML-DSA seeds). Raises KeyExists, AlgorithmNotSupported (the
+    service does not import that kind of key, with why) or ConfigError (bad material).
+    """
+
+    def import_key(self, name: str, private_key: Any, algorithm: SignatureAlgorithm | str | None = None) -> Signer: ...
+
+
+@runtime_checkable
+class DigestSigner(Protocol):
+    """Signs a precomputed digest, never hashing it again.
+
+    The digest must be as long as the signer's hash (ECDSA: any hash of that length, e.g.
+    Keccak-256 for Ethereum; the curve does not care which function made it). Shaped as a
+    Signer method, not a store method, because the signer already holds the key handle and
+    the algorithm that fixes the digest length. Raises ConfigError on a wrong length and
+    AlgorithmNotSupported where the algorithm has no digest form (Ed25519, pure ML-DSA).
+    """
+
+    def sign_digest(self, digest: bytes) -> bytes: ...
+
+
+@runtime_checkable
+class BatchSigner(Protocol):
+    """Signs many messages in fewer round trips; results in the order given.
+
+    A failure of one item raises `signers.errors.BatchSignError` carrying every item's
+    result (signature or error), so successful signatures are never lost.
+    """
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]: ...
+
+    async def sign_many_async(self, messages: Sequence[bytes]) -> list[bytes]: ...
+
+
+@runtime_checkable
+class NativeAsyncSigner(Protocol):
+    """`sign_async` runs on an async client (no worker thread); `aclose` releases that client."""
+
+    async def sign_async(self, message: bytes) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
+STORE_PROTOCOLS: dict[str, type] = {
+    "rotate": RotatingKeyStore,
+    "disable": DisablingKeyStore,
+    "import": ImportingKeyStore,
+}
+SIGNER_PROTOCOLS: dict[str, type] = {
+    "sign-digest": DigestSigner,
+    "sign-many": BatchSigner,
+    "native-async": NativeAsyncSigner,
+}
+
+
+def store_protocols(store: object) -> frozenset[str]:
+    """Names of the optional store Protocols `store` satisfies."""
+    return frozenset(name for name, proto in STORE_PROTOCOLS.items() if isinstance(store, proto))
+
+
+def signer_protocols(signer: object) -> frozenset[str]:
+    """Names of the optional signer Protocols `signer` satisfies."""
+    return frozenset(name for name, proto in SIGNER_PROTOCOLS.items() if isinstance(signer, proto))
+
+
+def capabilities_of(store: KeyStore, signer_class: type | None = None) -> Capabilities:
+    """The store's Capabilities with `protocols` derived from what it implements.
+
+    Signer protocols are read from `signer_class` (default: the store's ``signer_class``
+    attribute when it has one), so the answer needs no key to be opened.
+    """
+    names = set(store_protocols(store))
+    cls = signer_class or getattr(store, "signer_class", None)
+    if isinstance(cls, type):
+        names |= {name for name, proto in SIGNER_PROTOCOLS.items() if _class_satisfies(cls, proto)}
+    return replace(store.capabilities, protocols=frozenset(names))
+
+
+def _class_satisfies(cls: type, proto: type) -> bool:
+    members = [m for m in getattr(proto, "__protocol_attrs__", ()) if not m.startswith("_")]
+    return bool(members) and all(callable(getattr(cls, m, None)) for m in members)
+
+
 class BaseSigner:
     """Shared plumbing for back-end Signers: identity fields, a safe repr, `sign_async`.
 
@@ -138,8 +294,6 @@ class BaseKeyStore(Closing):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(uri={self.uri!r})"
-
-
 
 
 def choose_algorithm(spec: KeySpec, requested: SignatureAlgorithm | str | None) -> SignatureAlgorithm:
