@@ -70,7 +70,7 @@ class Capabilities:
 
     key_specs: frozenset[KeySpec]
     create: bool = True
-    list: bool = True  # noqa: A003 - the field name is the operation's
+    list: bool = True
     delete: bool = True
     prehash: bool = False  # the service signs digests (we hash locally)
     deterministic: frozenset[KeySpec] = frozenset()  # specs whose signatures are deterministic
