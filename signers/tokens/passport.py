@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .errors import ConfigError, TokenExpired, TokenInvalid
+from ..errors import ConfigError, TokenExpired, TokenInvalid
+from ..keys import PublicKey, b64url_encode
 from .jose import (
     DEFAULT_LEEWAY,
     KeySource,
@@ -33,11 +34,10 @@ from .jose import (
     sign_jwt,
     verify_jwt,
 )
-from .keys import PublicKey, b64url_encode
 
 if TYPE_CHECKING:
+    from ..signer import Signer
     from .revocation import RevocationCheck
-    from .signer import Signer
 
 __all__ = [
     "ACTION_TYP",

@@ -33,13 +33,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from .closing import Closing
-from .durable_sqlite import open_durable_sqlite
-from .errors import BackendUnavailable, ConfigError, TokenInvalid
+from ..closing import Closing
+from ..durable_sqlite import open_durable_sqlite
+from ..errors import BackendUnavailable, ConfigError, TokenInvalid
 
 if TYPE_CHECKING:
+    from ..signer import Signer
     from .jose import KeySource
-    from .signer import Signer
 
 __all__ = [
     "REVOCATION_LIST_TYP",

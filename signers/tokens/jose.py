@@ -29,14 +29,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Union
 
-from .algorithms import KeyFamily, SignatureAlgorithm
-from .errors import AlgorithmNotSupported, ConfigError, InvalidSignature, TokenExpired, TokenInvalid, TokenRevoked
-from .keys import PublicKey, b64url_decode, b64url_encode
-from .signature_format import curve_size, ecdsa_der_to_raw, ecdsa_raw_to_der
+from ..algorithms import KeyFamily, SignatureAlgorithm
+from ..errors import AlgorithmNotSupported, ConfigError, InvalidSignature, TokenExpired, TokenInvalid, TokenRevoked
+from ..keys import PublicKey, b64url_decode, b64url_encode
+from ..signature_format import curve_size, ecdsa_der_to_raw, ecdsa_raw_to_der
 
 if TYPE_CHECKING:
+    from ..signer import Signer
     from .revocation import RevocationCheck
-    from .signer import Signer
 
 __all__ = [
     "DEFAULT_LEEWAY",

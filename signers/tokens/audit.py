@@ -32,12 +32,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .algorithms import SignatureAlgorithm
-from .closing import Closing
-from .durable_sqlite import open_durable_sqlite
-from .errors import AlgorithmNotSupported, BackendUnavailable, ConfigError, InvalidSignature, KeyplaneError
+from ..algorithms import SignatureAlgorithm
+from ..closing import Closing
+from ..durable_sqlite import open_durable_sqlite
+from ..errors import AlgorithmNotSupported, BackendUnavailable, ConfigError, InvalidSignature, KeyplaneError
+from ..keys import PublicKey, b64url_decode, b64url_encode
 from .jose import JWKS, KeySource, as_jwks, canonical_json
-from .keys import PublicKey, b64url_decode, b64url_encode
 
 try:  # POSIX; on other systems a JSONL log is safe across threads but not processes
     import fcntl
@@ -45,7 +45,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from .signer import Signer
+    from ..signer import Signer
 
 __all__ = [
     "GENESIS",
