@@ -1,4 +1,4 @@
-"""Revocation: a store of revoked token ids and certificate serials, and signed lists of them.
+"""Revocation: a store of revoked token ids and certificate serials.
 
 The contract is `RevocationStore` (a Protocol); what a verifier needs is only the
 read half, `RevocationCheck`, which a store and a loaded `RevocationList` both satisfy.
@@ -12,48 +12,46 @@ Contract every store keeps, so a shared one (PostgreSQL, Redis) drops in for a f
 - a ``revoke`` that returned is durable and visible to every later ``is_revoked`` /
   ``get`` from any thread or process using the same store;
 - entries are never removed (a revoked id stays revoked);
+- a whole compact token is never stored as an id (it would match nothing): `revoke`
+  refuses one, and `revoke_token` verifies it is ours and revokes its ``jti``;
+- damage fails closed: a store that cannot vouch for its answer raises StateCorrupt
+  (never "not revoked");
 - times are timezone-aware UTC datetimes (microsecond precision is enough).
-
-`RevocationList` is the offline form: a JWT (``typ: revocation-list+jwt``) listing the
-revoked ids with its own ``exp``, issued by a Signer. A verifier without access to the
-store loads it against the issuer's JWKS; a stale (expired) list raises TokenExpired and a
-tampered one TokenInvalid, so a verifier can never be fed an old or edited list.
 """
 
 from __future__ import annotations
 
-import builtins
+import hashlib
+import hmac
 import os
+import re
 import sqlite3
 import threading
-import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from ..clock import utc
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite
-from ..errors import BackendUnavailable, ConfigError, TokenInvalid
-
-if TYPE_CHECKING:
-    from ..signer import Signer
-    from .jose import KeySource
+from ..durable_sqlite import open_durable_sqlite, state_error
+from ..errors import ConfigError, StateCorrupt, TokenInvalid
+from .jwk import KeySource
+from .jws_parse import parse_jws
+from .jws_verify import verify_jws
 
 __all__ = [
-    "REVOCATION_LIST_TYP",
     "MemoryRevocationStore",
     "Revocation",
     "RevocationCheck",
-    "RevocationList",
     "RevocationStore",
     "SQLiteRevocationStore",
-    "issue_revocation_list",
+    "revoke_token",
 ]
 
-REVOCATION_LIST_TYP = "revocation-list+jwt"
 _MAX_ID = 1024  # ids are jtis and hex serials; anything longer is a caller's mistake
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -88,32 +86,63 @@ class RevocationStore(RevocationCheck, Protocol):
 
 def _validate(id: str, kind: str, reason: str = "unspecified") -> None:
     for name, value in (("id", id), ("kind", kind), ("reason", reason)):
-        if not isinstance(value, str) or not value or len(value) > _MAX_ID:
-            raise ConfigError(f"revocation {name} must be a non-empty string of at most {_MAX_ID} characters")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"revocation {name} must be a non-empty string")
+    if _COMPACT_JWS.match(id):
+        try:
+            parse_jws(id)
+        except TokenInvalid:
+            pass
+        else:
+            raise ConfigError(
+                "that is a whole token, not its id: pass the token's jti, or use revoke_token(store, token, keys) "
+                "(`keyplane revoke TOKEN --jwks ...`) to revoke the jti of a token we issued"
+            )
+    for name, value in (("id", id), ("kind", kind), ("reason", reason)):
+        if len(value) > _MAX_ID:
+            raise ConfigError(f"revocation {name} must be at most {_MAX_ID} characters, not {len(value)}")
 
 
-def _when(at: datetime | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    if at.tzinfo is None:
-        raise ConfigError("revocation time must be timezone-aware (e.g. datetime.now(timezone.utc))")
-    return at.astimezone(UTC)
+def revoke_token(
+    store: RevocationStore, token: str | bytes, keys: KeySource, *, reason: str = "unspecified",
+    at: datetime | None = None,
+) -> Revocation:
+    """Revoke a whole token by its ``jti``, after checking that `keys` (ours) signed it.
+
+    Expiry is not checked (revoking an expired token is harmless). Raises TokenInvalid
+    when the token is malformed, not signed by `keys` or has no string ``jti``, and what
+    the store's `revoke` raises.
+    """
+    verify_jws(token, keys, max_kidless_keys=16)
+    jti = parse_jws(token).claims().get("jti")
+    if not isinstance(jti, str) or not jti:
+        raise TokenInvalid("the token has no jti, so it cannot be revoked by id")
+    return store.revoke(jti, kind="jti", reason=reason, at=at)
 
 
-class MemoryRevocationStore(Closing):
+class _ListNumbers:
+    """A counter for signed revocation list numbers (monotonic per store)."""
+
+    def next_list_number(self) -> int:
+        raise NotImplementedError
+
+
+class MemoryRevocationStore(_ListNumbers, Closing):
     """A process-local store for tests and single-process services; thread-safe."""
 
     def __init__(self, revocations: Iterable[Revocation] = ()) -> None:
         self._lock = threading.Lock()
         self._entries: dict[tuple[str, str], Revocation] = {}
+        self._number = 0
         for r in revocations:
             self._entries.setdefault((r.kind, r.id), r)
 
     def revoke(
         self, id: str, *, kind: str = "jti", reason: str = "unspecified", at: datetime | None = None
     ) -> Revocation:
+        """Record a revocation (idempotent: the first record wins). ConfigError for a bad id or a whole token."""
         _validate(id, kind, reason)
-        record = Revocation(id, kind, reason, _when(at))
+        record = Revocation(id, kind, reason, utc(at, "revocation time"))
         with self._lock:
             return self._entries.setdefault((kind, id), record)
 
@@ -129,6 +158,12 @@ class MemoryRevocationStore(Closing):
             entries = [r for r in self._entries.values() if kind is None or r.kind == kind]
         return iter(sorted(entries, key=lambda r: (r.revoked_at, r.kind, r.id)))
 
+    def next_list_number(self) -> int:
+        """The next signed-list number (1, 2, ...)."""
+        with self._lock:
+            self._number += 1
+            return self._number
+
     def close(self) -> None:
         """Nothing to release; present so every store closes the same way."""
 
@@ -139,75 +174,130 @@ CREATE TABLE IF NOT EXISTS revocations (
     id         TEXT NOT NULL,
     reason     TEXT NOT NULL,
     revoked_at TEXT NOT NULL,  -- ISO 8601 UTC, microseconds: sorts as time
+    checksum   TEXT,           -- SHA-256 over the other columns: a flipped bit is damage, not "not revoked"
     PRIMARY KEY (kind, id)
-) WITHOUT ROWID
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 """
+_COLUMNS = "id, kind, reason, revoked_at, checksum"
 
 
-class SQLiteRevocationStore(Closing):
+def _checksum(kind: str, id: str, reason: str, revoked_at: str) -> str:
+    return hashlib.sha256("\0".join((kind, id, reason, revoked_at)).encode("utf-8")).hexdigest()
+
+
+class SQLiteRevocationStore(_ListNumbers, Closing):
     """The default store: one SQLite file in WAL mode, safe across threads and processes.
 
     ``synchronous=FULL`` makes a returned ``revoke`` survive a crash or power loss; WAL
     lets readers in other processes go on while one writes. One connection serves the
-    process, guarded by a lock (SQLite serialises writers anyway), so 20 threads
-    revoking and verifying at once lose nothing.
+    process, guarded by a lock (SQLite serialises writers anyway).
+
+    Damage fails closed: on open, SQLite's integrity check runs and every row's checksum
+    is verified (a bit flip in an id would otherwise turn "revoked" into "not revoked");
+    every row read is checked again. The checksum catches damage, not a deliberate edit
+    by someone who can write the file: offline verifiers get a signed `RevocationList`.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        """Open (creating) the store; StateCorrupt when it is damaged, BackendUnavailable when unreachable."""
         self.path = Path(path)
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = open_durable_sqlite(
             self.path, _SCHEMA, "revocation store", timeout=timeout
         )
+        try:
+            self._migrate_and_check()
+        except BaseException:
+            self.close()
+            raise
+
+    def _what(self) -> str:
+        return f"revocation store {self.path}"
+
+    def _migrate_and_check(self) -> None:
+        db = self._conn()
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                columns = {row[1] for row in db.execute("PRAGMA table_info(revocations)")}
+                if "checksum" not in columns:  # a store written before checksums: vouch for it once
+                    db.execute("ALTER TABLE revocations ADD COLUMN checksum TEXT")
+                    rows = db.execute("SELECT kind, id, reason, revoked_at FROM revocations").fetchall()
+                    db.executemany(
+                        "UPDATE revocations SET checksum = ? WHERE kind = ? AND id = ?",
+                        [(_checksum(*row), row[0], row[1]) for row in rows],
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            for row in db.execute(f"SELECT {_COLUMNS} FROM revocations"):
+                self._row(row)
+        except sqlite3.Error as e:
+            raise state_error(e, self._what()) from e
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise ConfigError(f"revocation store {self.path} is closed")
         return self._db
 
+    def _row(self, row: tuple[str, str, str, str, str | None]) -> Revocation:
+        id, kind, reason, revoked_at, checksum = row
+        if not isinstance(checksum, str) or not hmac.compare_digest(checksum, _checksum(kind, id, reason, revoked_at)):
+            raise StateCorrupt(f"{self._what()} is damaged: a record fails its checksum; restore it from a backup")
+        try:
+            return Revocation(id, kind, reason, datetime.fromisoformat(revoked_at))
+        except (TypeError, ValueError) as e:
+            raise StateCorrupt(f"{self._what()} is damaged: a record has an unreadable time") from e
+
     def revoke(
         self, id: str, *, kind: str = "jti", reason: str = "unspecified", at: datetime | None = None
     ) -> Revocation:
+        """Record a revocation durably (idempotent: the first record wins).
+
+        Raises ConfigError for a bad id or a whole token, StateCorrupt when the store is
+        damaged, BackendUnavailable when it cannot be written.
+        """
         _validate(id, kind, reason)
-        when = _when(at).isoformat(timespec="microseconds")
+        when = utc(at, "revocation time").isoformat(timespec="microseconds")
         with self._lock:
             db = self._conn()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute(
-                        "INSERT INTO revocations (kind, id, reason, revoked_at) VALUES (?, ?, ?, ?) "
+                        "INSERT INTO revocations (kind, id, reason, revoked_at, checksum) VALUES (?, ?, ?, ?, ?) "
                         "ON CONFLICT (kind, id) DO NOTHING",
-                        (kind, id, reason, when),
+                        (kind, id, reason, when, _checksum(kind, id, reason, when)),
                     )
-                    row = db.execute(
-                        "SELECT id, kind, reason, revoked_at FROM revocations WHERE kind = ? AND id = ?", (kind, id)
-                    ).fetchone()
+                    row = db.execute(f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)).fetchone()
                     db.execute("COMMIT")
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
             except sqlite3.Error as e:
-                raise BackendUnavailable(f"revocation store {self.path}: {e}", e) from e
-        return _row(row)
+                raise state_error(e, self._what()) from e
+        return self._row(row)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
+        """True when revoked; StateCorrupt / BackendUnavailable when the store cannot answer."""
         return self.get(id, kind=kind) is not None
 
     def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
+        """The revocation record, or None; StateCorrupt / BackendUnavailable when the store cannot answer."""
         with self._lock:
             try:
-                row = (
-                    self._conn()
-                    .execute("SELECT id, kind, reason, revoked_at FROM revocations WHERE kind = ? AND id = ?", (kind, id))
-                    .fetchone()
-                )
+                row = self._conn().execute(
+                    f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)
+                ).fetchone()
             except sqlite3.Error as e:
-                raise BackendUnavailable(f"revocation store {self.path}: {e}", e) from e
-        return _row(row) if row else None
+                raise state_error(e, self._what()) from e
+        return self._row(row) if row else None
 
     def list(self, kind: str | None = None) -> Iterator[Revocation]:
-        query = "SELECT id, kind, reason, revoked_at FROM revocations"
+        """Every revocation (of `kind`), oldest first; StateCorrupt / BackendUnavailable on failure."""
+        query = f"SELECT {_COLUMNS} FROM revocations"
         params: tuple[str, ...] = ()
         if kind is not None:
             query, params = query + " WHERE kind = ?", (kind,)
@@ -215,8 +305,28 @@ class SQLiteRevocationStore(Closing):
             try:
                 rows = self._conn().execute(query + " ORDER BY revoked_at, kind, id", params).fetchall()
             except sqlite3.Error as e:
-                raise BackendUnavailable(f"revocation store {self.path}: {e}", e) from e
-        return iter([_row(r) for r in rows])
+                raise state_error(e, self._what()) from e
+        return iter([self._row(r) for r in rows])
+
+    def next_list_number(self) -> int:
+        """The next signed-list number, atomically across processes; StateCorrupt / BackendUnavailable on failure."""
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.execute(
+                        "INSERT INTO counters (name, value) VALUES ('revocation-list', 1) "
+                        "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+                    )
+                    (value,) = db.execute("SELECT value FROM counters WHERE name = 'revocation-list'").fetchone()
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise state_error(e, self._what()) from e
+        return int(value)
 
     def close(self) -> None:
         """Close the connection; idempotent."""
@@ -227,123 +337,3 @@ class SQLiteRevocationStore(Closing):
 
     def __repr__(self) -> str:
         return f"SQLiteRevocationStore({str(self.path)!r})"
-
-
-def _row(row: tuple[str, str, str, str]) -> Revocation:
-    return Revocation(row[0], row[1], row[2], datetime.fromisoformat(row[3]))
-
-
-# -- signed revocation lists -------------------------------------------------------------
-
-
-def issue_revocation_list(
-    signer: Signer,
-    revocations: RevocationStore | Iterable[Revocation],
-    *,
-    issuer: str,
-    ttl: float | timedelta = 3600,
-    kinds: Iterable[str] | None = None,
-    now: datetime | None = None,
-    audience: str | None = None,
-) -> str:
-    """A signed JWT listing revoked ids; it expires after `ttl` so verifiers must refresh it.
-
-    Claims: ``iss``, ``iat``, ``nbf``, ``exp``, ``jti`` and ``revoked``, a list of
-    ``{"id", "kind", "reason", "revoked_at"}`` (revoked_at as a NumericDate).
-    """
-    from .jose import sign_jwt
-
-    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else float(ttl)
-    if seconds <= 0:
-        raise ConfigError("revocation list ttl must be positive")
-    wanted = None if kinds is None else set(kinds)
-    entries: Iterable[Revocation] = revocations.list() if isinstance(revocations, RevocationStore) else revocations
-    listed = [
-        {"id": r.id, "kind": r.kind, "reason": r.reason, "revoked_at": int(r.revoked_at.timestamp())}
-        for r in entries
-        if wanted is None or r.kind in wanted
-    ]
-    issued = int(_when(now).timestamp())
-    claims: dict[str, Any] = {"iss": issuer, "iat": issued, "nbf": issued, "exp": issued + int(seconds)}
-    if audience is not None:
-        claims["aud"] = audience
-    claims.update({"jti": str(uuid.uuid4()), "revoked": listed})
-    return sign_jwt(signer, claims, typ=REVOCATION_LIST_TYP)
-
-
-class RevocationList:
-    """A verified, read-only revocation list loaded from a signed JWT (offline checking).
-
-    Satisfies `RevocationCheck`, so it can be passed wherever ``revocations=`` is taken.
-    """
-
-    def __init__(self, issuer: str, issued_at: datetime, expires_at: datetime, entries: Iterable[Revocation]) -> None:
-        self.issuer = issuer
-        self.issued_at = issued_at
-        self.expires_at = expires_at
-        self._entries = {(r.kind, r.id): r for r in entries}
-
-    @classmethod
-    def load(
-        cls,
-        token: str | bytes,
-        keys: KeySource,
-        *,
-        issuer: str | Iterable[str] | None = None,
-        audience: str | Iterable[str] | None = None,
-        leeway: float = 30.0,
-        now: datetime | float | None = None,
-        max_size: int = 16 * 1024 * 1024,
-    ) -> RevocationList:
-        """Verify a signed list against the issuer's `keys`; TokenExpired when stale, TokenInvalid when tampered."""
-        from .jose import verify_jwt
-
-        verified = verify_jwt(
-            token,
-            keys,
-            typ=REVOCATION_LIST_TYP,
-            issuer=issuer,
-            audience=audience,
-            require=("exp", "iat", "iss", "revoked"),
-            leeway=leeway,
-            now=now,
-            max_size=max_size,
-        )
-        claims = verified.claims
-        listed = claims["revoked"]
-        if not isinstance(listed, builtins.list):
-            raise TokenInvalid("revocation list claim 'revoked' is not a list")
-        entries = []
-        for item in listed:
-            try:
-                entries.append(
-                    Revocation(
-                        str(item["id"]),
-                        str(item["kind"]),
-                        str(item["reason"]),
-                        datetime.fromtimestamp(item["revoked_at"], UTC),
-                    )
-                )
-            except (KeyError, TypeError, ValueError, OverflowError, OSError) as e:
-                raise TokenInvalid("revocation list entry is malformed") from e
-        try:
-            issued_at = datetime.fromtimestamp(claims["iat"], UTC)
-            expires_at = datetime.fromtimestamp(claims["exp"], UTC)
-        except (OverflowError, OSError, ValueError) as e:
-            raise TokenInvalid("revocation list iat or exp is out of range") from e
-        return cls(str(claims["iss"]), issued_at, expires_at, entries)
-
-    def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
-        return (kind, id) in self._entries
-
-    def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
-        return self._entries.get((kind, id))
-
-    def list(self, kind: str | None = None) -> Iterator[Revocation]:
-        return iter([r for r in self._entries.values() if kind is None or r.kind == kind])
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def __repr__(self) -> str:
-        return f"RevocationList(issuer={self.issuer!r}, entries={len(self)}, expires_at={self.expires_at.isoformat()})"
