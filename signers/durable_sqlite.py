@@ -1,30 +1,100 @@
-"""The one way keyplane opens a SQLite file it must not lose writes in (revocations, audit log).
+"""The one way keyplane opens a SQLite file it must not lose writes in (revocations, audit log, replay cache).
 
 WAL lets readers in other processes go on while one writes; ``synchronous=FULL`` makes a
 committed write survive a crash or power loss; ``isolation_level=None`` means callers issue
 ``BEGIN`` themselves, so nothing commits behind their back.
+
+Damage is a permanent fault, not an outage: a file that fails SQLite's ``quick_check`` on
+open, or any later "malformed" / "not a database" error, is StateCorrupt (not retryable),
+so callers fail closed instead of retrying into a wrong answer. Several processes opening
+a new file at the same moment wait for each other (up to `timeout`) instead of failing with
+"database is locked": switching a fresh file to WAL takes a lock SQLite's busy handler
+does not wait for, so the setup is retried until the deadline.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import sqlite3
+import time
 from pathlib import Path
 
-from .errors import BackendUnavailable
+from .errors import BackendUnavailable, ConfigError, KeyplaneError, StateCorrupt
 
-__all__ = ["open_durable_sqlite"]
+__all__ = ["open_durable_sqlite", "state_error"]
+
+_CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 
 
-def open_durable_sqlite(path: str | os.PathLike[str], schema: str, what: str, *, timeout: float) -> sqlite3.Connection:
-    """Open (creating folder, file and `schema` as needed); BackendUnavailable naming `what` on failure."""
+def _primary_code(error: sqlite3.Error) -> int | None:
+    code = getattr(error, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
+def state_error(error: sqlite3.Error, what: str) -> KeyplaneError:
+    """The keyplane error for a SQLite failure on `what`: StateCorrupt for damage, else BackendUnavailable."""
+    code = _primary_code(error)
+    text = str(error)
+    if code in _CORRUPT_CODES or "malformed" in text or "not a database" in text:
+        return StateCorrupt(f"{what} is damaged ({text}); restore it from a backup")
+    return BackendUnavailable(f"{what}: {text}", error)
+
+
+def _busy(error: sqlite3.Error) -> bool:
+    return _primary_code(error) in _BUSY_CODES or "locked" in str(error) or "busy" in str(error)
+
+
+def open_durable_sqlite(
+    path: str | os.PathLike[str], schema: str, what: str, *, timeout: float, read_only: bool = False
+) -> sqlite3.Connection:
+    """Open (creating folder, file and `schema` unless `read_only`) and check the file's integrity.
+
+    `read_only` opens an existing file without creating or changing anything (for
+    verifiers). Raises ConfigError when a read-only file does not exist, StateCorrupt when
+    the file is damaged, BackendUnavailable when it cannot be opened in `timeout` seconds.
+    """
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
-        db.executescript(schema)
-    except (sqlite3.Error, OSError) as e:
-        raise BackendUnavailable(f"cannot open {what} {path}: {e}", e) from e
-    return db
+    if read_only and not path.is_file():
+        raise ConfigError(f"{what} {path} does not exist")
+    deadline = time.monotonic() + timeout
+    while True:
+        db: sqlite3.Connection | None = None
+        try:
+            if read_only:
+                db = sqlite3.connect(
+                    f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
+                    isolation_level=None, check_same_thread=False,
+                )
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=FULL")
+            _check_integrity(db, path, what)
+            if not read_only:
+                db.executescript(schema)
+            return db
+        except sqlite3.Error as e:
+            if db is not None:
+                db.close()
+            if _busy(e) and time.monotonic() < deadline:
+                time.sleep(random.uniform(0.005, 0.05))  # back off: another process is creating the same file
+                continue
+            raise state_error(e, f"{what} {path}") from e
+        except OSError as e:
+            if db is not None:
+                db.close()
+            raise BackendUnavailable(f"cannot open {what} {path}: {e.strerror}", e) from e
+        except KeyplaneError:
+            if db is not None:
+                db.close()
+            raise
+
+
+def _check_integrity(db: sqlite3.Connection, path: Path, what: str) -> None:
+    rows = db.execute("PRAGMA quick_check").fetchall()
+    if rows != [("ok",)]:
+        detail = "; ".join(str(r[0]) for r in rows[:3])
+        raise StateCorrupt(f"{what} {path} failed its integrity check ({detail[:200]}); restore it from a backup")

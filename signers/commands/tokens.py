@@ -10,12 +10,45 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 __all__ = ["register"]
+
+_MAX_SECONDS = 253402300799.0  # the last second a datetime holds (signers.clock.MAX_EPOCH, kept lazy-import free)
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: finite, non-negative seconds (NaN would switch expiry checks off)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0 or value > _MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} must be a finite, non-negative number of seconds")
+    return value
+
+
+def _positive_seconds(text: str) -> float:
+    value = _seconds(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} must be at least one second")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} must not be negative")
+    return value
 
 
 def register(subparsers: Any) -> None:
@@ -35,10 +68,13 @@ def _add_trust(parser: argparse.ArgumentParser) -> None:
     keys.add_argument("--key", help="trust this key URI or configured key name instead")
     parser.add_argument("--aud", action="append", help="accepted audience (repeatable); required if the token has aud")
     parser.add_argument("--iss", action="append", help="accepted issuer (repeatable)")
-    parser.add_argument("--leeway", type=float, default=30.0, help="clock skew tolerated, seconds (default 30)")
+    parser.add_argument("--leeway", type=_seconds, default=30.0, help="clock skew tolerated, seconds (default 30)")
     revs = parser.add_mutually_exclusive_group()
     revs.add_argument("--revocations", help="SQLite revocation store to check (default: $KEYPLANE_REVOCATIONS)")
     revs.add_argument("--revocation-list", help="signed revocation list (JWT file) to check, verified with the same keys")
+    parser.add_argument("--list-iss", action="append",
+                        help="issuer the signed revocation list must have (repeatable; default: the --iss values)")
+    parser.add_argument("--min-list-number", type=_count, help="refuse signed revocation lists older than this number")
 
 
 def _register_token(subparsers: Any) -> None:
@@ -51,7 +87,7 @@ def _register_token(subparsers: Any) -> None:
     sign.add_argument("--sub", help="subject")
     sign.add_argument("--iss", help="issuer")
     sign.add_argument("--aud", action="append", help="audience (repeatable)")
-    sign.add_argument("--ttl", type=float, default=3600, help="lifetime in seconds (default 3600)")
+    sign.add_argument("--ttl", type=_positive_seconds, default=3600, help="lifetime in seconds (default 3600)")
     sign.add_argument("--typ", default="JWT", help="header typ (default JWT)")
     sign.add_argument("--alg", help="alg name to write when there are two (Ed25519 keys: EdDSA or Ed25519)")
     sign.set_defaults(func=_token_sign)
@@ -79,7 +115,7 @@ def _register_passport(subparsers: Any) -> None:
     issue.add_argument("--stage", required=True, help="e.g. dev, staging, production")
     issue.add_argument("--trust-score", type=int, required=True, help="0-100")
     issue.add_argument("--scope", action="append", default=[], help="granted scope (repeatable)")
-    issue.add_argument("--ttl", type=float, default=86400, help="lifetime in seconds (default one day)")
+    issue.add_argument("--ttl", type=_positive_seconds, default=86400, help="lifetime in seconds (default one day)")
     issue.add_argument("--iss", help="issuer")
     issue.add_argument("--aud", action="append", help="audience (repeatable)")
     issue.add_argument("--out", help="write the token to this file too")
@@ -95,14 +131,18 @@ def _register_passport(subparsers: Any) -> None:
 
 def _register_revoke(subparsers: Any) -> None:
     revoke = subparsers.add_parser("revoke", help="revoke a token id or certificate serial; list or sign the list")
-    revoke.add_argument("id", nargs="?", help="the jti (or hex certificate serial with --kind x509-serial)")
+    revoke.add_argument("id", nargs="?", help="the jti (or hex certificate serial with --kind x509-serial), "
+                        "or a whole token we issued (with --jwks/--key: its jti is revoked)")
     revoke.add_argument("--db", help="SQLite revocation store (default: $KEYPLANE_REVOCATIONS)")
     revoke.add_argument("--kind", default="jti", help="jti (default) or x509-serial")
     revoke.add_argument("--reason", default="unspecified", help="why (kept with the record)")
     revoke.add_argument("--list", action="store_true", help="list the revocations instead")
     revoke.add_argument("--sign-list", metavar="KEY", help="print a signed revocation list made with this key")
     revoke.add_argument("--iss", help="issuer of the signed list (with --sign-list)")
-    revoke.add_argument("--ttl", type=float, default=3600, help="signed list lifetime, seconds (default 3600)")
+    revoke.add_argument("--ttl", type=_positive_seconds, default=3600, help="signed list lifetime, seconds (default 3600)")
+    trust = revoke.add_mutually_exclusive_group()
+    trust.add_argument("--jwks", help="our public keys (JWKS, JWK or PEM file): to revoke a whole token by its jti")
+    trust.add_argument("--key", help="our key URI or configured name: to revoke a whole token by its jti")
     revoke.add_argument("--out", help="write the signed list to this file")
     revoke.set_defaults(func=_revoke)
 
@@ -111,6 +151,7 @@ def _register_jwks(subparsers: Any) -> None:
     jwks = subparsers.add_parser("jwks", help="print the JWKS of one or more keys (for offline verifiers)")
     jwks.add_argument("keys", nargs="+", help="key URIs or configured key names")
     jwks.add_argument("--out", help="write it to this file")
+    jwks.add_argument("--alg", help="alg name to write when there are two (Ed25519 keys: EdDSA or Ed25519, RFC 9864)")
     jwks.set_defaults(func=_jwks)
 
 
@@ -123,6 +164,10 @@ def _register_audit(subparsers: Any) -> None:
     keys.add_argument("--jwks", help="public keys to verify checkpoint signatures (JWKS, JWK or PEM file)")
     keys.add_argument("--key", help="key URI or configured name whose public key verifies checkpoints")
     verify.add_argument("--expected-head", help="record_hash the log must end at (catches truncation)")
+    verify.add_argument("--require-checkpoint-at-end", action="store_true",
+                        help="refuse a log whose last record is not a verified checkpoint")
+    verify.add_argument("--max-unchecked", type=_count,
+                        help="refuse a log with more records than this after its last verified checkpoint")
     verify.set_defaults(func=_audit_verify)
 
 
@@ -179,7 +224,13 @@ def _revocations(args: argparse.Namespace, keys: Any) -> Any:
     from signers.revocation import RevocationList, SQLiteRevocationStore
 
     if getattr(args, "revocation_list", None):
-        return RevocationList.load(_read_token(args.revocation_list), keys, leeway=args.leeway)
+        issuers = args.list_iss or args.iss
+        if not issuers:
+            from signers.errors import ConfigError
+
+            raise ConfigError("--revocation-list needs --list-iss (or --iss): the list's issuer must be pinned")
+        return RevocationList.load(_read_token(args.revocation_list), keys, issuer=issuers, leeway=args.leeway,
+                                   min_number=args.min_list_number)
     db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
     if db:
         if not Path(db).is_file():
@@ -295,16 +346,24 @@ def _passport_verify(args: argparse.Namespace) -> int:
 def _revoke(args: argparse.Namespace) -> int:
     from signers.cli import print_result
     from signers.errors import ConfigError
-    from signers.revocation import SQLiteRevocationStore
+    from signers.revocation import SQLiteRevocationStore, revoke_token
 
     db = args.db or os.environ.get("KEYPLANE_REVOCATIONS")
     if not db:
         raise ConfigError("no revocation store: give --db PATH or set KEYPLANE_REVOCATIONS")
     if not (args.id or args.list or args.sign_list):
         raise ConfigError("give an id to revoke, --list, or --sign-list KEY")
+    whole_token = bool(args.id) and _COMPACT_JWS.match(args.id.strip()) is not None
+    if whole_token and not (args.jwks or args.key):
+        raise ConfigError("that looks like a whole token: pass its jti, or add --jwks/--key with our keys "
+                          "to revoke the jti of a token we issued")
+    keys = _load_keys(args) if whole_token else None
     with SQLiteRevocationStore(db) as store:
         if args.id:
-            record = store.revoke(args.id, kind=args.kind, reason=args.reason)
+            if keys is not None:
+                record = revoke_token(store, args.id.strip(), keys, reason=args.reason)
+            else:
+                record = store.revoke(args.id, kind=args.kind, reason=args.reason)
             print_result(args, {"ok": True, "id": record.id, "kind": record.kind, "reason": record.reason,
                                 "revoked_at": record.revoked_at.isoformat()},
                          f"revoked {record.kind} {record.id} ({record.reason}) at {record.revoked_at.isoformat()}")
@@ -330,7 +389,7 @@ def _jwks(args: argparse.Namespace) -> int:
     import signers
     from signers.jose import JWKS
 
-    jwks = JWKS.of(*(signers.open(k) for k in args.keys))
+    jwks = JWKS.of(*(signers.open(k) for k in args.keys), alg=args.alg)
     _write(args.out, jwks.to_json())
     print(jwks.to_json())
     return 0
@@ -344,7 +403,10 @@ def _audit_verify(args: argparse.Namespace) -> int:
     if not Path(args.log).is_file():
         raise ConfigError(f"audit log {args.log} does not exist")
     keys = _load_keys(args) if (args.jwks or args.key) else None
-    result = verify_chain(args.log, keys, expected_head=args.expected_head)
+    if (args.require_checkpoint_at_end or args.max_unchecked is not None) and keys is None:
+        raise ConfigError("--require-checkpoint-at-end and --max-unchecked need the keys (--jwks or --key)")
+    result = verify_chain(args.log, keys, expected_head=args.expected_head,
+                          require_checkpoint_at_end=args.require_checkpoint_at_end, max_unchecked=args.max_unchecked)
     if not result.ok:
         if args.json:
             print(json.dumps(result.to_dict(), indent=2))

@@ -69,3 +69,11 @@ def backend_store(request: pytest.FixtureRequest, fixture: str) -> Any:
 @pytest.fixture
 def jwks_file(tmp_path: Path) -> Path:
     return tmp_path / "issuer-jwks.json"
+
+
+@pytest.fixture(autouse=True)
+def replay_cache_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The default replay cache (proofs of possession, single-use tokens) lives in the test's temp dir."""
+    path = tmp_path / "replay.sqlite"
+    monkeypatch.setenv("KEYPLANE_REPLAY_CACHE", str(path))
+    return path

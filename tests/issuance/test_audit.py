@@ -279,4 +279,6 @@ def test_log_kinds_by_file_name(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigError, match="closed"):
         list(db.raw_records())
-    assert verify_chain(tmp_path / "empty.jsonl").ok
+    with pytest.raises(ConfigError, match="does not exist"):  # a missing log is refused, and not created
+        verify_chain(tmp_path / "missing.jsonl")
+    assert not (tmp_path / "missing.jsonl").exists()

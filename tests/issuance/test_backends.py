@@ -91,7 +91,7 @@ def test_passport_and_action_from_a_backend_key(
         revocations.revoke(grant.jti, reason="test")
         with pytest.raises(TokenRevoked, match="revoked"):
             verify_action(action, offline, "pay", params, revocations=revocations)
-        signed_list = RevocationList.load(issue_revocation_list(issuer, revocations, issuer="i"), offline)
+        signed_list = RevocationList.load(issue_revocation_list(issuer, revocations, issuer="i"), offline, issuer="i")
         assert signed_list.is_revoked(grant.jti)
 
 

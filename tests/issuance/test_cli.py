@@ -82,7 +82,8 @@ def test_revoke_then_verify_fails_with_revoked(capsys: pytest.CaptureFixture[str
     list_file = tmp_path / "revoked.jwt"
     code, _, _ = run(capsys, "revoke", "--db", str(db), "--sign-list", uri, "--iss", "me", "--out", str(list_file))
     assert code == 0
-    code, _, err = run(capsys, "token", "verify", token, "--jwks", str(jwks_file), "--revocation-list", str(list_file))
+    code, _, err = run(capsys, "token", "verify", token, "--jwks", str(jwks_file), "--revocation-list", str(list_file),
+                        "--list-iss", "me")
     assert code == 1 and "TokenRevoked" in err
     code, _, err = run(capsys, "revoke", "--db", str(db))
     assert code == 2 and "give an id" in err

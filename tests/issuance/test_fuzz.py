@@ -37,7 +37,7 @@ def all_verifiers(token: Any, jwks: JWKS) -> None:
         lambda: verify_jwt(token, jwks, audience="svc", revocations=revocations),
         lambda: verify_passport(token, jwks, revocations=revocations),
         lambda: verify_action(token, jwks, "pay", {"to": "bob"}),
-        lambda: RevocationList.load(token, jwks),
+        lambda: RevocationList.load(token, jwks, issuer="i"),
     ):
         with contextlib.suppress(TokenError):
             check()

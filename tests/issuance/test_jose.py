@@ -115,7 +115,12 @@ def test_jwks_file_round_trip(keys: dict[str, Any], jwks_file: Any) -> None:
 
 def test_token_without_kid_is_matched_to_a_key_of_its_algorithm(keys: dict[str, Any]) -> None:
     token = forge(keys["p256"], {"alg": "ES256", "typ": "JWT"}, claims())
-    assert verify(token, JWKS.of(keys["ed25519"], keys["other-agent"], keys["p256"])).kid == keys["p256"].key_id
+    trusted = JWKS.of(keys["ed25519"], keys["other-agent"], keys["p256"])
+    assert verify(token, trusted, max_kidless_keys=2).kid == keys["p256"].key_id
+    # Without opting in, a kid-less token is tried against one key at most (issue 21: no amplification).
+    with pytest.raises(TokenInvalid, match="no kid and 2 trusted keys"):
+        verify(token, trusted)
+    assert verify(token, JWKS.of(keys["ed25519"], keys["p256"])).kid == keys["p256"].key_id
 
 
 def test_canonical_json_is_order_independent() -> None:

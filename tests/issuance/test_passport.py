@@ -105,7 +105,7 @@ def test_revoked_passport(keys: dict[str, Any]) -> None:
     with pytest.raises(TokenRevoked, match="revoked"):
         verify_passport(token, issuer, revocations=revocations)
     # The same through a signed list an offline verifier downloaded.
-    offline = RevocationList.load(issue_revocation_list(issuer, revocations, issuer=ISS), JWKS.of(issuer))
+    offline = RevocationList.load(issue_revocation_list(issuer, revocations, issuer=ISS), JWKS.of(issuer), issuer=ISS)
     with pytest.raises(TokenRevoked, match="revoked"):
         verify_passport(token, issuer, revocations=offline)
 

@@ -204,7 +204,7 @@ def test_signed_list_round_trip(keys: dict[str, Any], populated: MemoryRevocatio
 
 def test_signed_list_can_be_limited_to_kinds(keys: dict[str, Any], populated: MemoryRevocationStore) -> None:
     token = issue_revocation_list(keys["ed25519"], populated, issuer="i", kinds=["x509-serial"])
-    loaded = RevocationList.load(token, keys["ed25519"])
+    loaded = RevocationList.load(token, keys["ed25519"], issuer="i")
     assert [r.id for r in loaded.list()] == ["ab12"]
 
 
@@ -212,8 +212,8 @@ def test_stale_list_is_refused(keys: dict[str, Any], populated: MemoryRevocation
     signer = keys["ed25519"]
     token = issue_revocation_list(signer, populated, issuer="i", ttl=60, now=T0)
     with pytest.raises(TokenExpired, match="expired"):
-        RevocationList.load(token, signer)
-    assert RevocationList.load(token, signer, now=T0 + timedelta(seconds=30)).is_revoked("jti-1")
+        RevocationList.load(token, signer, issuer="i")
+    assert RevocationList.load(token, signer, issuer="i", now=T0 + timedelta(seconds=30)).is_revoked("jti-1")
 
 
 def test_tampered_list_is_refused(keys: dict[str, Any], populated: MemoryRevocationStore) -> None:
@@ -227,7 +227,7 @@ def test_tampered_list_is_refused(keys: dict[str, Any], populated: MemoryRevocat
     claims["revoked"] = [e for e in claims["revoked"] if e["id"] != "jti-1"]
     claims["exp"] += 86400
     with pytest.raises(TokenInvalid, match="signature does not verify"):
-        RevocationList.load(f"{head}.{b64url_encode(json.dumps(claims).encode())}.{sig}", signer)
+        RevocationList.load(f"{head}.{b64url_encode(json.dumps(claims).encode())}.{sig}", signer, issuer="i")
 
 
 def test_list_from_another_issuer_or_of_another_type_is_refused(
@@ -236,16 +236,16 @@ def test_list_from_another_issuer_or_of_another_type_is_refused(
     signer = keys["ed25519"]
     token = issue_revocation_list(signer, populated, issuer="i")
     with pytest.raises(TokenInvalid, match="not in the trusted key set"):
-        RevocationList.load(token, keys["agent"])
+        RevocationList.load(token, keys["agent"], issuer="i")
     with pytest.raises(TokenInvalid, match="issuer mismatch"):
         RevocationList.load(token, signer, issuer="someone-else")
     plain = sign_jwt(signer, {"iss": "i", "iat": int(time.time()), "exp": int(time.time()) + 60, "revoked": []})
     with pytest.raises(TokenInvalid, match="wrong token type"):
-        RevocationList.load(plain, signer)
+        RevocationList.load(plain, signer, issuer="i")
     bad_entries = sign_jwt(signer, {"iss": "i", "iat": int(time.time()), "exp": int(time.time()) + 60,
                                     "revoked": [{"id": "x"}]}, typ=REVOCATION_LIST_TYP)
     with pytest.raises(TokenInvalid, match="malformed"):
-        RevocationList.load(bad_entries, signer)
+        RevocationList.load(bad_entries, signer, issuer="i")
 
 
 def test_list_with_many_entries(keys: dict[str, Any]) -> None:
@@ -253,7 +253,7 @@ def test_list_with_many_entries(keys: dict[str, Any]) -> None:
     for i in range(5000):
         store.revoke(str(uuid.UUID(int=i)), at=T0)
     token = issue_revocation_list(keys["ed25519"], store, issuer="i")
-    assert len(RevocationList.load(token, keys["ed25519"])) == 5000
+    assert len(RevocationList.load(token, keys["ed25519"], issuer="i")) == 5000
 
 
 def test_issue_list_validates_ttl(keys: dict[str, Any]) -> None:

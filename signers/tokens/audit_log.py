@@ -1,0 +1,302 @@
+"""The audit log's records and their storage: a hash chain, appended atomically.
+
+A record is ``{seq, ts, kind, key_id, alg, message_sha256, context, prev_hash}``; its
+``record_hash`` (SHA-256 of the record's RFC 8785 JSON) becomes the next record's
+``prev_hash``. A checkpoint record also carries ``signature``: a compact JWS (``typ``
+``keyplane-audit-checkpoint+jwt``) over the log's identity (the hash of its first record),
+the checkpoint's sequence number and its own record hash.
+
+Two storage formats, chosen by file name: ``*.jsonl`` (one JSON record a line, appended
+under an exclusive file lock and fsynced) or anything else as SQLite (WAL, one row a
+record). Both are safe for several threads and several processes appending at once.
+Opened with ``read_only=True`` (as verifiers do), neither creates nor changes a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..closing import Closing
+from ..durable_sqlite import open_durable_sqlite, state_error
+from ..errors import BackendUnavailable, ConfigError, KeyplaneError
+from .canonical import canonical_json
+
+try:  # POSIX; on other systems a JSONL log is safe across threads but not processes
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "GENESIS",
+    "AuditLog",
+    "AuditLogDamaged",
+    "AuditRecord",
+    "CheckpointSeal",
+    "JsonlAuditLog",
+    "SQLiteAuditLog",
+    "open_audit_log",
+]
+
+GENESIS = "0" * 64  # prev_hash of the first record
+_BODY_FIELDS = ("seq", "ts", "kind", "key_id", "alg", "message_sha256", "context", "prev_hash")
+
+# Called with {"log": first record's hash, "seq": n, "head": the checkpoint's record_hash};
+# returns the checkpoint's signature (a compact JWS).
+CheckpointSeal = Callable[[Mapping[str, Any]], str]
+
+
+class AuditLogDamaged(KeyplaneError):
+    """The log's last record cannot be read, so nothing more can be chained to it."""
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One link of the chain; `signature` is set on checkpoints only (a compact JWS)."""
+
+    seq: int
+    ts: str
+    kind: str  # "signature" or "checkpoint"
+    key_id: str
+    alg: str
+    message_sha256: str | None
+    context: dict[str, Any]
+    prev_hash: str
+    record_hash: str
+    signature: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _BODY_FIELDS}
+
+    def computed_hash(self) -> str:
+        """The SHA-256 of the body's canonical JSON; ConfigError if the body is not RFC 8785 serialisable."""
+        return hashlib.sha256(canonical_json(self.body())).hexdigest()
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {**self.body(), "record_hash": self.record_hash}
+        if self.signature is not None:
+            data["signature"] = self.signature
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AuditRecord:
+        """Parse a stored record; ValueError if a field is missing or of the wrong type."""
+        try:
+            record = cls(**{name: data[name] for name in (*_BODY_FIELDS, "record_hash")}, signature=data.get("signature"))
+        except (KeyError, TypeError) as e:
+            raise ValueError(f"record is missing a field: {e}") from e
+        if (
+            isinstance(record.seq, bool)
+            or not isinstance(record.seq, int)
+            or not isinstance(record.context, dict)
+            or not all(isinstance(getattr(record, n), str) for n in ("ts", "kind", "key_id", "alg", "prev_hash", "record_hash"))
+            or not (record.signature is None or isinstance(record.signature, str))
+        ):
+            raise ValueError("record has a field of the wrong type")
+        return record
+
+
+def _new_record(
+    fields: Mapping[str, Any], seq: int, prev_hash: str, log_id: str | None, seal: CheckpointSeal | None
+) -> AuditRecord:
+    body = {**fields, "seq": seq, "prev_hash": prev_hash}
+    record_hash = hashlib.sha256(canonical_json({k: body[k] for k in _BODY_FIELDS})).hexdigest()
+    signature = None
+    if seal is not None:
+        signature = seal({"log": log_id or record_hash, "seq": seq, "head": record_hash})
+    return AuditRecord(**{k: body[k] for k in _BODY_FIELDS}, record_hash=record_hash, signature=signature)
+
+
+def _parse(text: str | None, where: str, which: str) -> AuditRecord | None:
+    if text is None:
+        return None
+    try:
+        return AuditRecord.from_dict(json.loads(text))
+    except ValueError as e:
+        raise AuditLogDamaged(f"the {which} record of audit log {where} is unreadable; run `keyplane audit verify`") from e
+
+
+def _head_of(last: str | None, first: str | None, where: str) -> tuple[int, str, str | None]:
+    """(seq, record_hash) of the last stored record and the log id; (0, GENESIS, None) when empty."""
+    record = _parse(last, where, "last")
+    if record is None:
+        return 0, GENESIS, None
+    first_record = _parse(first, where, "first")
+    return record.seq, record.record_hash, first_record.record_hash if first_record else None
+
+
+class AuditLog(Closing):
+    """Append-only storage of records. `append` reads the head and writes the next record atomically."""
+
+    path: Path
+
+    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """Chain a record after the current head; `seal` (checkpoints) returns its signature.
+
+        Raises AuditLogDamaged when the last record is unreadable, StateCorrupt /
+        BackendUnavailable when storage fails, ConfigError on a read-only or closed log.
+        """
+        raise NotImplementedError
+
+    def raw_records(self) -> Iterator[tuple[int, str]]:
+        """(position, stored JSON text) in storage order, position counting from 1."""
+        raise NotImplementedError
+
+    def records(self) -> Iterator[AuditRecord]:
+        """The parsed records; ValueError at the first unreadable one."""
+        for _, text in self.raw_records():
+            yield AuditRecord.from_dict(json.loads(text))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"
+
+
+class JsonlAuditLog(AuditLog):
+    """One JSON record per line; appends take an exclusive `flock`, so processes interleave safely."""
+
+    def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
+        """ConfigError when `read_only` and the file does not exist."""
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        if read_only:
+            if not self.path.is_file():
+                raise ConfigError(f"audit log {self.path} does not exist")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        if self.read_only:
+            raise ConfigError(f"audit log {self.path} is open read-only")
+        with self._lock:
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            except OSError as e:
+                raise BackendUnavailable(f"cannot open audit log {self.path}: {e.strerror}", e) from e
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                seq, head, log_id = _head_of(_last_line(fd), _first_line(fd), str(self.path))
+                record = _new_record(fields, seq + 1, head, log_id, seal)
+                line = json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
+                os.write(fd, line.encode("utf-8"))
+                os.fsync(fd)
+            except OSError as e:
+                raise BackendUnavailable(f"cannot append to audit log {self.path}: {e.strerror}", e) from e
+            finally:
+                os.close(fd)  # also releases the flock
+        return record
+
+    def raw_records(self) -> Iterator[tuple[int, str]]:
+        try:
+            with self.path.open("r", encoding="utf-8", errors="replace") as f:
+                for position, line in enumerate(f, start=1):
+                    if line.strip():
+                        yield position, line
+        except FileNotFoundError:
+            return
+
+
+def _first_line(fd: int) -> str | None:
+    data = b""
+    offset = 0
+    while b"\n" not in data.lstrip(b"\n"):
+        chunk = os.pread(fd, 4096, offset)
+        if not chunk:
+            break
+        data, offset = data + chunk, offset + len(chunk)
+    line = data.lstrip(b"\n").split(b"\n", 1)[0]
+    return line.decode("utf-8", errors="replace") if line else None
+
+
+def _last_line(fd: int) -> str | None:
+    """The last non-empty line of the file, read backwards from the end (the log can be large)."""
+    end = os.lseek(fd, 0, os.SEEK_END)
+    chunk, data = 4096, b""
+    position = end
+    while position > 0:
+        step = min(chunk, position)
+        position -= step
+        data = os.pread(fd, step, position) + data
+        stripped = data.rstrip(b"\n")
+        if b"\n" in stripped:
+            return stripped.rsplit(b"\n", 1)[1].decode("utf-8", errors="replace")
+    stripped = data.rstrip(b"\n")
+    return stripped.decode("utf-8", errors="replace") if stripped else None
+
+
+class SQLiteAuditLog(AuditLog):
+    """One row per record in a WAL-mode SQLite file; appends are ``BEGIN IMMEDIATE`` transactions."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0, read_only: bool = False) -> None:
+        """ConfigError when `read_only` and the file does not exist; StateCorrupt when it is damaged."""
+        self.path = Path(path)
+        self.read_only = read_only
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = open_durable_sqlite(
+            self.path, "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
+            "audit log", timeout=timeout, read_only=read_only,
+        )
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ConfigError(f"audit log {self.path} is closed")
+        return self._db
+
+    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        if self.read_only:
+            raise ConfigError(f"audit log {self.path} is open read-only")
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                    first = db.execute("SELECT record FROM audit ORDER BY seq LIMIT 1").fetchone()
+                    seq, head, log_id = _head_of(last[0] if last else None, first[0] if first else None, str(self.path))
+                    record = _new_record(fields, seq + 1, head, log_id, seal)
+                    db.execute(
+                        "INSERT INTO audit (seq, record) VALUES (?, ?)",
+                        (record.seq, json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as e:
+                raise state_error(e, f"audit log {self.path}") from e
+        return record
+
+    def raw_records(self) -> Iterator[tuple[int, str]]:
+        with self._lock:
+            try:
+                rows = self._conn().execute("SELECT record FROM audit ORDER BY seq").fetchall()
+            except sqlite3.Error as e:
+                raise state_error(e, f"audit log {self.path}") from e
+        for position, (text,) in enumerate(rows, start=1):
+            yield position, text
+
+    def close(self) -> None:
+        """Close the connection; idempotent."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+
+def open_audit_log(path: str | os.PathLike[str], *, read_only: bool = False) -> AuditLog:
+    """A JSONL log for ``*.jsonl`` paths, else SQLite.
+
+    `read_only` opens an existing log without creating or changing anything; ConfigError
+    when it does not exist, StateCorrupt when a SQLite log is damaged.
+    """
+    if str(path).endswith(".jsonl"):
+        return JsonlAuditLog(path, read_only=read_only)
+    return SQLiteAuditLog(path, read_only=read_only)

@@ -1,0 +1,83 @@
+"""Signing compact JWS and JWT with any Signer.
+
+The key can sit in any back end: signing goes through `Signer.sign`, and the only
+JOSE-specific step is the signature encoding (ECDSA as fixed-width r||s, RFC 7518 3.4,
+instead of the DER that back ends return).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..algorithms import KeyFamily
+from ..errors import ConfigError
+from ..keys import b64url_encode
+from ..signature_format import curve_size, ecdsa_der_to_raw
+from .jwk import JOSE_NAMES
+
+if TYPE_CHECKING:
+    from ..signer import Signer
+
+__all__ = ["sign_jws", "sign_jwt"]
+
+
+def sign_jws(
+    signer: Signer,
+    payload: bytes,
+    *,
+    typ: str | None = None,
+    header: Mapping[str, Any] | None = None,
+    alg: str | None = None,
+) -> str:
+    """A compact JWS of `payload` signed by `signer`; ``kid`` is the signer's key_id.
+
+    `alg` overrides the written name only where two names mean the same algorithm:
+    ``"Ed25519"`` (RFC 9864) instead of the default ``"EdDSA"`` for an Ed25519 signer.
+    Raises ConfigError for an alg that is not a name of the signer's algorithm or a header
+    that would override ``alg`` / ``kid`` / ``b64`` / ``crit``; whatever the Signer raises.
+    """
+    name = alg or signer.algorithm.jose_name
+    if JOSE_NAMES.get(name) is not signer.algorithm:
+        raise ConfigError(f"alg {name!r:.60} is not a name for the signer's algorithm {signer.algorithm.value}")
+    protected: dict[str, Any] = {"alg": name}
+    if typ is not None:
+        protected["typ"] = typ
+    protected["kid"] = signer.key_id
+    for key, value in (header or {}).items():
+        if key in ("alg", "kid", "b64", "crit"):
+            raise ConfigError(f"header {key!r} is set by keyplane and cannot be overridden")
+        protected[key] = value
+    signing_input = f"{_b64json(protected, 'header')}.{b64url_encode(payload)}"
+    signature = signer.sign(signing_input.encode("ascii"))
+    if signer.algorithm.family is KeyFamily.EC:
+        signature = ecdsa_der_to_raw(signature, curve_size(signer.public_key.spec))
+    return f"{signing_input}.{b64url_encode(signature)}"
+
+
+def sign_jwt(
+    signer: Signer,
+    claims: Mapping[str, Any],
+    *,
+    typ: str | None = "JWT",
+    header: Mapping[str, Any] | None = None,
+    alg: str | None = None,
+) -> str:
+    """A compact JWT with `claims` (a JSON object) signed by `signer`. Claims are written as given.
+
+    Raises ConfigError when the claims are not JSON serialisable, and what `sign_jws` raises.
+    """
+    return sign_jws(signer, _json(dict(claims), "claims"), typ=typ, header=header, alg=alg)
+
+
+def _json(value: Mapping[str, Any], what: str) -> bytes:
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{what} are not JSON serialisable: {str(e)[:120]}") from e
+    return text.encode("utf-8")
+
+
+def _b64json(value: Mapping[str, Any], what: str) -> str:
+    return b64url_encode(_json(value, what))

@@ -1,0 +1,194 @@
+"""Agent passports: an issuer's signed statement about an agent (``typ: passport+jwt``).
+
+A passport says who the agent is (``sub``, ``name``), which key it holds (``cnf.jwk``,
+RFC 7800), what code it runs (``code_hash``) and how far it is trusted (``stage``,
+``trust_score`` 0-100, ``scopes``). Verifiers check it offline with the issuer's JWKS
+(and a revocation store or signed list).
+
+Action tokens (`signers.tokens.action`) and proofs of possession
+(`signers.tokens.possession`) are re-exported here, where they have always been imported from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..clock import DEFAULT_LEEWAY
+from ..errors import ConfigError, KeyplaneError, TokenInvalid
+from ..keys import PublicKey
+from .action import ActionGrant, params_hash, sign_action, verify_action
+from .issued_claims import claim_time, issued_string, time_claims, verified_string
+from .jwk import KeySource, public_key_from_jwk
+from .jws_sign import sign_jwt
+from .jws_verify import verify_jwt
+from .passport_model import Passport
+from .possession import Challenge, make_challenge, prove_possession, verify_possession
+from .token_types import ACTION_TYP, PASSPORT_TYP, POP_TYP
+
+if TYPE_CHECKING:
+    from ..signer import Signer
+    from .revocation import RevocationCheck
+
+__all__ = [
+    "ACTION_TYP",
+    "PASSPORT_TYP",
+    "POP_TYP",
+    "ActionGrant",
+    "Challenge",
+    "Passport",
+    "code_hash_of",
+    "issue_passport",
+    "make_challenge",
+    "params_hash",
+    "prove_possession",
+    "sign_action",
+    "verify_action",
+    "verify_passport",
+    "verify_possession",
+]
+
+_CODE_HASH = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+
+
+def code_hash_of(code: bytes) -> str:
+    """The ``code_hash`` claim for an agent's code: ``sha256:<hex>``."""
+    return "sha256:" + hashlib.sha256(code).hexdigest()
+
+
+def issue_passport(
+    signer: Signer,
+    *,
+    sub: str,
+    name: str,
+    agent_key: PublicKey,
+    code_hash: str,
+    stage: str,
+    trust_score: int,
+    scopes: Iterable[str] = (),
+    ttl: float | timedelta = timedelta(days=1),
+    iss: str | None = None,
+    aud: str | list[str] | None = None,
+    jti: str | None = None,
+    now: datetime | float | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+    alg: str | None = None,
+) -> str:
+    """Issue a passport for the agent holding `agent_key`, signed by the issuer's `signer`.
+
+    Raises ConfigError for a malformed code_hash, a trust_score outside 0-100, empty or
+    over-long (more than 1024 characters) strings, a bad ttl / now, an extra claim that
+    would overwrite a passport claim; and what the Signer raises.
+    """
+    match = _CODE_HASH.match(code_hash) if isinstance(code_hash, str) else None
+    if match is None:
+        raise ConfigError("code_hash must be a SHA-256 hex digest ('sha256:<64 hex>' or 64 hex); see code_hash_of()")
+    if isinstance(trust_score, bool) or not isinstance(trust_score, int) or not 0 <= trust_score <= 100:
+        raise ConfigError("trust_score must be an integer from 0 to 100")
+    if not isinstance(agent_key, PublicKey):
+        raise ConfigError(f"agent_key must be a PublicKey, not {type(agent_key).__name__}")
+    scope_list = [scopes] if isinstance(scopes, str) else list(scopes)
+    for label, value in (("sub", sub), ("name", name), ("stage", stage), *(("scope", s) for s in scope_list)):
+        issued_string(value, f"passport {label}")
+    claims: dict[str, Any] = {}
+    if iss is not None:
+        claims["iss"] = issued_string(iss, "passport iss")
+    claims["sub"] = sub
+    if aud is not None:
+        claims["aud"] = aud
+    claims.update(time_claims(ttl, now, jti))
+    claims.update(
+        {
+            "name": name,
+            "cnf": {"jwk": agent_key.to_jwk()},
+            "code_hash": "sha256:" + match.group(1),
+            "stage": stage,
+            "trust_score": trust_score,
+            "scopes": scope_list,
+        }
+    )
+    for key, value in (extra_claims or {}).items():
+        if key in claims:
+            raise ConfigError(f"extra claim {key!r} would overwrite a passport claim")
+        claims[key] = value
+    return sign_jwt(signer, claims, typ=PASSPORT_TYP, alg=alg)
+
+
+def verify_passport(
+    token: str | bytes,
+    issuer_keys: KeySource,
+    *,
+    revocations: RevocationCheck | None = None,
+    audience: str | Iterable[str] | None = None,
+    issuer: str | Iterable[str] | None = None,
+    required_scopes: Iterable[str] = (),
+    min_trust_score: int | None = None,
+    code_hash: str | None = None,
+    leeway: float = DEFAULT_LEEWAY,
+    now: datetime | float | None = None,
+) -> Passport:
+    """Verify a passport offline against the issuer's keys.
+
+    Raises TokenInvalid / TokenExpired / TokenRevoked saying why it is refused (including
+    a missing scope, a low trust score or another code hash), ConfigError for bad options,
+    and what `revocations` raises when it cannot answer (StateCorrupt, a stale list's
+    TokenExpired).
+    """
+    verified = verify_jwt(
+        token,
+        issuer_keys,
+        typ=PASSPORT_TYP,
+        audience=audience,
+        issuer=issuer,
+        require=("sub", "exp", "iat", "jti", "cnf", "name", "code_hash", "stage", "trust_score", "scopes"),
+        leeway=leeway,
+        now=now,
+        revocations=revocations,
+    )
+    c = verified.claims
+    cnf = c["cnf"]
+    if not isinstance(cnf, dict) or not isinstance(cnf.get("jwk"), dict):
+        raise TokenInvalid("passport claim 'cnf' must hold a 'jwk' object (RFC 7800)")
+    try:
+        agent_key = public_key_from_jwk(cnf["jwk"])
+    except KeyplaneError as e:  # ConfigError / AlgorithmNotSupported from a hostile JWK: the token is bad
+        raise TokenInvalid(f"passport cnf.jwk is not a usable public key: {e}") from e
+    for label in ("sub", "name", "stage", "jti"):
+        verified_string(c, label, "passport")
+    score = c["trust_score"]
+    if isinstance(score, bool) or not isinstance(score, int) or not 0 <= score <= 100:
+        raise TokenInvalid("passport claim 'trust_score' must be an integer from 0 to 100")
+    scopes = c["scopes"]
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise TokenInvalid("passport claim 'scopes' must be a list of strings")
+    if not isinstance(c["code_hash"], str) or not _CODE_HASH.match(c["code_hash"]):
+        raise TokenInvalid("passport claim 'code_hash' is not a SHA-256 digest")
+    missing = [s for s in required_scopes if s not in scopes]
+    if missing:
+        raise TokenInvalid(f"passport lacks required scope(s) {str(missing)[:200]}")
+    if min_trust_score is not None and score < min_trust_score:
+        raise TokenInvalid(f"passport trust_score {score} is below the required {min_trust_score}")
+    if code_hash is not None:
+        wanted = _CODE_HASH.match(code_hash)
+        if wanted is None or not hmac.compare_digest(c["code_hash"].removeprefix("sha256:"), wanted.group(1)):
+            raise TokenInvalid("passport code_hash does not match the agent's code")
+    iss = c.get("iss")
+    return Passport(
+        sub=c["sub"],
+        name=c["name"],
+        agent_key=agent_key,
+        code_hash=c["code_hash"],
+        stage=c["stage"],
+        trust_score=score,
+        scopes=tuple(scopes),
+        iss=iss if isinstance(iss, str) else None,
+        jti=c["jti"],
+        issued_at=claim_time(c["iat"]),
+        expires_at=claim_time(c["exp"]),
+        issuer_kid=verified.kid,
+        claims=c,
+    )
