@@ -1,7 +1,8 @@
 """An X.509 certificate authority whose keys never leave their key store.
 
 Roots, intermediates and leaves (from a public key or a checked CSR), CRLs from the shared
-revocation store, and a small chain validator. Any KeySpec signs, ML-DSA (RFC 9881) and
+revocation store, and chain verification by OpenSSL's RFC 5280 validator (pyOpenSSL), with a
+registration point for signature algorithms OpenSSL cannot verify (`register_chain_verifier`). Any KeySpec signs, ML-DSA (RFC 9881) and
 RSA-PSS included: `cryptography`'s builders make the to-be-signed bytes and the Signer signs
 them (see `tbs_signing`).
 
@@ -16,7 +17,7 @@ verify_chain(leaf, [], [root.certificate], crl=root.crl())
 from __future__ import annotations
 
 from .authority import DEFAULT_LEAF_VALIDITY, CertificateAuthority, new_serial
-from .chain import verify_chain
+from .chain import ChainQuestion, ChainVerifier, register_chain_verifier, verify_chain
 from .crl import reason_name
 from .csr import check_csr, create_csr
 from .errors import CertificateError, InvalidCSR, PolicyRefused, Reason
@@ -29,6 +30,8 @@ __all__ = [
     "DEFAULT_LEAF_VALIDITY",
     "CertificateAuthority",
     "CertificateError",
+    "ChainQuestion",
+    "ChainVerifier",
     "InvalidCSR",
     "IssueRequest",
     "NamePolicy",
@@ -47,6 +50,7 @@ __all__ = [
     "parse_name",
     "read_certificates",
     "reason_name",
+    "register_chain_verifier",
     "sign_certificate",
     "sign_crl",
     "sign_csr",

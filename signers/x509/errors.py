@@ -14,7 +14,7 @@ from cryptography import x509
 
 from signers.errors import InvalidSignature, PermissionDenied
 
-__all__ = ["CertificateError", "InvalidCSR", "PolicyRefused", "Reason", "describe"]
+__all__ = ["CertificateError", "InvalidCSR", "PolicyRefused", "Reason", "describe", "plain_error"]
 
 
 class Reason(enum.StrEnum):
@@ -30,18 +30,35 @@ class Reason(enum.StrEnum):
     REVOKED = "revoked"
     BAD_CRL = "bad CRL"  # a CRL whose signature, issuer or dates do not hold
     UNHANDLED_CRITICAL_EXTENSION = "unhandled critical extension"
+    NAME_CONSTRAINTS = "name constraints violated"
+    POLICY = "certificate policy"  # an invalid policy extension, or no acceptable policy when one is required
+    INVALID = "invalid certificate"  # malformed or not RFC 5280 conformant (the detail says what OpenSSL found)
+    UNSUPPORTED_ALGORITHM = "unsupported algorithm"  # no validator can check this signature algorithm
 
     def __str__(self) -> str:
         return self.value
 
 
 def describe(certificate: x509.Certificate) -> str:
-    """`CN=agent,O=x (serial 0x1f...)`: enough to find the certificate, nothing secret."""
-    return f"{certificate.subject.rfc4514_string() or '<empty subject>'} (serial 0x{certificate.serial_number:x})"
+    """`CN=agent,O=x (serial 0x1f...)`: enough to find the certificate, nothing secret. Never raises."""
+    try:
+        subject = certificate.subject.rfc4514_string() or "<empty subject>"
+    except ValueError:  # a malformed name is reported, not raised
+        subject = "<unreadable subject>"
+    return f"{subject} (serial 0x{certificate.serial_number:x})"
+
+
+def plain_error(error: BaseException) -> str:
+    """`cryptography`'s message for damaged DER without the Rust `ParseError { ... }` dump: one short line."""
+    text = str(error).split("ParseError", 1)[0].rstrip(" :{(")
+    return text or type(error).__name__
 
 
 class CertificateError(InvalidSignature):
     """A certificate chain did not verify: `.reason` says why, `.certificate` says which certificate."""
+
+    openssl_code: int | None = None  # OpenSSL's X509_V_ERR_* code when OpenSSL refused the path
+    depth: int | None = None  # where in the path (0 = the certificate being checked), when OpenSSL says
 
     def __init__(self, reason: Reason, certificate: x509.Certificate | None, detail: str = "") -> None:
         self.reason = reason
