@@ -3,10 +3,12 @@
 Commands live in small modules under `signers.commands` (keys, demo, tokens, ca) and,
 for what lives outside the core (``conformance``, ``bench``, ``emulator``), in the
 entry-point group ``keyplane.commands``: each is a ``register(subparsers)`` function
-that adds one sub-command whose handler is ``args.func(args) -> int``.
+that adds one sub-command whose handler is ``args.func(args) -> int``. What handlers
+share (exit codes, `print_result`, the configuration) is in `signers.commands.common`.
 
-Exit codes: 0 ok, 1 verification failed, 2 usage or configuration error, 3 back end
-unavailable, 4 any other keyplane error. Errors print as one line, never a traceback.
+Exit codes: 0 ok, 1 verification failed, 2 usage, configuration or input error, 3 back
+end unavailable, 4 any other error (an unexpected one included); 141 when the reader
+of standard output went away (``| head``). Errors print as one line, never a traceback.
 """
 
 from __future__ import annotations
@@ -14,47 +16,59 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, NoReturn
 
-from .errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    InvalidSignature,
-    KeyplaneError,
-    PermissionDenied,
-    TokenError,
+from . import __version__
+from .commands.common import (
+    EXIT_ERROR,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_PIPE_CLOSED,
+    EXIT_UNAVAILABLE,
+    EXIT_USAGE,
+    config_of,
+    exit_code,
+    print_result,
 )
+from .errors import KeyplaneError
 
-__all__ = ["EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "main", "print_result"]
-
-EXIT_OK = 0
-EXIT_INVALID = 1
-EXIT_USAGE = 2
-EXIT_UNAVAILABLE = 3
-EXIT_ERROR = 4
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_UNAVAILABLE",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+    "print_result",
+]
 
 COMMAND_GROUP = "keyplane.commands"
 # Built-in command modules, each with register(subparsers); imported at start-up, so
 # they must import nothing heavy at module level.
-_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca")
+_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # argparse's default exit code is 2 too, but prints usage noise
-        self.print_usage(sys.stderr)
-        print(f"keyplane: error: {message}", file=sys.stderr)
+    """argparse with one-line usage errors (exit 2) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.splitlines()[0] if message else "bad usage"
+        print(f"{self.prog}: error: {first} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree: built-in commands, then the ``keyplane.commands`` plugins."""
     parser = _Parser(prog="keyplane", description="One signing interface over HSMs, KMSs, Vault and files.")
-    parser.add_argument("--config", help="keyplane.toml with named keys and stores (default: $KEYPLANE_CONFIG)")
-    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--version", action="version", version=f"keyplane {__version__}")
+    parser.add_argument("--config", metavar="FILE",
+                        help="keyplane.toml with named keys and stores (default: $KEYPLANE_CONFIG, else ./keyplane.toml)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _BUILTIN_COMMANDS:
         module = importlib.import_module(f"signers.commands.{name}")
@@ -66,52 +80,123 @@ def build_parser() -> argparse.ArgumentParser:
             print(f"keyplane: warning: command plugin {ep.name!r} failed to load: {e}", file=sys.stderr)
             continue
         register(sub)
+    for leaf in _leaf_parsers(parser):
+        if "--json" not in leaf._option_string_actions:
+            # SUPPRESS keeps `keyplane --json keys list` working: the sub-parser sets json only when given.
+            leaf.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                              help="machine-readable output")
+    parser.set_defaults(root_parser=parser)  # for `keyplane completion`, which describes the whole tree
     return parser
 
 
-def print_result(args: argparse.Namespace, data: dict[str, Any], text: str | Sequence[str]) -> None:
-    """Print `data` as JSON under --json, else the human text."""
-    if getattr(args, "json", False):
-        print(json.dumps(data, indent=2, sort_keys=True, default=str))
+def _leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every parser below `parser` that has no sub-commands of its own."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+                has_children = any(isinstance(a, argparse._SubParsersAction) for a in child._actions)
+                if has_children:
+                    yield from _leaf_parsers(child)
+                else:
+                    yield child
+
+
+def _report(args: argparse.Namespace | None, error: KeyplaneError) -> int:
+    if args is not None and getattr(args, "json", False) is True:
+        print(json.dumps({"ok": False, "error": type(error).__name__, "message": str(error)}))
     else:
-        print(text if isinstance(text, str) else "\n".join(text))
+        print(f"keyplane: {type(error).__name__}: {_one_line(str(error))}", file=sys.stderr)
+    return exit_code(error)
 
 
-def _exit_code(error: KeyplaneError) -> int:
-    if isinstance(error, InvalidSignature | TokenError):
-        return EXIT_INVALID
-    if isinstance(error, ConfigError | AlgorithmNotSupported):
-        return EXIT_USAGE
-    if isinstance(error, BackendUnavailable):
-        return EXIT_UNAVAILABLE
-    if isinstance(error, AuthenticationFailed | PermissionDenied):
-        return EXIT_ERROR
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _unexpected(error: BaseException) -> int:
+    """Last resort: one line naming the exception type and where it came from, exit 4.
+
+    The message itself is not printed: an exception nobody translated may carry anything,
+    a secret included. The innermost keyplane frame is enough for a bug report.
+    """
+    where = ""
+    tb = error.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if any(f"{os.sep}{top}{os.sep}" in filename for top in ("signers", "backends", "conformance")):
+            parts = filename.split(os.sep)
+            where = f" at {'/'.join(parts[-2:])}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    print(f"keyplane: internal error: unexpected {type(error).__name__}{where} (a bug: please report it)",
+          file=sys.stderr)
     return EXIT_ERROR
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return EXIT_USAGE
-    if args.config:
-        import os
-
-        os.environ["KEYPLANE_CONFIG"] = args.config
+def _pipe_closed() -> int:
+    """Standard output's reader went away: stop quietly, and keep Python's exit-time flush quiet too."""
     try:
-        return int(args.func(args))
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_PIPE_CLOSED
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        if getattr(args, "config", None) is not None:
+            config_of(args)  # a --config flag is checked (and loaded) even when no key name needs it
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _pipe_closed()
     except KeyplaneError as e:
-        if args.json:
-            print(json.dumps({"ok": False, "error": type(e).__name__, "message": str(e)}))
-        else:
-            print(f"keyplane: {type(e).__name__}: {e}", file=sys.stderr)
-        return _exit_code(e)
+        return _report(args, e)
+    except FileNotFoundError as e:
+        print(f"keyplane: missing file: {e.filename or 'a file'} does not exist", file=sys.stderr)
+        return EXIT_USAGE
+    except IsADirectoryError as e:
+        print(f"keyplane: {e.filename or 'a path'} is a directory, not a file", file=sys.stderr)
+        return EXIT_USAGE
+    except PermissionError as e:
+        print(f"keyplane: permission denied: {e.filename or 'a file'}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        print(f"keyplane: {type(e).__name__}: {e.strerror or 'I/O error'}: {e.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return EXIT_ERROR
+    except UnicodeError:
+        print("keyplane: an input is not UTF-8 text (a binary file where text belongs?)", file=sys.stderr)
+        return EXIT_USAGE
+    except RecursionError:
+        print("keyplane: an input is nested too deeply", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
-    except OSError as e:
-        print(f"keyplane: {type(e).__name__}: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+    except Exception as e:  # last resort: never a traceback, never exit 1 for a crash
+        return _unexpected(e)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``keyplane`` with `argv` (default: the process's); returns the exit code."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors: argparse's own exit, 0 or 2
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _pipe_closed()
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
+    except BrokenPipeError:
+        return _pipe_closed()
+    except Exception as e:  # a command plugin whose register() fails
+        return _unexpected(e)
+    if not getattr(args, "func", None):
+        print("keyplane: error: no command given (see keyplane --help)", file=sys.stderr)
         return EXIT_USAGE
+    return _run(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

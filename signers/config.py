@@ -19,6 +19,11 @@ The file is ``--config`` / `Config.load(path)`, else ``$KEYPLANE_CONFIG``, else
 ``./keyplane.toml`` when present. ``KEYPLANE_KEY_<NAME>_URI``, ``KEYPLANE_KEY_<NAME>_ALGORITHM``
 and ``KEYPLANE_STORE_<NAME>_URI`` override (or add) entries, so a deployment can change
 one key without editing the file. Names are letters, digits, ``-`` and ``_``.
+
+Every mistake is a ConfigError naming the place: an unknown section or field (a typo is
+an error, never ignored), a ``uri`` that is not a URI (so a key cannot name itself or
+another key and loop), a file nested too deeply to parse. The repr of a `Config` or
+`KeyEntry` shows URIs with their secret-bearing attributes (``pin-value``, ...) removed.
 """
 
 from __future__ import annotations
@@ -33,10 +38,26 @@ from typing import Any
 
 from .algorithms import SignatureAlgorithm
 from .errors import ConfigError
+from .uri import parse_uri, redacted
 
 __all__ = ["Config", "KeyEntry"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+_STORE_FIELDS = frozenset({"uri"})
+_KEY_FIELDS = frozenset({"uri", "store", "name", "algorithm"})
+
+
+def _checked_uri(value: object, where: str) -> str:
+    """`value` if it is a key or store URI; ConfigError (not echoing it) otherwise."""
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: uri must be a string")
+    if ":" not in value:
+        raise ConfigError(f"{where}: uri must be a URI such as 'file:/path' or 'pkcs11:...', not a name")
+    try:
+        parse_uri(value)
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e}") from None
+    return value
 
 
 def _env_name(name: str) -> str:
@@ -53,12 +74,21 @@ class KeyEntry:
     key: str | None = None
     algorithm: SignatureAlgorithm | None = None
 
+    def __repr__(self) -> str:
+        uri = redacted(self.uri) if self.uri is not None else None
+        return (f"KeyEntry(name={self.name!r}, uri={uri!r}, store={self.store!r}, key={self.key!r}, "
+                f"algorithm={self.algorithm.value if self.algorithm else None!r})")
+
 
 @dataclass
 class Config:
     stores: dict[str, str] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)
     path: Path | None = None
+
+    def __repr__(self) -> str:
+        stores = {name: redacted(uri) for name, uri in self.stores.items()}
+        return f"Config(path={self.path!r}, stores={stores!r}, keys={self.keys!r})"
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -78,8 +108,16 @@ class Config:
         if chosen is not None:
             try:
                 data = tomllib.loads(chosen.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
-                raise ConfigError(f"cannot read config {chosen}: {e}") from e
+            except FileNotFoundError:
+                raise ConfigError(f"config file {chosen} does not exist") from None
+            except OSError as e:
+                raise ConfigError(f"cannot read config {chosen}: {e.strerror or type(e).__name__}") from None
+            except UnicodeDecodeError:
+                raise ConfigError(f"config {chosen} is not UTF-8 text") from None
+            except tomllib.TOMLDecodeError as e:
+                raise ConfigError(f"config {chosen} is not valid TOML: {e}") from None
+            except RecursionError:
+                raise ConfigError(f"config {chosen} is nested too deeply to be a keyplane.toml") from None
         config = cls._from_dict(data, chosen)
         config._apply_environment(env)
         return config
@@ -92,10 +130,13 @@ class Config:
             raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected [stores.*] and [keys.*]")
         config = cls(path=path)
         for name, table in _tables(data.get("stores", {}), where, "stores").items():
-            uri = table.get("uri")
-            if not isinstance(uri, str):
+            unknown = set(table) - _STORE_FIELDS
+            if unknown:
+                raise ConfigError(f"{where}: [stores.{name}] has unknown field(s) {sorted(unknown)}; "
+                                  f"known: {sorted(_STORE_FIELDS)}")
+            if "uri" not in table:
                 raise ConfigError(f"{where}: [stores.{name}] needs uri = \"...\"")
-            config.stores[name] = uri
+            config.stores[name] = _checked_uri(table["uri"], f"{where}: [stores.{name}]")
         for name, table in _tables(data.get("keys", {}), where, "keys").items():
             config.keys[name] = _key_entry(name, table, where)
         for entry in config.keys.values():
@@ -105,17 +146,17 @@ class Config:
 
     def _apply_environment(self, env: Mapping[str, str]) -> None:
         for var, value in env.items():
-            if var.startswith("KEYPLANE_STORE_") and var.endswith("_URI"):
-                self.stores[self._name_for(var[15:-4], self.stores)] = value
+            if var.startswith("KEYPLANE_STORE_") and var.endswith("_URI") and len(var) > 19:
+                self.stores[self._name_for(var[15:-4], self.stores)] = _checked_uri(value, var)
         for var, value in env.items():
             if not var.startswith("KEYPLANE_KEY_"):
                 continue
             for suffix in ("_URI", "_ALGORITHM"):
-                if var.endswith(suffix):
+                if var.endswith(suffix) and len(var) > 13 + len(suffix):
                     name = self._name_for(var[13 : -len(suffix)], self.keys)
                     entry = self.keys.get(name, KeyEntry(name))
                     if suffix == "_URI":
-                        entry = KeyEntry(name, uri=value, algorithm=entry.algorithm)
+                        entry = KeyEntry(name, uri=_checked_uri(value, var), algorithm=entry.algorithm)
                     else:
                         entry = KeyEntry(name, entry.uri, entry.store, entry.key, SignatureAlgorithm.parse(value))
                     self.keys[name] = entry
@@ -151,17 +192,22 @@ def _tables(value: Any, where: str, section: str) -> dict[str, Mapping[str, Any]
 
 
 def _key_entry(name: str, table: Mapping[str, Any], where: str) -> KeyEntry:
-    unknown = set(table) - {"uri", "store", "name", "algorithm"}
+    unknown = set(table) - _KEY_FIELDS
     if unknown:
-        raise ConfigError(f"{where}: [keys.{name}] has unknown field(s) {sorted(unknown)}")
+        raise ConfigError(f"{where}: [keys.{name}] has unknown field(s) {sorted(unknown)}; known: {sorted(_KEY_FIELDS)}")
     uri, store = table.get("uri"), table.get("store")
     if (uri is None) == (store is None):
         raise ConfigError(f"{where}: [keys.{name}] needs exactly one of uri = ... or store = ...")
     algorithm = table.get("algorithm")
+    if store is not None and not isinstance(store, str):
+        raise ConfigError(f"{where}: [keys.{name}] store must be a store name (a string)")
+    key = table.get("name", name)
+    if not isinstance(key, str) or not key:
+        raise ConfigError(f"{where}: [keys.{name}] name must be the key's name in its store (a string)")
     return KeyEntry(
         name,
-        uri=str(uri) if uri is not None else None,
-        store=str(store) if store is not None else None,
-        key=str(table.get("name", name)),
+        uri=_checked_uri(uri, f"{where}: [keys.{name}]") if uri is not None else None,
+        store=store,
+        key=key,
         algorithm=SignatureAlgorithm.parse(str(algorithm)) if algorithm is not None else None,
     )

@@ -65,7 +65,11 @@ def _is_name(text: str) -> bool:
 
 
 def open_store(uri_or_name: str, *, config: Config | None = None) -> KeyStore:
-    """Open a key store from a store URI or a store name in keyplane.toml."""
+    """Open a key store from a store URI or a store name in keyplane.toml.
+
+    Raises ConfigError (bad URI, unknown name or scheme, missing extra) or what the back
+    end's `from_uri` raises (AuthenticationFailed, BackendUnavailable, ...).
+    """
     if _is_name(uri_or_name):
         uri_or_name = (config or Config.load()).store_uri(uri_or_name)
     scheme = parse_uri(uri_or_name).scheme
@@ -83,6 +87,8 @@ def open(
 
     The returned Signer keeps its store alive; the key's public key is fetched and
     cached here, so a missing key fails now (KeyNotFound), not at the first signature.
+    Raises ConfigError (bad URI, unknown name or scheme), KeyNotFound, AuthenticationFailed,
+    BackendUnavailable, or whatever else the back end's `open` raises (all KeyplaneError).
     """
     alg = SignatureAlgorithm.parse(algorithm) if algorithm is not None else None
     if _is_name(uri_or_name):
@@ -90,6 +96,8 @@ def open(
         entry = cfg.key(uri_or_name)
         alg = alg or entry.algorithm
         if entry.uri is not None:
+            if _is_name(entry.uri):  # a key naming a key: refuse, rather than recurse until RecursionError
+                raise ConfigError(f"key {uri_or_name!r}: its uri must be a URI, not the name of another key")
             return open(entry.uri, alg, config=cfg)
         assert entry.store is not None and entry.key is not None
         store = open_store(cfg.store_uri(entry.store), config=cfg)

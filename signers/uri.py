@@ -9,7 +9,10 @@ Two shapes cover every form in DESIGN.md:
   ``hashivault://key?version=2``, ``file:/var/lib/keyplane/ca``).
 
 Every malformed input raises ConfigError, never another exception, and never echoes a
-secret: the error names the offending part, not the value of a ``*-value`` attribute.
+secret: an error names the offending part (``attribute 3 of the query``), never the text of
+an attribute, and a URI is printed only through `KeyURI.public`, which drops every
+secret-bearing attribute (`is_secret_attribute`: RFC 7512's ``pin-value`` and every other
+``*-value``, plus the names in `SECRET_ATTRIBUTES`).
 """
 
 from __future__ import annotations
@@ -21,15 +24,26 @@ from urllib.parse import quote, unquote_to_bytes
 
 from .errors import ConfigError
 
-__all__ = ["SECRET_ATTRIBUTES", "KeyURI", "parse_uri"]
+__all__ = ["SECRET_ATTRIBUTES", "KeyURI", "is_secret_attribute", "parse_uri", "redacted"]
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
 _ATTR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
-# Attributes whose value is a secret itself (not a reference to one). They are accepted
-# for RFC 7512 compatibility but removed from every URI we print or store.
-SECRET_ATTRIBUTES = frozenset({"pin-value", "password-value", "token-value"})
+# Attributes whose value is a secret itself (not a reference to one, as ``*-source`` is).
+# They are accepted for RFC 7512 compatibility but removed from every URI we print or store;
+# `is_secret_attribute` also treats every other ``*-value`` / ``*-secret`` name as one.
+# (Not ``token``: in RFC 7512 that is the token's label.)
+SECRET_ATTRIBUTES = frozenset({
+    "pin-value", "password-value", "token-value", "secret-value", "key-value",
+    "pin", "password", "passphrase", "secret", "client-secret", "secret-access-key", "api-key",
+})
+
+
+def is_secret_attribute(name: str) -> bool:
+    """True when an attribute of that name carries a secret value (and must never be printed)."""
+    lowered = name.lower()
+    return lowered in SECRET_ATTRIBUTES or lowered.endswith(("-value", "-secret", "-password", "-token"))
 
 # Characters left unescaped when formatting (RFC 3986 pchar minus our delimiters).
 _SAFE_PATH = "/:@!$'()*+,-._~"
@@ -51,14 +65,16 @@ def _parse_pairs(text: str, sep: str, where: str) -> dict[str, str]:
     pairs: dict[str, str] = {}
     if text == "":
         return pairs
-    for item in text.split(sep):
+    # Errors name an attribute by its position, never by its text: a mistyped separator
+    # (``pin-value:1234``) must not put the PIN into the message.
+    for position, item in enumerate(text.split(sep), start=1):
         if item == "":
-            raise ConfigError(f"empty attribute in {where}")
+            raise ConfigError(f"empty attribute {position} in {where}")
         name, eq, value = item.partition("=")
         if not eq:
-            raise ConfigError(f"attribute {name[:40]!r} in {where} has no '='")
-        if not _ATTR_NAME.match(name):
-            raise ConfigError(f"bad attribute name {name[:40]!r} in {where}")
+            raise ConfigError(f"attribute {position} in {where} has no '='")
+        if len(name) > 64 or not _ATTR_NAME.match(name):
+            raise ConfigError(f"attribute {position} in {where} has a malformed name")
         name = name.lower()
         if name in pairs:
             raise ConfigError(f"attribute {name!r} given twice in {where}")
@@ -118,8 +134,8 @@ class KeyURI:
             self.scheme,
             self.path,
             self.authority,
-            {k: v for k, v in self.attributes.items() if k not in SECRET_ATTRIBUTES},
-            {k: v for k, v in self.query.items() if k not in SECRET_ATTRIBUTES},
+            {k: v for k, v in self.attributes.items() if not is_secret_attribute(k)},
+            {k: v for k, v in self.query.items() if not is_secret_attribute(k)},
         )
 
     def format(self) -> str:
@@ -150,6 +166,8 @@ def parse_uri(text: str) -> KeyURI:
     """Parse a key or store URI; ConfigError for anything malformed."""
     if not isinstance(text, str):
         raise ConfigError(f"a key URI must be a string, not {type(text).__name__}")
+    if any("\ud800" <= c <= "\udfff" for c in text):  # a lone surrogate: an undecodable byte from argv
+        raise ConfigError("key URI is not valid UTF-8 text; percent-encode raw bytes (%FF)")
     if any(ord(c) < 0x21 or ord(c) == 0x7F for c in text):
         raise ConfigError("key URI contains whitespace or control characters")
     if "#" in text:
@@ -170,3 +188,11 @@ def parse_uri(text: str) -> KeyURI:
         authority = _decode(authority_text, "the authority")
         path = slash + path_text
     return KeyURI(scheme, _decode(path, "the path"), authority, {}, query)
+
+
+def redacted(text: str) -> str:
+    """`text` as a URI safe to print: secret-bearing attributes removed; a placeholder if it does not parse."""
+    try:
+        return parse_uri(text).public().format()
+    except ConfigError:
+        return "<malformed URI>"

@@ -10,26 +10,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..algorithms import KeySpec
 from ..errors import TokenRevoked
+from ..jose import JWKS
+from ..passport import (
+    code_hash_of,
+    issue_passport,
+    make_challenge,
+    prove_possession,
+    sign_action,
+    verify_action,
+    verify_passport,
+    verify_possession,
+)
+from ..revocation import SQLiteRevocationStore
 
 __all__ = ["run"]
 
 
 def run(ctx: Any) -> None:
-    from signers.algorithms import KeySpec
-    from signers.jose import JWKS
-    from signers.passport import (
-        code_hash_of,
-        issue_passport,
-        make_challenge,
-        prove_possession,
-        sign_action,
-        verify_action,
-        verify_passport,
-        verify_possession,
-    )
-    from signers.revocation import SQLiteRevocationStore
-
+    """Add the issuance steps to `ctx` (a `signers.commands.demo.DemoContext`); raises KeyplaneError on failure."""
     issuer = ctx.signers["demo-mldsa65"]
     agent = ctx.store.create_key("demo-agent", KeySpec.ED25519)
     ctx.signers["demo-agent"] = agent

@@ -1,45 +1,165 @@
-"""Small input/output helpers shared by the command modules."""
+"""Input helpers shared by the command modules: files, tokens, signatures, public keys.
+
+Every file the user names goes through `read_bytes` / `read_text`, so a missing file is
+reported as missing (ConfigError, exit 2) whatever it was meant to hold, a binary file
+where text belongs is one line saying so, and nothing surfaces as a bare
+FileNotFoundError or UnicodeDecodeError.
+"""
 
 from __future__ import annotations
 
 import base64
 import binascii
-import os
+import re
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, PermissionDenied
+from ..keys import PublicKey
+from .common import store_argument
 
-__all__ = ["default_store", "read_input", "read_signature"]
+__all__ = [
+    "default_store",
+    "looks_like_jwt",
+    "read_bytes",
+    "read_input",
+    "read_public_key",
+    "read_signature",
+    "read_text",
+    "read_token",
+    "write_bytes",
+]
+
+# No signature keyplane makes or checks is this short: a shorter "base64" value is a file name.
+_MIN_SIGNATURE_BYTES = 32
+_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
+
+default_store = store_argument  # the old name, kept for callers
+
+
+def read_bytes(path: str | Path, what: str = "file") -> bytes:
+    """The bytes of `path`; `what` (``"signature file"``) names it in the error.
+
+    Raises ConfigError when the file does not exist, is a directory or cannot be read, and
+    PermissionDenied when the operating system refuses to open it.
+    """
+    target = Path(path)
+    try:
+        return target.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {target} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {target} is a directory, not a file") from None
+    except PermissionError:
+        raise PermissionDenied(f"{what} {target} cannot be read: permission denied") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {target}: {e.strerror or type(e).__name__}") from None
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """`read_bytes` decoded as UTF-8; ConfigError (one line) for a binary file."""
+    data = read_bytes(path, what)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {path} is not UTF-8 text") from None
 
 
 def read_input(path: str | None) -> bytes:
     """The message: a file, or standard input for ``-`` / nothing."""
     if path in (None, "-"):
         return sys.stdin.buffer.read()
+    return read_bytes(path, "input file")
+
+
+def looks_like_jwt(value: str) -> bool:
+    """True for a compact JWS (three base64url parts joined by dots)."""
+    return bool(_COMPACT_JWS.match(value))
+
+
+def read_token(value: str, what: str = "token") -> str:
+    """A compact token given inline, as a file holding it, or ``-`` for standard input.
+
+    Raises ConfigError when `value` is neither a token nor an existing file (a missing
+    file is reported as missing, not as a malformed token), or the file is not text.
+    """
+    if value == "-":
+        try:
+            return sys.stdin.buffer.read().decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ConfigError(f"the {what} on standard input is not UTF-8 text") from None
+    text = value.strip()
+    if looks_like_jwt(text):
+        return text
     try:
-        return Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+        is_file = Path(value).is_file()
+    except (OSError, ValueError):  # "File name too long", an embedded NUL
+        is_file = False
+    if is_file:
+        return read_text(value, f"{what} file").strip()
+    shown = value if len(value) <= 200 else value[:200] + "..."
+    raise ConfigError(f"{what} file {shown} does not exist (and the value is not a compact token)")
 
 
 def read_signature(value: str) -> bytes:
-    """A signature given as a file path (raw bytes or base64 text) or as base64 text inline."""
-    candidate = Path(value)
-    if candidate.is_file():
-        data = candidate.read_bytes()
+    """A signature given as a file path (raw bytes or base64 text) or as base64 text inline.
+
+    Raises ConfigError when `value` is neither an existing file nor base64 of a plausible
+    signature (so a mistyped file name is reported as missing).
+    """
+    try:
+        is_file = Path(value).is_file()
+    except (OSError, ValueError):
+        is_file = False
+    if is_file:
+        data = read_bytes(value, "signature file")
         try:
             return base64.b64decode(data.strip(), validate=True)
         except (binascii.Error, ValueError):
             return data
     try:
-        return base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ConfigError("--signature must be a file or base64 text") from e
+        decoded = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if len(decoded) >= _MIN_SIGNATURE_BYTES:
+        return decoded
+    raise ConfigError(f"signature file {value[:200]} does not exist (and the value is not base64 of a signature)")
 
 
-def default_store(given: str | None) -> str:
-    store = given or os.environ.get("KEYPLANE_STORE")
-    if not store:
-        raise ConfigError("no store given: use --store URI (or a store name from keyplane.toml) or set KEYPLANE_STORE")
-    return store
+def read_public_key(path: str | Path, what: str = "public key file") -> PublicKey:
+    """A public key from a file: JWK (JSON), PEM, DER, or the base64 DER ``keys pubkey --format der`` prints.
+
+    Raises ConfigError for a missing file or one that holds none of these.
+    """
+    data = read_bytes(path, what)
+    if data[:1] == b"\x30":  # a DER SEQUENCE (never stripped: its last byte may be whitespace)
+        return PublicKey.from_der(data)
+    stripped = data.strip()
+    if stripped.startswith(b"{"):
+        try:
+            text = stripped.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{what} {path} is not a JWK (not UTF-8 text)") from None
+        return PublicKey.from_jwk(text)
+    if b"-----BEGIN" in stripped:
+        return PublicKey.from_pem(stripped)
+    try:
+        der = base64.b64decode(stripped, validate=True)
+    except (binascii.Error, ValueError):
+        raise ConfigError(f"{what} {path} is not a PEM, DER or JWK public key") from None
+    return PublicKey.from_der(der)
+
+
+def write_bytes(path: str | Path, data: bytes, what: str = "output file") -> None:
+    """Write `data` to `path`; ConfigError (one line) when the place cannot be written."""
+    target = Path(path)
+    try:
+        target.write_bytes(data)
+    except FileNotFoundError:
+        raise ConfigError(f"cannot write {what} {target}: its directory does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"cannot write {what} {target}: it is a directory") from None
+    except PermissionError:
+        raise PermissionDenied(f"cannot write {what} {target}: permission denied") from None
+    except OSError as e:
+        raise ConfigError(f"cannot write {what} {target}: {e.strerror or type(e).__name__}") from None
