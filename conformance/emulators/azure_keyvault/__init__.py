@@ -3,14 +3,16 @@
 No Key Vault server can be run outside Azure, so this speaks the Key Vault REST API
 (api-version 7.x / 2025-07-01) on loopback well enough for ``KeyClient`` and
 ``CryptographyClient``: create, get (latest or a version), list keys, list versions,
-delete (soft delete: get deleted, purge, recover), rotate, sign and verify. Keys and
+delete (soft delete: get deleted, purge, recover), rotate, import (PUT), update
+(PATCH: enabled, dates, tags), sign and verify. Keys and
 signatures are real (`cryptography`); EC signatures are raw r||s as Key Vault returns them.
 
 Authentication is modelled as the SDK expects it: a request without a bearer token gets
 ``401`` with the ``WWW-Authenticate: Bearer authorization=..., resource=...`` challenge, the
 SDK then retries with its credential's token, and a token the emulator does not know gets
 ``401`` again. Tokens may be given a subset of Key Vault's key permissions (``get``,
-``list``, ``create``, ``delete``, ``sign``, ``verify``, ``purge``, ``recover``, ``rotate``)
+``list``, ``create``, ``import``, ``update``, ``delete``, ``sign``, ``verify``, ``purge``,
+``recover``, ``rotate``)
 to produce ``403``. `Handle.fail_next` injects ``429``/``5xx`` answers (with ``Retry-After``)
 so that retry paths are tested against a real server.
 

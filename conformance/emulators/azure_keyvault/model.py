@@ -14,7 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"  # any GUID: the SDK passes it to the credential only
 SERVICE_VERSION = "1.9.2770.1"
-ALL_PERMISSIONS = frozenset({"get", "list", "create", "delete", "sign", "verify", "purge", "recover", "rotate"})
+ALL_PERMISSIONS = frozenset({"get", "list", "create", "import", "update", "delete", "sign", "verify", "purge",
+                             "recover", "rotate"})
 PAGE_SIZE = 25  # Key Vault's default and maximum `maxresults`
 RECOVERABLE_DAYS = 90
 

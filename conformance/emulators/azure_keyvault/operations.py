@@ -55,6 +55,10 @@ def route(
             return 200, ops.get(name, None)
         if n == 2 and method == "DELETE":
             return 200, ops.delete(name)
+        if n == 2 and method == "PUT":
+            return 200, ops.import_key(name, request)
+        if n in (2, 3) and method == "PATCH":
+            return 200, ops.update(name, seg[2] if n == 3 else None, request)
         if n == 3 and seg[2] == "create" and method == "POST":
             return 200, ops.create(name, request)
         if n == 3 and seg[2] == "rotate" and method == "POST":
@@ -129,7 +133,10 @@ class _Ops:
     def get(self, name: str, version: str | None) -> dict[str, Any]:
         self._need("get")
         with self.vault.lock:
-            return self._bundle(self._version(name, version))
+            key = self._version(name, version)
+            if not key.enabled:  # as the service answers: a disabled version's key is not handed out
+                raise Fail(403, "Forbidden", "Operation get is not allowed on a disabled key.")
+            return self._bundle(key)
 
     def list_keys(self) -> dict[str, Any]:
         self._need("list")
@@ -219,6 +226,59 @@ class _Ops:
                             "name cannot be reused; in this state, the key can only be recovered or purged.")
             self.vault.keys.setdefault(name, []).append(version)  # an existing name gets a new version
             return self._bundle(version)
+
+    def import_key(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+        """PUT /keys/{name}: a new version holding the private JWK given (EC crv/x/y/d or RSA n/e/d/p/q/dp/dq/qi)."""
+        self._need("import")
+        if not NAME.match(name):
+            raise Fail(400, "BadParameter", "The key name must be 1-127 characters of 0-9, a-z, A-Z and '-'.")
+        jwk = request.get("key")
+        if not isinstance(jwk, dict):
+            raise Fail(400, "BadParameter", "Property 'key' is required.")
+        kty = str(jwk.get("kty", "")).removesuffix("-HSM")
+        private_key = _private_from_jwk(kty, jwk)
+        hsm = request.get("hsm") is True or self.vault.managed_hsm
+        key_ops = jwk.get("key_ops") or list(EC_OPS if kty == "EC" else RSA_OPS)
+        if not isinstance(key_ops, list) or not set(key_ops) <= KNOWN_OPS:
+            raise Fail(400, "BadParameter", "key_ops contains an unknown operation.")
+        attributes = request.get("attributes") or {}
+        tags = request.get("tags")
+        version = KeyVersion(
+            name=name, version=uuid.uuid4().hex, kty=f"{kty}-HSM" if hsm else kty, private_key=private_key,
+            key_ops=list(key_ops), enabled=attributes.get("enabled", True) is not False,
+            not_before=attributes.get("nbf"), expires=attributes.get("exp"),
+            tags=dict(tags) if isinstance(tags, dict) else None,
+        )
+        with self.vault.lock:
+            if name in self.vault.deleted:
+                raise Fail(409, "Conflict", f"Key {name} is currently in a deleted but recoverable state, and its "
+                           "name cannot be reused; in this state, the key can only be recovered or purged.")
+            self.vault.keys.setdefault(name, []).append(version)
+            return self._bundle(version)
+
+    def update(self, name: str, version: str | None, request: dict[str, Any]) -> dict[str, Any]:
+        """PATCH /keys/{name}/{version}: attributes (enabled, nbf, exp), tags and key_ops of one version."""
+        self._need("update")
+        attributes = request.get("attributes") or {}
+        if not isinstance(attributes, dict):
+            raise Fail(400, "BadParameter", "Property 'attributes' must be an object.")
+        with self.vault.lock:
+            key = self._version(name, version)
+            if "enabled" in attributes:
+                if not isinstance(attributes["enabled"], bool):
+                    raise Fail(400, "BadParameter", "Property 'attributes.enabled' must be a boolean.")
+                key.enabled = attributes["enabled"]
+            if "nbf" in attributes:
+                key.not_before = attributes["nbf"]
+            if "exp" in attributes:
+                key.expires = attributes["exp"]
+            if isinstance(request.get("tags"), dict):
+                key.tags = dict(request["tags"])
+            if isinstance(request.get("key_ops"), list):
+                if not set(request["key_ops"]) <= KNOWN_OPS:
+                    raise Fail(400, "BadParameter", "key_ops contains an unknown operation.")
+                key.key_ops = list(request["key_ops"])
+            return self._bundle(key)
 
     def rotate(self, name: str) -> dict[str, Any]:
         """A new version with the current version's type, size/curve, operations and tags."""
@@ -370,6 +430,29 @@ class _Ops:
             "deletedDate": record.deleted_date,
             "scheduledPurgeDate": record.deleted_date + RECOVERABLE_DAYS * 86400,
         }
+
+
+def _private_from_jwk(kty: str, jwk: dict[str, Any]) -> ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey:
+    """The private key an import request's JWK holds; 400 BadParameter for anything inconsistent."""
+    def number(name: str) -> int:
+        return int.from_bytes(unb64url(jwk.get(name)), "big")
+
+    try:
+        if kty == "EC":
+            crv = jwk.get("crv")
+            if crv not in CURVES:
+                raise Fail(400, "BadParameter", f"The curve name {crv} is not supported.")
+            public = ec.EllipticCurvePublicNumbers(number("x"), number("y"), CURVES[crv][0])
+            return ec.EllipticCurvePrivateNumbers(number("d"), public).private_key()
+        if kty == "RSA":
+            public_rsa = rsa.RSAPublicNumbers(number("e"), number("n"))
+            if public_rsa.n.bit_length() not in RSA_SIZES:
+                raise Fail(400, "BadParameter", "RSA key size is not supported.")
+            return rsa.RSAPrivateNumbers(number("p"), number("q"), number("d"), number("dp"), number("dq"),
+                                         number("qi"), public_rsa).private_key()
+    except ValueError:
+        raise Fail(400, "BadParameter", "The key material is not a valid private key.") from None
+    raise Fail(400, "BadParameter", f"The key type {kty!r} cannot be imported as a sign/verify key.")
 
 
 def _check_alg(key: KeyVersion, alg: Any, digest: bytes) -> hashes.HashAlgorithm:

@@ -23,6 +23,7 @@ _METHODS: dict[str, tuple[str, str, str]] = {  # RPC -> (request type, response 
     "CreateCryptoKeyVersion": ("CreateCryptoKeyVersionRequest", "CryptoKeyVersion", "parent"),
     "GetCryptoKeyVersion": ("GetCryptoKeyVersionRequest", "CryptoKeyVersion", "name"),
     "ListCryptoKeyVersions": ("ListCryptoKeyVersionsRequest", "ListCryptoKeyVersionsResponse", "parent"),
+    "UpdateCryptoKeyVersion": ("UpdateCryptoKeyVersionRequest", "CryptoKeyVersion", "crypto_key_version.name"),
     "DestroyCryptoKeyVersion": ("DestroyCryptoKeyVersionRequest", "CryptoKeyVersion", "name"),
     "GetPublicKey": ("GetPublicKeyRequest", "PublicKey", "name"),
     "AsymmetricSign": ("AsymmetricSignRequest", "AsymmetricSignResponse", "name"),
@@ -34,7 +35,10 @@ def _handler(kms: Kms, method: str, resource_field: str) -> Callable[[Any, Any],
 
     def handle(request: Any, context: Any) -> Any:
         try:
-            kms.authorize(method, context.invocation_metadata(), getattr(request, resource_field))
+            resource: Any = request
+            for part in resource_field.split("."):  # a nested field, e.g. crypto_key_version.name
+                resource = getattr(resource, part)
+            kms.authorize(method, context.invocation_metadata(), resource)
             return implementation(request)
         except Abort as e:
             context.abort(e.code, e.message)

@@ -196,6 +196,23 @@ class Kms:
         return kms_v1.ListCryptoKeyVersionsResponse(crypto_key_versions=page, next_page_token=token,
                                                     total_size=len(versions))
 
+    def UpdateCryptoKeyVersion(self, req: Any) -> Any:
+        """Only ``state`` is updatable here, and only ENABLED <-> DISABLED, as in the real service."""
+        paths = list(req.update_mask.paths)
+        if paths != ["state"]:
+            raise Abort(Code.INVALID_ARGUMENT, f"update_mask must be ['state'] here, not {paths}")
+        wanted = req.crypto_key_version.state
+        if wanted not in (State.ENABLED, State.DISABLED):
+            raise Abort(Code.INVALID_ARGUMENT, f"state can only be set to ENABLED or DISABLED, not {State(wanted).name}")
+        with self.lock:
+            version = self._version(req.crypto_key_version.name)
+            current = version.current_state()
+            if current not in (State.ENABLED, State.DISABLED):
+                raise Abort(Code.FAILED_PRECONDITION,
+                            f"{version.name} cannot be updated in state {State(current).name}.")
+            version.state = wanted
+            return version.to_proto()
+
     def DestroyCryptoKeyVersion(self, req: Any) -> Any:
         with self.lock:
             version = self._version(req.name)
