@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from backends.pkcs11 import Pkcs11KeyStore  # noqa: E402
-from backends.pkcs11_module import LOCKING_ENV  # noqa: E402
+from backends.pkcs11.module import LOCKING_ENV  # noqa: E402
 from signers.algorithms import KeyFamily, KeySpec  # noqa: E402
 from tests.fixtures.softhsm import make_softhsm_token  # noqa: E402
 

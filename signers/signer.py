@@ -9,6 +9,7 @@ uses what is declared here.
 from __future__ import annotations
 
 import asyncio
+import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from types import TracebackType
@@ -250,7 +251,10 @@ def capabilities_of(store: KeyStore, signer_class: type | None = None) -> Capabi
 
 
 def _class_satisfies(cls: type, proto: type) -> bool:
-    members = [m for m in getattr(proto, "__protocol_attrs__", ()) if not m.startswith("_")]
+    attrs = getattr(proto, "__protocol_attrs__", None)
+    if attrs is None:  # Python 3.11 keeps a Protocol's members behind typing's private helper
+        attrs = typing._get_protocol_attrs(proto)  # type: ignore[attr-defined]
+    members = [m for m in attrs if not m.startswith("_")]
     return bool(members) and all(callable(getattr(cls, m, None)) for m in members)
 
 

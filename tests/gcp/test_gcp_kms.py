@@ -39,6 +39,7 @@ kms_v1 = pytest.importorskip("google.cloud.kms_v1", reason="google-cloud-kms not
 grpc = pytest.importorskip("grpc", reason="grpcio not installed (keyplane[gcp])")
 
 GcpKmsKeyStore = gcp_kms.GcpKmsKeyStore
+gcp_store = pytest.importorskip("backends.gcp_kms.store", reason="backends.gcp_kms failed to import")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -307,7 +308,7 @@ def test_unreachable_is_backend_unavailable() -> None:
 def test_unavailable_is_retried(gcp_emulator: Any, p256: Any) -> None:
     gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, 2)
     p256.public_key.verify(p256.sign(b"retry"), b"retry", p256.algorithm)
-    gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, gcp_kms._ATTEMPTS)
+    gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, gcp_store._ATTEMPTS)
     with pytest.raises(BackendUnavailable):
         p256.sign(b"retry")
 

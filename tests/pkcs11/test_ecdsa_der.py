@@ -1,7 +1,7 @@
-"""The PKCS#11 back end's own r||s -> DER encoder equals cryptography's encode_dss_signature.
+"""The one r||s -> DER encoder (signers.signature_format) equals cryptography's encode_dss_signature.
 
-The back end converts every ECDSA signature on the token's r||s without the int round trip
-of signers.signature_format.ecdsa_raw_to_der; this proves the bytes are the same, on random
+PKCS#11 and Azure convert every ECDSA signature with it, working on the bytes without an
+int round trip; this proves the bytes are the same, on random
 halves and on the edge cases a DER INTEGER has (leading zero bytes to drop, a high bit that
 needs a 0x00 put back, zero itself, lengths that need the long form).
 """
@@ -13,9 +13,8 @@ import random
 import pytest
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
 
-from backends.pkcs11 import _ecdsa_raw_to_der
 from signers.errors import InvalidSignature
-from signers.signature_format import ecdsa_raw_to_der
+from signers.signature_format import ecdsa_der_to_raw, ecdsa_raw_to_der
 
 
 def _reference(raw: bytes) -> bytes:
@@ -48,9 +47,9 @@ def test_equals_encode_dss_signature(size: int) -> None:
     pairs = [(r, s) for r in halves for s in rng.sample(halves, 8)] + [(h, h) for h in halves]
     for r, s in pairs:
         raw = r + s
-        der = _ecdsa_raw_to_der(raw)
+        der = ecdsa_raw_to_der(raw)
         assert der == _reference(raw), (size, raw.hex())
-        assert der == ecdsa_raw_to_der(raw)
+        assert ecdsa_der_to_raw(der, size) == raw
         assert decode_dss_signature(der) == (int.from_bytes(r, "big"), int.from_bytes(s, "big"))
 
 
@@ -64,12 +63,10 @@ def test_many_random_signature_sized_inputs() -> None:
                     zeros = rng.randrange(size + 1)
                     half[:zeros] = bytes(zeros)
             raw = bytes(r + s)
-            assert _ecdsa_raw_to_der(raw) == _reference(raw), raw.hex()
+            assert ecdsa_raw_to_der(raw) == _reference(raw), raw.hex()
 
 
 @pytest.mark.parametrize("raw", [b"", b"\x01", b"\x01\x02\x03", bytes(65)])
 def test_odd_or_empty_length_is_invalid_signature(raw: bytes) -> None:
-    with pytest.raises(InvalidSignature):
-        _ecdsa_raw_to_der(raw)
     with pytest.raises(InvalidSignature):
         ecdsa_raw_to_der(raw)

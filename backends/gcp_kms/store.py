@@ -1,174 +1,44 @@
-"""Google Cloud KMS back end (`google-cloud-kms`, gRPC).
-
-``gcpkms://projects/P/locations/L/keyRings/R`` is a store (a key ring);
-``.../keyRings/R/cryptoKeys/K`` a key (its newest ENABLED version) and
-``.../cryptoKeys/K/cryptoKeyVersions/N`` one pinned version. The forms are cosign's.
-
-Query attributes:
-  ``endpoint=HOST:PORT``        another API endpoint (a private endpoint, the local emulator)
-  ``insecure=true``             plaintext gRPC to `endpoint` (the emulator on loopback)
-  ``token-source=env:N|file:P`` a static OAuth2 access token, sent as ``authorization: Bearer``;
-                                without it, Application Default Credentials (google-auth)
-  ``timeout=SECONDS``           budget for one operation, retries included (default 30)
-  ``algorithm=PS256``           the algorithm to insist on when opening (a version's is fixed)
-
-Over TLS the token rides as google-auth credentials; over an insecure channel, which gRPC
-refuses to attach call credentials to, a channel interceptor adds the header *below* the
-SDK's own DEBUG request logging, so the token never reaches a log record.
-
-What Cloud KMS signs, and how we send it:
-  ECDSA / RSA  the digest, hashed here (`digest` + `digest_crc32c`);
-  Ed25519      the whole message in `data` (pure EdDSA): at most 64 KiB, longer messages
-               raise AlgorithmNotSupported since the service has no pre-hashed Ed25519;
-  ML-DSA       *_EXTERNAL_MU versions (what `create_key` makes): mu = SHAKE256(tr || 0 || 0 || M)
-               computed here with `MLDSAMuHasher`, so any length; pure PQ_SIGN_ML_DSA_* versions
-               take `data` and have the same 64 KiB limit.
-Every answer is checked as Google recommends: `verified_*_crc32c` true, `signature_crc32c`
-equal to the CRC32C of the signature, `name` the version we asked. A mismatch raises
-BackendUnavailable (damaged in transit or a misbehaving service: retrying may succeed; it is
-not a verdict on a signature, which is what InvalidSignature means) and no signature is returned.
-
-Asymmetric keys have no primary version in Cloud KMS, so "rotate" adds a version and opening
-by key name picks the newest ENABLED one. Keys cannot be deleted at once: `delete_key`
-schedules every version for destruction (the key name stays taken).
-"""
+"""The Cloud KMS KeyStore: one key ring; create, rotate, open, list, disable / enable, schedule destruction."""
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import random
 import re
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import mldsa
-
+from backends.translation import translated
 from signers.algorithms import KeySpec, SignatureAlgorithm
 from signers.errors import (
     AlgorithmNotSupported,
-    AuthenticationFailed,
     BackendUnavailable,
     ConfigError,
+    KeyDisabled,
     KeyExists,
     KeyNotFound,
     KeyplaneError,
-    PermissionDenied,
 )
 from signers.keys import PublicKey
 from signers.sdk import require
 from signers.secrets import Secret, resolve_secret
-from signers.signature_format import digest
-from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
+from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
+from signers.uri_options import check_create_options, checked_uri
 
-__all__ = ["ALGORITHMS", "GcpKmsKeyStore", "GcpKmsSigner"]
+from .algorithms import ALGORITHMS, crc32c, gcp_algorithm_for
+from .client import build_client, tls_verification_failed
+from .errors import translate
+from .signer import GcpKmsSigner, _short
 
-MAX_DATA = 64 * 1024  # AsymmetricSignRequest.data limit (SOFTWARE protection level)
-SCOPES = ("https://www.googleapis.com/auth/cloudkms",)
+__all__ = ["DEFAULT_TIMEOUT", "GcpKmsKeyStore"]
+
 DEFAULT_TIMEOUT = 30.0
 _ATTEMPTS = 4  # tries for a retryable failure (UNAVAILABLE, DEADLINE_EXCEEDED) within the timeout
-_QUERY = frozenset({"endpoint", "insecure", "token-source", "timeout", "algorithm"})
+_QUERY = frozenset({"endpoint", "insecure", "token-source", "timeout", "algorithm", "ca-bundle"})
 _ID = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 _KEY_RING = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+$")
-
-
-@dataclass(frozen=True)
-class GcpAlgorithm:
-    """One Cloud KMS signing algorithm: the key spec, our algorithm, and what AsymmetricSign takes."""
-
-    spec: KeySpec
-    algorithm: SignatureAlgorithm
-    input: str  # "digest", "data" (the whole message) or "mu" (digest.external_mu)
-
-
-S, A = KeySpec, SignatureAlgorithm
-ALGORITHMS: dict[str, GcpAlgorithm] = {
-    "EC_SIGN_P256_SHA256": GcpAlgorithm(S.P256, A.ES256, "digest"),
-    "EC_SIGN_P384_SHA384": GcpAlgorithm(S.P384, A.ES384, "digest"),
-    "EC_SIGN_SECP256K1_SHA256": GcpAlgorithm(S.SECP256K1, A.ES256K, "digest"),
-    "EC_SIGN_ED25519": GcpAlgorithm(S.ED25519, A.ED25519, "data"),
-    "RSA_SIGN_PSS_2048_SHA256": GcpAlgorithm(S.RSA2048, A.PS256, "digest"),
-    "RSA_SIGN_PSS_3072_SHA256": GcpAlgorithm(S.RSA3072, A.PS256, "digest"),
-    "RSA_SIGN_PSS_4096_SHA256": GcpAlgorithm(S.RSA4096, A.PS256, "digest"),
-    "RSA_SIGN_PSS_4096_SHA512": GcpAlgorithm(S.RSA4096, A.PS512, "digest"),
-    "RSA_SIGN_PKCS1_2048_SHA256": GcpAlgorithm(S.RSA2048, A.RS256, "digest"),
-    "RSA_SIGN_PKCS1_3072_SHA256": GcpAlgorithm(S.RSA3072, A.RS256, "digest"),
-    "RSA_SIGN_PKCS1_4096_SHA256": GcpAlgorithm(S.RSA4096, A.RS256, "digest"),
-    "RSA_SIGN_PKCS1_4096_SHA512": GcpAlgorithm(S.RSA4096, A.RS512, "digest"),
-    "PQ_SIGN_ML_DSA_44": GcpAlgorithm(S.ML_DSA_44, A.ML_DSA_44, "data"),
-    "PQ_SIGN_ML_DSA_65": GcpAlgorithm(S.ML_DSA_65, A.ML_DSA_65, "data"),
-    "PQ_SIGN_ML_DSA_87": GcpAlgorithm(S.ML_DSA_87, A.ML_DSA_87, "data"),
-    "PQ_SIGN_ML_DSA_44_EXTERNAL_MU": GcpAlgorithm(S.ML_DSA_44, A.ML_DSA_44, "mu"),
-    "PQ_SIGN_ML_DSA_65_EXTERNAL_MU": GcpAlgorithm(S.ML_DSA_65, A.ML_DSA_65, "mu"),
-    "PQ_SIGN_ML_DSA_87_EXTERNAL_MU": GcpAlgorithm(S.ML_DSA_87, A.ML_DSA_87, "mu"),
-}
-del S, A
-
-
-def _gcp_algorithm_for(spec: KeySpec, algorithm: SignatureAlgorithm, external_mu: bool) -> str:
-    """The Cloud KMS algorithm a new key of `spec` signing `algorithm` gets (ML-DSA: external mu by default)."""
-    for name, info in ALGORITHMS.items():
-        if info.spec is spec and info.algorithm is algorithm and (info.input == "mu") == external_mu:
-            return name
-    for name, info in ALGORITHMS.items():  # external_mu only matters for ML-DSA
-        if info.spec is spec and info.algorithm is algorithm:
-            return name
-    raise AlgorithmNotSupported(f"Cloud KMS has no {spec.value} key signing {algorithm.value}")
-
-
-@functools.cache
-def _crc32c_module() -> Any:
-    return require("google_crc32c", "gcp", "gcpkms")
-
-
-def _crc32c(data: bytes) -> int:
-    return int(_crc32c_module().value(bytes(data)))
-
-
-class GcpKmsSigner(BaseSigner):
-    """One Cloud KMS key version; `sign` is one AsymmetricSign round trip with CRC32C checks."""
-
-    def __init__(self, store: GcpKmsKeyStore, uri: str, version_name: str, gcp_algorithm: str,
-                 public_key: PublicKey) -> None:
-        info = ALGORITHMS[gcp_algorithm]
-        super().__init__(uri, info.algorithm, public_key)
-        self._store = store
-        self.version_name = version_name  # the full resource name this signer signs with
-        self.gcp_algorithm = gcp_algorithm
-        self._input = info.input
-        self._hash_field = info.algorithm.hash_name
-
-    def sign(self, message: bytes) -> bytes:
-        message = bytes(message)
-        kms_v1 = self._store._kms
-        if self._input == "digest":
-            payload = digest(self.algorithm, message)
-            request = kms_v1.AsymmetricSignRequest(name=self.version_name, digest={self._hash_field: payload},
-                                                   digest_crc32c=_crc32c(payload))
-        elif self._input == "mu":
-            hasher = mldsa.MLDSAMuHasher(self.public_key.key, b"")  # type: ignore[arg-type]  # pure ML-DSA, empty context
-            hasher.update(message)
-            payload = hasher.finalize()
-            request = kms_v1.AsymmetricSignRequest(name=self.version_name, digest={"external_mu": payload},
-                                                   digest_crc32c=_crc32c(payload))
-        else:
-            if len(message) > MAX_DATA:
-                raise AlgorithmNotSupported(
-                    f"Cloud KMS signs {self.gcp_algorithm} over the whole message, at most {MAX_DATA} bytes, "
-                    f"and this message has {len(message)}"
-                    + (" (create the key with external_mu=True to sign any length)" if self._is_mldsa() else "")
-                )
-            payload = message
-            request = kms_v1.AsymmetricSignRequest(name=self.version_name, data=payload, data_crc32c=_crc32c(payload))
-        response = self._store._call(f"sign with {_short(self.version_name)}", self._store._client.asymmetric_sign,
-                                     request)
-        return self._store._checked_signature(response, self.version_name, "data" if self._input == "data" else "digest")
-
-    def _is_mldsa(self) -> bool:
-        return self.gcp_algorithm.startswith("PQ_SIGN_ML_DSA")
 
 
 class GcpKmsKeyStore(BaseKeyStore):
@@ -178,7 +48,9 @@ class GcpKmsKeyStore(BaseKeyStore):
         key_specs=frozenset(KeySpec),
         prehash=True,
         deterministic=frozenset({KeySpec.ED25519}),
+        deletion="scheduled",  # every version is scheduled for destruction; the name stays taken
     )
+    signer_class = GcpKmsSigner  # capabilities_of reads the signer protocols (sign-digest) from it
 
     def __init__(
         self,
@@ -189,11 +61,13 @@ class GcpKmsKeyStore(BaseKeyStore):
         insecure: bool = False,
         token: Secret | None = None,
         credentials: Any = None,
+        ca_bundle: str | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         query: dict[str, str] | None = None,
     ) -> None:
         """`client` (a KeyManagementServiceClient) or `credentials` (google-auth) may be injected;
-        otherwise a client is built from `endpoint` / `insecure` / `token`, or Application Default Credentials."""
+        otherwise a client is built from `endpoint` / `insecure` / `token` / `ca_bundle`, or
+        Application Default Credentials. Raises ConfigError for a malformed key ring or options."""
         if not _KEY_RING.match(key_ring):
             raise ConfigError("gcpkms store must name a key ring: gcpkms://projects/P/locations/L/keyRings/R")
         if insecure and not endpoint:
@@ -205,64 +79,30 @@ class GcpKmsKeyStore(BaseKeyStore):
         require("google_crc32c", "gcp", "gcpkms")
         self.uri = KeyURI("gcpkms", key_ring.removeprefix("projects/"), "projects", {}, dict(query or {})).format()
         self._owns_client = client is None
-        self._client = client if client is not None else self._build_client(endpoint, insecure, token, credentials)
+        if client is None:
+            with translated(translate, "connect to Cloud KMS"):
+                client = build_client(self._kms, endpoint, insecure, token, credentials, ca_bundle)
+        self._client = client
         self._ring_checked = False
-
-    # -- construction ------------------------------------------------------------------
 
     @classmethod
     def from_uri(cls, uri: str) -> GcpKmsKeyStore:
-        """A store from a store URI (key ring) or a key URI (the key ring it is in)."""
-        parsed = parse_uri(uri)
-        if parsed.scheme != "gcpkms":
-            raise ConfigError(f"not a gcpkms: URI (scheme {parsed.scheme!r})")
-        unknown = set(parsed.query) - _QUERY
-        if unknown:
-            raise ConfigError(f"gcpkms: URI has unknown attribute(s) {sorted(unknown)}")
+        """A store from a store URI (key ring) or a key URI (the key ring it is in).
+
+        Raises ConfigError for another scheme, an unknown attribute or a bad value (naming it).
+        """
+        parsed, options = checked_uri(uri, schemes={"gcpkms"}, query=_QUERY)
         resource = _resource(parsed)
         m = re.match(r"^(projects/[^/]+/locations/[^/]+/keyRings/[^/]+)(/.*)?$", resource)
         if not m:
             raise ConfigError("gcpkms URI must be gcpkms://projects/P/locations/L/keyRings/R[/cryptoKeys/K"
                               "[/cryptoKeyVersions/N]]")
         query = {k: v for k, v in parsed.query.items() if k != "algorithm"}
-        insecure = query.get("insecure", "false").lower()
-        if insecure not in ("true", "false", "1", "0"):
-            raise ConfigError("gcpkms: insecure must be true or false")
-        try:
-            timeout = float(query.get("timeout", DEFAULT_TIMEOUT))
-        except ValueError:
-            raise ConfigError("gcpkms: timeout must be a number of seconds") from None
-        if not timeout > 0:
-            raise ConfigError("gcpkms: timeout must be positive")
-        source = query.get("token-source")
+        timeout = options.number("timeout", DEFAULT_TIMEOUT, minimum=0.001, maximum=3600)
+        source = options.text("token-source")
         token = resolve_secret(source, "token-source") if source else None
-        return cls(m.group(1), endpoint=query.get("endpoint"), insecure=insecure in ("true", "1"), token=token,
-                   timeout=timeout, query=query)
-
-    def _build_client(self, endpoint: str | None, insecure: bool, token: Secret | None, credentials: Any) -> Any:
-        kms_v1 = self._kms
-        try:
-            if insecure:
-                grpc = require("grpc", "gcp", "gcpkms")
-                transports = require("google.cloud.kms_v1.services.key_management_service.transports",
-                                     "gcp", "gcpkms")
-                channel = grpc.insecure_channel(endpoint)
-                if token is not None:
-                    channel = grpc.intercept_channel(channel, _bearer_interceptor(grpc, token))
-                return kms_v1.KeyManagementServiceClient(
-                    transport=transports.KeyManagementServiceGrpcTransport(channel=channel))
-            if token is not None:
-                oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
-                credentials = oauth2.Credentials(token.reveal())
-            elif credentials is None:
-                google_auth = require("google.auth", "gcp", "gcpkms")
-                credentials, _ = google_auth.default(scopes=list(SCOPES))
-            options = {"api_endpoint": endpoint} if endpoint else None
-            return kms_v1.KeyManagementServiceClient(credentials=credentials, client_options=options)
-        except KeyplaneError:
-            raise
-        except Exception as e:
-            raise self._translate(e, "connect to Cloud KMS") from e
+        return cls(m.group(1), endpoint=options.text("endpoint"), insecure=options.flag("insecure"), token=token,
+                   ca_bundle=options.text("ca-bundle"), timeout=timeout, query=query)
 
     # -- KeyStore ----------------------------------------------------------------------
 
@@ -271,15 +111,15 @@ class GcpKmsKeyStore(BaseKeyStore):
 
         Options: `algorithm` (e.g. PS512 for RSA-4096), `external_mu` (ML-DSA; default True,
         so messages of any length can be signed), `protection_level` ("SOFTWARE" or "HSM"),
-        `labels` (dict).
+        `labels` (dict). Raises KeyExists (the name is taken: Cloud KMS never frees a key name),
+        AlgorithmNotSupported, ConfigError and the service's errors.
         """
         spec = KeySpec.parse(spec)
-        algorithm = choose_algorithm(spec, opts.pop("algorithm", None))
-        gcp_algorithm = _gcp_algorithm_for(spec, algorithm, bool(opts.pop("external_mu", True)))
-        protection = str(opts.pop("protection_level", "SOFTWARE")).upper()
-        labels = dict(opts.pop("labels", None) or {})
-        if opts:
-            raise ConfigError(f"gcpkms back end: unknown create option(s) {sorted(opts)}")
+        check_create_options(opts, {"algorithm", "external_mu", "protection_level", "labels"}, "gcpkms")
+        algorithm = choose_algorithm(spec, opts.get("algorithm"))
+        gcp_algorithm = gcp_algorithm_for(spec, algorithm, bool(opts.get("external_mu", True)))
+        protection = str(opts.get("protection_level", "SOFTWARE")).upper()
+        labels = dict(opts.get("labels") or {})
         key_id = self._check_id(name)
         self.ensure_key_ring()
         kms_v1 = self._kms
@@ -299,32 +139,66 @@ class GcpKmsKeyStore(BaseKeyStore):
         return self._signer(version, algorithm)
 
     def open(self, uri_or_name: str, algorithm: SignatureAlgorithm | str | None = None) -> GcpKmsSigner:
-        """Open a key's newest ENABLED version, or the pinned ``.../cryptoKeyVersions/N``."""
+        """Open a key's newest ENABLED version, or the pinned ``.../cryptoKeyVersions/N``.
+
+        Raises KeyNotFound, KeyDisabled (only disabled versions), AlgorithmNotSupported (another
+        algorithm than the version's) and the service's errors.
+        """
         key_name, number = self._resolve(uri_or_name)
         if algorithm is None and ":" in uri_or_name:
             algorithm = parse_uri(uri_or_name).query.get("algorithm")
         if number is None:
             version = self._newest_enabled(key_name)
             if version is None:
-                raise KeyNotFound(f"key {_short(key_name)} has no ENABLED version")
+                self._raise_not_enabled(key_name)
         else:
             name = f"{key_name}/cryptoKeyVersions/{number}"
             version = self._call(f"open {_short(name)}", self._client.get_crypto_key_version,
                                  self._kms.GetCryptoKeyVersionRequest(name=name))
             state = self._kms.CryptoKeyVersion.CryptoKeyVersionState(version.state)
+            if state.name == "DISABLED":
+                raise KeyDisabled(f"{_short(name)} is DISABLED")
             if state.name != "ENABLED":
                 raise KeyNotFound(f"{_short(name)} is {state.name}, not ENABLED")
         return self._signer(version, algorithm)
 
-    def rotate_key(self, name: str) -> GcpKmsSigner:
-        """Add a version to key `name` (same algorithm) and open it; later opens by name pick it."""
+    def rotate_key(self, name: str, algorithm: SignatureAlgorithm | str | None = None) -> GcpKmsSigner:
+        """Add a version to key `name` and open it; later opens by name pick it (RotatingKeyStore).
+
+        A Cloud KMS key's versions share its template's algorithm, so `algorithm` must be that
+        one (AlgorithmNotSupported otherwise, checked before a version is made). Signers opened
+        before keep signing with their versions. Raises KeyNotFound and the service's errors.
+        """
         key_name, number = self._resolve(name)
         if number is not None:
             raise ConfigError("rotate_key takes a key, not a key version")
-        request = self._kms.CreateCryptoKeyVersionRequest(parent=key_name, crypto_key_version={})
+        kms_v1 = self._kms
+        if algorithm is not None:
+            key = self._call(f"open {_short(key_name)}", self._client.get_crypto_key,
+                             kms_v1.GetCryptoKeyRequest(name=key_name))
+            template = kms_v1.CryptoKeyVersion.CryptoKeyVersionAlgorithm(key.version_template.algorithm).name
+            info = ALGORITHMS.get(template)
+            if info is None or SignatureAlgorithm.parse(algorithm) is not info.algorithm:
+                raise AlgorithmNotSupported(f"{_short(key_name)} makes {template} versions; "
+                                            f"{SignatureAlgorithm.parse(algorithm).value} was asked for")
+        request = kms_v1.CreateCryptoKeyVersionRequest(parent=key_name, crypto_key_version={})
         created = self._call(f"rotate {_short(key_name)}", self._client.create_crypto_key_version, request,
                              idempotent=False)
-        return self._signer(self._wait_enabled(created.name), None)
+        return self._signer(self._wait_enabled(created.name), algorithm)
+
+    def disable_key(self, name: str) -> None:
+        """Disable every ENABLED version of `name` (or the pinned one): signing is KeyDisabled until enabled.
+
+        DisablingKeyStore. Raises KeyNotFound and the service's errors.
+        """
+        self._set_state(name, "ENABLED", "DISABLED")
+
+    def enable_key(self, name: str) -> None:
+        """Enable every DISABLED version of `name` (or the pinned one) again (DisablingKeyStore).
+
+        Raises KeyNotFound and the service's errors.
+        """
+        self._set_state(name, "DISABLED", "ENABLED")
 
     def list_keys(self) -> Iterator[KeyInfo]:
         """Every ASYMMETRIC_SIGN key in the key ring with its newest ENABLED version (enabled=False if none)."""
@@ -391,6 +265,35 @@ class GcpKmsKeyStore(BaseKeyStore):
 
     # -- internals ---------------------------------------------------------------------
 
+    def _set_state(self, name: str, current: str, wanted: str) -> None:
+        key_name, number = self._resolve(name)
+        kms_v1 = self._kms
+        state = kms_v1.CryptoKeyVersion.CryptoKeyVersionState
+        what = f"{'enable' if wanted == 'ENABLED' else 'disable'} {_short(key_name)}"
+        if number is not None:
+            names = [f"{key_name}/cryptoKeyVersions/{number}"]
+        else:
+            pager = self._call(what, self._client.list_crypto_key_versions,
+                               kms_v1.ListCryptoKeyVersionsRequest(parent=key_name))
+            names = [v.name for v in self._iterate(pager, what) if state(v.state).name == current]
+        for version in names:
+            request = kms_v1.UpdateCryptoKeyVersionRequest(
+                crypto_key_version=kms_v1.CryptoKeyVersion(name=version, state=state[wanted]),
+                update_mask={"paths": ["state"]},
+            )
+            self._call(what, self._client.update_crypto_key_version, request)
+
+    def _raise_not_enabled(self, key_name: str) -> None:
+        """KeyDisabled when the key has DISABLED versions but no ENABLED one, else KeyNotFound."""
+        kms_v1 = self._kms
+        state = kms_v1.CryptoKeyVersion.CryptoKeyVersionState
+        pager = self._call(f"open {_short(key_name)}", self._client.list_crypto_key_versions,
+                           kms_v1.ListCryptoKeyVersionsRequest(parent=key_name))
+        if any(state(v.state).name == "DISABLED" for v in self._iterate(pager, "open")):
+            raise KeyDisabled(f"key {_short(key_name)} is disabled (no ENABLED version); enable_key turns it back on")
+        raise KeyNotFound(f"key {_short(key_name)} has no ENABLED version")
+
+
     def _signer(self, version: Any, requested: SignatureAlgorithm | str | None) -> GcpKmsSigner:
         """Fetch and check a version's public key; refuse a requested algorithm the version cannot make."""
         kms_v1 = self._kms
@@ -415,7 +318,7 @@ class GcpKmsKeyStore(BaseKeyStore):
             data, checksum = bytes(answer.public_key.data), answer.public_key.crc32c_checksum
         else:  # legacy PEM-only answer
             data, checksum = answer.pem.encode("ascii"), answer.pem_crc32c
-        if checksum is None or checksum != _crc32c(data):
+        if checksum is None or checksum != crc32c(data):
             raise BackendUnavailable(f"public key of {_short(version.name)} failed its CRC32C check (damaged in transit)")
         try:
             public = PublicKey.from_raw_mldsa(info.spec, data) if pq else PublicKey.from_pem(data)
@@ -434,7 +337,7 @@ class GcpKmsKeyStore(BaseKeyStore):
             raise BackendUnavailable(f"Cloud KMS signed with {response.name!r}, not {_short(version_name)}; "
                                      "no signature returned")
         signature = bytes(response.signature)
-        if response.signature_crc32c is None or response.signature_crc32c != _crc32c(signature):
+        if response.signature_crc32c is None or response.signature_crc32c != crc32c(signature):
             raise BackendUnavailable(f"the signature from {_short(version_name)} failed its CRC32C check "
                                      "(damaged in transit); no signature returned")
         return signature
@@ -466,7 +369,10 @@ class GcpKmsKeyStore(BaseKeyStore):
             delay = min(delay * 2, 1.0)
 
     def _call(self, what: str, method: Callable[..., Any], request: Any, *, idempotent: bool = True) -> Any:
-        """One SDK call: our retries (UNAVAILABLE / DEADLINE_EXCEEDED) within `timeout`; errors translated here."""
+        """One SDK call: our retries (UNAVAILABLE / DEADLINE_EXCEEDED) within `timeout`; errors translated here.
+
+        A refused TLS certificate is not retried: it is refused again (ConfigError naming ca-bundle).
+        """
         exc = self._exceptions
         retryable = (exc.ServiceUnavailable, exc.DeadlineExceeded) if idempotent else (exc.ServiceUnavailable,)
         deadline = time.monotonic() + self.timeout
@@ -475,12 +381,14 @@ class GcpKmsKeyStore(BaseKeyStore):
             try:
                 return method(request=request, retry=None, timeout=max(remaining, 0.001))
             except retryable as e:
+                if tls_verification_failed(str(getattr(e, "message", None) or e)):
+                    raise _translated(e, what) from e
                 pause = min(0.1 * 2 ** (attempt - 1), 1.0) * random.uniform(0.5, 1.0)
                 if attempt == _ATTEMPTS or time.monotonic() + pause >= deadline:
-                    raise self._translate(e, what) from e
+                    raise _translated(e, what) from e
                 time.sleep(pause)  # back-off between retries of a transient failure
             except Exception as e:
-                raise self._translate(e, what) from e
+                raise _translated(e, what) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _iterate(self, pager: Any, what: str) -> Iterator[Any]:
@@ -488,35 +396,7 @@ class GcpKmsKeyStore(BaseKeyStore):
         try:
             yield from pager
         except Exception as e:
-            raise self._translate(e, what) from e
-
-    def _translate(self, e: Exception, what: str) -> KeyplaneError:
-        """The one place SDK failures become keyplane errors (the SDK message, never a credential)."""
-        if isinstance(e, KeyplaneError):
-            return e
-        exc = self._exceptions
-        detail = getattr(e, "message", None) or str(e)
-        text = f"Cloud KMS: cannot {what}: {detail}"
-        if isinstance(e, exc.NotFound):
-            return KeyNotFound(text)
-        if isinstance(e, exc.AlreadyExists):
-            return KeyExists(text)
-        if isinstance(e, exc.Unauthenticated):
-            return AuthenticationFailed(text)
-        if isinstance(e, exc.PermissionDenied):
-            return PermissionDenied(text)
-        if isinstance(e, exc.FailedPrecondition):
-            return KeyNotFound(text)  # in KMS: the version is not ENABLED (disabled, destroyed, pending)
-        if isinstance(e, exc.InvalidArgument):
-            if "checksum" in detail.lower() or "crc32c" in detail.lower():
-                return BackendUnavailable(text, e)  # the request's CRC32C failed: damaged in transit
-            return ConfigError(text)
-        if isinstance(e, exc.MethodNotImplemented):
-            return AlgorithmNotSupported(text)
-        auth_errors = require("google.auth.exceptions", "gcp", "gcpkms")
-        if isinstance(e, auth_errors.DefaultCredentialsError | auth_errors.RefreshError):
-            return AuthenticationFailed(f"Cloud KMS: cannot {what}: no usable Google credentials ({type(e).__name__})")
-        return BackendUnavailable(text, e)
+            raise _translated(e, what) from e
 
     def _resolve(self, uri_or_name: str) -> tuple[str, int | None]:
         """(crypto key resource name, version number or None) for a URI, resource name or key name here."""
@@ -547,6 +427,11 @@ class GcpKmsKeyStore(BaseKeyStore):
         return name
 
 
+def _translated(e: Exception, what: str) -> KeyplaneError:
+    """`translate`, never None (anything unknown is BackendUnavailable with the cause)."""
+    return translate(e, what) or BackendUnavailable(f"Cloud KMS: cannot {what}: {type(e).__name__}", e)
+
+
 class _Closed:
     """Stands in for the client after close(), so a late call fails clearly instead of on a closed channel."""
 
@@ -557,32 +442,3 @@ class _Closed:
 def _resource(parsed: KeyURI) -> str:
     """The resource name in a gcpkms URI (``gcpkms://projects/...`` or ``gcpkms:///projects/...``)."""
     return "/".join(p for p in ((parsed.authority or ""), parsed.path.strip("/")) if p)
-
-
-def _short(resource: str) -> str:
-    """A resource name for messages: the part below the key ring."""
-    return resource.split("/keyRings/", 1)[-1] if "/keyRings/" in resource else resource
-
-
-def _bearer_interceptor(grpc: Any, token: Secret) -> Any:
-    """A channel interceptor adding ``authorization: Bearer`` (for plaintext channels, which take no call credentials)."""
-
-    class BearerToken(grpc.UnaryUnaryClientInterceptor):
-        def __repr__(self) -> str:
-            return "BearerToken(***)"
-
-        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-            metadata = [*(details.metadata or ()), ("authorization", f"Bearer {token.reveal()}")]
-            return continuation(_CallDetails(details, metadata), request)
-
-    class _CallDetails(grpc.ClientCallDetails):
-        def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
-            self.method = base.method
-            self.timeout = base.timeout
-            self.metadata = metadata
-            self.credentials = base.credentials
-            self.wait_for_ready = getattr(base, "wait_for_ready", None)
-            self.compression = getattr(base, "compression", None)
-
-    return BearerToken()
-

@@ -1,0 +1,86 @@
+"""Building the one KeyManagementServiceClient a store uses (TLS with ADC or a token, or plaintext to an emulator).
+
+Over TLS the token rides as google-auth credentials; over an insecure channel, which gRPC
+refuses to attach call credentials to, a channel interceptor adds the header *below* the
+SDK's own DEBUG request logging, so the token never reaches a log record. ``ca-bundle``
+names the CA file a private endpoint's certificate chains to.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signers.errors import ConfigError
+from signers.sdk import require
+from signers.secrets import Secret
+
+__all__ = ["SCOPES", "build_client", "tls_verification_failed"]
+
+SCOPES = ("https://www.googleapis.com/auth/cloudkms",)
+_TLS_MARKERS = ("certificate_verify_failed", "certificate verify failed", "ssl handshake failed",
+                "handshake failed", "unable to get local issuer certificate", "self signed certificate",
+                "self-signed certificate")
+
+
+def build_client(kms_v1: Any, endpoint: str | None, insecure: bool, token: Secret | None, credentials: Any,
+                 ca_bundle: str | None) -> Any:
+    """The client for the options of a store URI; raises ConfigError for an unreadable CA bundle.
+
+    SDK errors (no Application Default Credentials, ...) are left to the caller's translation.
+    """
+    grpc = require("grpc", "gcp", "gcpkms")
+    if insecure:
+        transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
+        channel = grpc.insecure_channel(endpoint)
+        if token is not None:
+            channel = grpc.intercept_channel(channel, _bearer_interceptor(grpc, token))
+        return kms_v1.KeyManagementServiceClient(transport=transports.KeyManagementServiceGrpcTransport(channel=channel))
+    if token is not None:
+        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
+        credentials = oauth2.Credentials(token.reveal())
+    elif credentials is None:
+        google_auth = require("google.auth", "gcp", "gcpkms")
+        credentials, _ = google_auth.default(scopes=list(SCOPES))
+    if ca_bundle:
+        try:
+            with open(ca_bundle, "rb") as f:
+                roots = f.read()
+        except OSError as e:
+            raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
+        transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
+        transport = transports.KeyManagementServiceGrpcTransport(
+            host=endpoint or "cloudkms.googleapis.com", credentials=credentials,
+            ssl_channel_credentials=grpc.ssl_channel_credentials(root_certificates=roots))
+        return kms_v1.KeyManagementServiceClient(transport=transport)
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return kms_v1.KeyManagementServiceClient(credentials=credentials, client_options=options)
+
+
+def tls_verification_failed(detail: str) -> bool:
+    """Whether a gRPC UNAVAILABLE's text says the server's certificate was refused (it will be again)."""
+    lowered = detail.lower()
+    return any(marker in lowered for marker in _TLS_MARKERS)
+
+
+def _bearer_interceptor(grpc: Any, token: Secret) -> Any:
+    """A channel interceptor adding ``authorization: Bearer`` (for plaintext channels, which take no call credentials)."""
+
+    class BearerToken(grpc.UnaryUnaryClientInterceptor):
+        def __repr__(self) -> str:
+            return "BearerToken(***)"
+
+        def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+            metadata = [*(details.metadata or ()), ("authorization", f"Bearer {token.reveal()}")]
+            return continuation(_CallDetails(details, metadata), request)
+
+    class _CallDetails(grpc.ClientCallDetails):
+        def __init__(self, base: Any, metadata: list[tuple[str, str]]) -> None:
+            self.method = base.method
+            self.timeout = base.timeout
+            self.metadata = metadata
+            self.credentials = base.credentials
+            self.wait_for_ready = getattr(base, "wait_for_ready", None)
+            self.compression = getattr(base, "compression", None)
+
+    return BearerToken()
+
