@@ -21,6 +21,7 @@ from signers.errors import (
     KeyNotFound,
     PermissionDenied,
 )
+from signers.signer import RotatingKeyStore
 from tests.fixtures.openbao import BAD_TOKEN_ENV, OpenBaoServer, free_port, store_uri
 
 from .conftest import root_call
@@ -79,7 +80,7 @@ def test_public_key_matches_the_servers_and_key_id_is_stable(
 def test_capabilities_detect_mldsa_from_the_servers_own_description(store: VaultTransitKeyStore) -> None:
     caps = store.capabilities
     assert {KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87} <= caps.key_specs
-    assert KeySpec.SECP256K1 not in caps.key_specs and caps.rotate and caps.prehash
+    assert KeySpec.SECP256K1 not in caps.key_specs and isinstance(store, RotatingKeyStore) and caps.prehash
 
 
 def test_unsupported_spec_names_what_transit_offers(store: VaultTransitKeyStore, key_name: str) -> None:
