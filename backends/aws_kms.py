@@ -29,7 +29,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,9 @@ from signers.sdk import require
 from signers.signature_format import digest
 from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
+from signers.uri_options import check_create_options, checked_uri
+
+from .translation import translated
 
 __all__ = ["AwsKmsKeyStore", "AwsKmsLocation", "AwsKmsSigner", "KeyDisabled", "parse_awskms_uri"]
 
@@ -107,10 +110,14 @@ _UNAVAILABLE_CODES = frozenset({
 })
 _UNSUPPORTED_CODES = frozenset({"UnsupportedOperationException", "InvalidKeyUsageException"})
 _XML_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
-_KEY_ID = re.compile(r"^(mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
-_ALIAS = re.compile(r"^alias/[A-Za-z0-9/_\-]{1,250}$")
-_ARN = re.compile(r"^arn:aws[a-z\-]*:kms:([a-z0-9\-]+):\d{12}:(key|alias)/.+$")
+_KEY_ID = re.compile(r"mrk-[0-9a-f]{32}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_ALIAS = re.compile(r"alias/[A-Za-z0-9/_\-]{1,250}")
+_ARN = re.compile(r"arn:aws[a-z\-]*:kms:([a-z0-9\-]+):\d{12}:(key|alias)/[A-Za-z0-9/_\-]+")
 _QUERY = frozenset({"region", "profile", "endpoint", "algorithm", "connect-timeout", "read-timeout", "max-attempts"})
+_AUTHORITY = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-]{0,252}))(?::(\d{1,5}))?")
+_ENDPOINT = re.compile(r"https?://([^/?#\s]+)/?")
+_REGION = re.compile(r"[a-z]{2}(?:-[a-z0-9]+){1,3}-\d{1,2}|[a-z0-9][a-z0-9\-]{1,40}")
+MAX_ATTEMPTS = 10
 
 
 # -- URIs --------------------------------------------------------------------------------
@@ -138,35 +145,52 @@ class AwsKmsLocation:
 
 
 def parse_awskms_uri(uri: str) -> tuple[AwsKmsLocation, str | None]:
-    """(location, authority) for an ``awskms:`` store or key URI; ConfigError if malformed."""
-    parsed = parse_uri(uri)
-    if parsed.scheme != SCHEME:
-        raise ConfigError(f"not an {SCHEME}: URI (scheme {parsed.scheme!r})")
-    unknown = set(parsed.query) - _QUERY
-    if unknown:
-        raise ConfigError(f"{SCHEME}: URI has unknown attribute(s) {sorted(unknown)}; known: {sorted(_QUERY)}")
+    """(location, authority) for an ``awskms:`` store or key URI; ConfigError if malformed.
+
+    Every number is typed and bounded (a retry count of a million would hang a caller for
+    hours); an endpoint or authority that is not ``host[:port]`` with a port in 1..65535 is
+    refused here rather than as a ValueError from botocore.
+    """
+    parsed, options = checked_uri(uri, schemes={SCHEME}, query=_QUERY)
     authority = parsed.authority or None
-    endpoint = parsed.query.get("endpoint") or (_endpoint_for(authority) if authority else None)
+    if authority is not None:
+        _check_authority(authority, "authority")
+    endpoint = options.text("endpoint")
+    if endpoint is not None:
+        match = _ENDPOINT.fullmatch(endpoint)
+        if match is None:
+            raise ConfigError(f"{SCHEME}: URI attribute 'endpoint' must be http(s)://HOST[:PORT][/]")
+        _check_authority(match.group(1), "endpoint")
+    endpoint = endpoint or (_endpoint_for(authority) if authority else None)
     key = parsed.path.lstrip("/") or None
-    region = parsed.query.get("region")
+    region = options.text("region")
+    if region is not None and not _REGION.fullmatch(region):
+        raise ConfigError(f"{SCHEME}: URI attribute 'region' must be an AWS region name such as us-east-1")
     if key is not None:
-        arn = _ARN.match(key)
+        arn = _ARN.fullmatch(key)
         if arn and region and region != arn.group(1):
             raise ConfigError(f"the key ARN is in region {arn.group(1)} but the URI says region={region}")
         region = region or (arn.group(1) if arn else None)
-    try:
-        return AwsKmsLocation(
-            endpoint=endpoint,
-            region=region,
-            profile=parsed.query.get("profile"),
-            key=key,
-            algorithm=parsed.query.get("algorithm"),
-            connect_timeout=float(parsed.query.get("connect-timeout", 5.0)),
-            read_timeout=float(parsed.query.get("read-timeout", 15.0)),
-            max_attempts=int(parsed.query.get("max-attempts", 4)),
-        ), authority
-    except ValueError as e:
-        raise ConfigError(f"{SCHEME}: timeouts must be numbers and max-attempts an integer") from e
+    return AwsKmsLocation(
+        endpoint=endpoint,
+        region=region,
+        profile=options.text("profile"),
+        key=key,
+        algorithm=options.text("algorithm"),
+        connect_timeout=options.number("connect-timeout", 5.0, minimum=0.01, maximum=300),
+        read_timeout=options.number("read-timeout", 15.0, minimum=0.01, maximum=900),
+        max_attempts=options.integer("max-attempts", 4, minimum=1, maximum=MAX_ATTEMPTS),
+    ), authority
+
+
+def _check_authority(authority: str, what: str) -> None:
+    """HOST[:PORT] with a port in 1..65535 (IPv6 in brackets); ConfigError naming `what` otherwise."""
+    match = _AUTHORITY.fullmatch(authority)
+    if match is None:
+        raise ConfigError(f"{SCHEME}: URI {what} must be HOST[:PORT], not {authority[:80]!r}")
+    port = match.group(2)
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ConfigError(f"{SCHEME}: URI {what} has port {port}; ports are 1 to 65535")
 
 
 def _endpoint_for(authority: str) -> str:
@@ -181,7 +205,7 @@ def _endpoint_for(authority: str) -> str:
 
 def key_reference(name_or_ref: str) -> str:
     """What KMS calls a KeyId: an id, ``alias/NAME`` or ARN as given; a bare name means its alias."""
-    if _KEY_ID.match(name_or_ref) or _ARN.match(name_or_ref) or name_or_ref.startswith("alias/"):
+    if _KEY_ID.fullmatch(name_or_ref) or _ARN.fullmatch(name_or_ref) or name_or_ref.startswith("alias/"):
         return name_or_ref
     return f"alias/{name_or_ref}"
 
@@ -207,6 +231,22 @@ class AwsKmsSigner(BaseSigner):
             "Sign", self.uri, KeyId=self.key_arn, Message=payload, MessageType=message_type,
             SigningAlgorithm=self._aws_algorithm,
         )
+        return bytes(response["Signature"])
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a precomputed digest (``MessageType=DIGEST``): ECDSA and RSA; never hashed again.
+
+        Raises ConfigError for a digest of the wrong length, AlgorithmNotSupported for Ed25519
+        and ML-DSA (KMS signs their messages, or ML-DSA's mu, not a digest).
+        """
+        if self.algorithm.family not in (KeyFamily.EC, KeyFamily.RSA):
+            raise AlgorithmNotSupported(f"{self.algorithm.value} has no digest form on AWS KMS")
+        size = self.algorithm.hash_algorithm().digest_size
+        digest = bytes(digest)
+        if len(digest) != size:
+            raise ConfigError(f"{self.algorithm.value} signs a {size}-byte digest, not {len(digest)} bytes")
+        response = self._store._call("Sign", self.uri, KeyId=self.key_arn, Message=digest, MessageType="DIGEST",
+                                     SigningAlgorithm=self._aws_algorithm)
         return bytes(response["Signature"])
 
     def sign_request(self, message: bytes) -> tuple[bytes, str]:
@@ -236,7 +276,9 @@ class AwsKmsKeyStore(BaseKeyStore):
         key_specs=frozenset(_KEY_SPECS),
         prehash=True,  # above 4096 bytes the digest (or mu) is computed here
         deterministic=frozenset({KeySpec.ED25519}),
+        deletion="scheduled",  # KMS destroys a key only after a 7..30 day window
     )
+    signer_class = AwsKmsSigner
 
     def __init__(self, client: Any, location: AwsKmsLocation, authority: str | None = None,
                  deletion_window_days: int = 7) -> None:
@@ -287,12 +329,11 @@ class AwsKmsKeyStore(BaseKeyStore):
         algorithm = choose_algorithm(spec, opts.pop("algorithm", None))
         description = opts.pop("description", None)
         tags = opts.pop("tags", None) or {}
-        if opts:
-            raise ConfigError(f"AWS KMS back end: unknown create option(s) {sorted(opts)}")
+        check_create_options(opts, (), "AWS KMS")
         alias = None
         if name:
             alias = key_reference(name)
-            if not _ALIAS.match(alias) or alias.startswith("alias/aws/"):
+            if not _ALIAS.fullmatch(alias) or alias.startswith("alias/aws/"):
                 raise ConfigError(f"{name!r} cannot be a KMS alias: letters, digits, '/', '_' and '-' only")
             if self._exists(alias):
                 raise KeyExists(f"alias {alias} already exists in {self.uri}")
@@ -426,17 +467,17 @@ class AwsKmsKeyStore(BaseKeyStore):
             ):
                 raise ConfigError(f"{parse_uri(uri_or_name).public()} is not served by the store {self.uri}")
             ref = key_reference(location.key)
-        arn = _ARN.match(ref)
+        arn = _ARN.fullmatch(ref)
         if arn and arn.group(1) != self.region:
             raise ConfigError(f"key {ref} is in region {arn.group(1)}; this store is in {self.region}")
-        if not (_KEY_ID.match(ref) or arn or _ALIAS.match(ref)):
+        if not (_KEY_ID.fullmatch(ref) or arn or _ALIAS.fullmatch(ref)):
             raise KeyNotFound(f"{ref!r} is not a KMS key id, alias or ARN, so no such key exists")
         return ref
 
     def _key_uri(self, ref: str) -> str:
         store = parse_uri(self.uri)
         query = dict(store.query)
-        if _ARN.match(ref):
+        if _ARN.fullmatch(ref):
             query.pop("region", None)  # the ARN carries it
         return KeyURI(SCHEME, "/" + ref, store.authority, {}, query).format()
 
@@ -448,28 +489,37 @@ def _snake(operation: str) -> str:
 # -- error translation: the one place SDK failures become keyplane errors ----------------
 
 
-@contextmanager
-def _aws_errors(operation: str, subject: str) -> Iterator[None]:
+def _aws_errors(operation: str, subject: str) -> AbstractContextManager[None]:
     """Translate botocore failures raised while doing `operation` on `subject` (a key or store)."""
+    return translated(lambda e, what: _translate(e, operation, subject), f"AWS KMS {operation} on {subject}")
+
+
+def _translate(e: BaseException, operation: str, subject: str) -> KeyplaneError | None:
+    """The one table from botocore exceptions to keyplane errors (None: not a botocore failure)."""
     exceptions = require("botocore.exceptions", "aws", "AWS KMS")
-    try:
-        yield
-    except exceptions.ClientError as e:
-        raise _client_error(e, operation, subject) from e
-    except (exceptions.NoCredentialsError, exceptions.PartialCredentialsError,
-            exceptions.CredentialRetrievalError, exceptions.TokenRetrievalError,
-            exceptions.SSOTokenLoadError, exceptions.UnauthorizedSSOTokenError) as e:
-        raise AuthenticationFailed(f"AWS credentials unusable for {operation}: {type(e).__name__}") from e
-    except (exceptions.ProfileNotFound, exceptions.NoRegionError, exceptions.InvalidRegionError,
-            exceptions.InvalidEndpointConfigurationError) as e:
-        raise ConfigError(f"AWS configuration: {e}") from e
-    except exceptions.ParamValidationError as e:
-        raise ConfigError(f"KMS {operation} request refused before sending: {e}") from e
-    except (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError, exceptions.ReadTimeoutError,
-            exceptions.ConnectionClosedError, exceptions.HTTPClientError) as e:
-        raise BackendUnavailable(f"AWS KMS unreachable during {operation}: {type(e).__name__}", e) from e
-    except exceptions.BotoCoreError as e:
-        raise BackendUnavailable(f"AWS KMS {operation} failed: {type(e).__name__}", e) from e
+    if isinstance(e, exceptions.ClientError):
+        return _client_error(e, operation, subject)
+    if isinstance(e, (exceptions.NoCredentialsError, exceptions.PartialCredentialsError,
+                      exceptions.CredentialRetrievalError, exceptions.TokenRetrievalError,
+                      exceptions.SSOTokenLoadError, exceptions.UnauthorizedSSOTokenError)):
+        return AuthenticationFailed(f"AWS credentials unusable for {operation}: {type(e).__name__}")
+    if isinstance(e, (exceptions.ProfileNotFound, exceptions.NoRegionError, exceptions.InvalidRegionError,
+                      exceptions.InvalidEndpointConfigurationError)):
+        return ConfigError(f"AWS configuration: {e}")
+    if isinstance(e, exceptions.ParamValidationError):
+        return ConfigError(f"KMS {operation} request refused before sending: {e}")
+    if isinstance(e, exceptions.SSLError) or (
+            isinstance(e, exceptions.HTTPClientError) and "CERTIFICATE_VERIFY_FAILED" in str(e)):
+        return ConfigError(f"AWS KMS {operation}: TLS certificate verification failed for the endpoint; give its "
+                           "CA bundle with AWS_CA_BUNDLE (or ca_bundle in the AWS profile)")
+    if isinstance(e, (exceptions.EndpointConnectionError, exceptions.ConnectTimeoutError, exceptions.ReadTimeoutError,
+                      exceptions.ConnectionClosedError, exceptions.HTTPClientError)):
+        return BackendUnavailable(f"AWS KMS unreachable during {operation}: {type(e).__name__}", e)
+    if isinstance(e, exceptions.BotoCoreError):
+        return BackendUnavailable(f"AWS KMS {operation} failed: {type(e).__name__}", e)
+    if isinstance(e, ValueError):  # botocore's own checks of endpoint / config values
+        return ConfigError(f"AWS KMS {operation}: the client refused its configuration: {str(e)[:200]}")
+    return None
 
 
 def _client_error(e: Any, operation: str, subject: str) -> KeyplaneError:

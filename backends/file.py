@@ -4,16 +4,21 @@
 in it. The password comes from ``?password-source=env:NAME|file:PATH`` or, when the URI
 names none, ``$KEYPLANE_PASSWORD``.
 
-On disk:
+On disk (the format and its file-system rules are in `backends.file_format`):
   ``keyplane-store.json``  a scrypt verifier of the store password, so a wrong password
                            is told apart from a damaged key file (PKCS#8 PBES2 has no MAC)
   ``<name>.pem``           the key, encrypted PKCS#8 (ML-DSA in its 32-byte seed form), mode 0600,
-                           after one plain-text line ``keyplane-algorithm: <alg>`` (PEM readers skip
-                           text before ``-----BEGIN``), so a key made for RS256 reopens as RS256
+                           after two plain-text lines: ``keyplane-algorithm: <alg>`` (so a key made
+                           for RS256 reopens as RS256) and ``keyplane-binding: <mac>`` binding the
+                           name and algorithm to the key (a swapped or edited file is refused)
 
 Files are written to a temp file, fsynced and hard-linked into place, so a crash never
-leaves half a key and creating never overwrites. A key file readable by group or others
-is refused. Every failure leaves the directory as it was.
+leaves half a key and creating never overwrites; temp files a killed writer left are
+removed by the next create. Symlinked key files, key files readable by group or others
+and a store directory writable by group or others are refused. When the password check
+file is missing, a password that does not open the existing keys is refused
+(AuthenticationFailed) and no new check is written for it. A Signer notices when its key
+file is deleted or replaced under it (KeyNotFound). Every failure leaves the directory as it was.
 """
 
 from __future__ import annotations
@@ -23,17 +28,17 @@ import hmac
 import json
 import os
 import re
-import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from signers.algorithms import KeySpec, SignatureAlgorithm
+from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from signers.errors import (
     AlgorithmNotSupported,
     AuthenticationFailed,
@@ -41,32 +46,91 @@ from signers.errors import (
     KeyCorrupt,
     KeyExists,
     KeyNotFound,
-    PermissionDenied,
 )
 from signers.keys import PublicKey
 from signers.local_keys import PrivateKey, generate_private_key, sign_with_private_key
 from signers.secrets import Secret, resolve_secret
 from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
+from signers.uri_options import check_create_options, checked_uri
 
-__all__ = ["FileKeyStore", "FileSigner"]
+from .file_format import (
+    MARKER,
+    MAX_KEY_FILE,
+    SCRYPT_DEFAULTS,
+    check_directory,
+    clean_stale_temp_files,
+    file_identity,
+    fsync_dir,
+    key_binding,
+    key_file_bytes,
+    load_marker,
+    os_errors,
+    parse_key_file,
+    read_private_file,
+    scrypt_parameters,
+    write_new,
+)
 
-MARKER = "keyplane-store.json"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
-_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-_ALGORITHM_LINE = "keyplane-algorithm: "
+__all__ = ["MARKER", "FileKeyStore", "FileSigner"]
+
+_NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
 
 
 class FileSigner(BaseSigner):
-    """Signs with a decrypted in-memory key (decrypted once, at open)."""
+    """Signs with a decrypted in-memory key (decrypted once, at open).
 
-    def __init__(self, store: FileKeyStore, uri: str, algorithm: SignatureAlgorithm, key: PrivateKey) -> None:
+    Before each signature it checks (one ``lstat``) that its key file is still the file it
+    was opened from: a key deleted or replaced under the same name raises KeyNotFound, so
+    a long-lived signer never keeps signing for a key the store no longer holds.
+    """
+
+    def __init__(self, store: FileKeyStore, uri: str, algorithm: SignatureAlgorithm, key: PrivateKey,
+                 path: Path, identity: tuple[int, int, int, int]) -> None:
         super().__init__(uri, algorithm, PublicKey(key.public_key()))
         self._store = store  # keeps the store alive as long as the signer
         self._key = key
+        self._path = path
+        self._identity = identity
 
     def sign(self, message: bytes) -> bytes:
+        self._check_file()
         return sign_with_private_key(self._key, self.algorithm, bytes(message))
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        """Sign a precomputed digest of the algorithm's hash (ECDSA, RSA); never hashed again.
+
+        Raises ConfigError for a digest of the wrong length, AlgorithmNotSupported for
+        Ed25519 and ML-DSA (they sign messages, not digests).
+        """
+        family = self.algorithm.family
+        if family not in (KeyFamily.EC, KeyFamily.RSA):
+            raise AlgorithmNotSupported(f"{self.algorithm.value} signs whole messages; it has no digest form")
+        h = self.algorithm.hash_algorithm()
+        digest = bytes(digest)
+        if len(digest) != h.digest_size:
+            raise ConfigError(f"{self.algorithm.value} signs a {h.digest_size}-byte digest, not {len(digest)} bytes")
+        self._check_file()
+        key = self._key
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key.sign(digest, ec.ECDSA(Prehashed(h)))
+        assert isinstance(key, rsa.RSAPrivateKey)
+        pad: padding.AsymmetricPadding = (
+            padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size) if self.algorithm.is_pss
+            else padding.PKCS1v15()
+        )
+        return key.sign(digest, pad, Prehashed(h))
+
+    def _check_file(self) -> None:
+        try:
+            st = os.lstat(self._path)
+        except FileNotFoundError:
+            raise KeyNotFound(f"key file {self._path} was deleted after this signer opened it") from None
+        except OSError as e:
+            with os_errors(f"checking key file {self._path}"):
+                raise e
+        if file_identity(st) != self._identity:
+            raise KeyNotFound(f"key file {self._path} was replaced after this signer opened it; open the key again")
 
 
 class FileKeyStore(BaseKeyStore):
@@ -74,6 +138,7 @@ class FileKeyStore(BaseKeyStore):
         key_specs=frozenset(KeySpec),
         deterministic=frozenset({KeySpec.ED25519}),
     )
+    signer_class = FileSigner
 
     def __init__(self, directory: str | os.PathLike[str], password: Secret | None, password_source: str | None = None):
         self.directory = Path(directory)
@@ -87,16 +152,11 @@ class FileKeyStore(BaseKeyStore):
     @classmethod
     def from_uri(cls, uri: str) -> FileKeyStore:
         """A store from a store URI (the directory) or a key URI (directory + key name)."""
-        parsed = parse_uri(uri)
-        if parsed.scheme != "file":
-            raise ConfigError(f"not a file: URI (scheme {parsed.scheme!r})")
+        parsed, options = checked_uri(uri, schemes={"file"}, query={"password-source", "algorithm"})
         if not parsed.path:
             raise ConfigError("file: URI needs a directory, e.g. file:/var/lib/keyplane")
-        unknown = set(parsed.query) - {"password-source", "algorithm"}
-        if unknown:
-            raise ConfigError(f"file: URI has unknown attribute(s) {sorted(unknown)}")
         directory, _ = _split(Path(parsed.path))
-        source = parsed.query.get("password-source")
+        source = options.text("password-source")
         if source is not None:
             password: Secret | None = resolve_secret(source, "password-source")
         elif "KEYPLANE_PASSWORD" in os.environ:
@@ -110,47 +170,76 @@ class FileKeyStore(BaseKeyStore):
     def create_key(self, name: str, spec: KeySpec | str, **opts: Any) -> FileSigner:
         spec = KeySpec.parse(spec)
         algorithm = choose_algorithm(spec, opts.pop("algorithm", None))
-        if opts:
-            raise ConfigError(f"file back end: unknown create option(s) {sorted(opts)}")
+        check_create_options(opts, (), "file")
         path = self._key_path(name)
         password = self._check_password(creating=True)
-        if path.exists():
+        if _exists(path):
             raise KeyExists(f"key {name!r} already exists in {self.directory}")
-        if self.directory.exists() and not self.directory.is_dir():
-            raise ConfigError(f"file store {self.directory} is not a directory")
-        key = generate_private_key(spec)
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(password),
-        )
-        _write_new(path, f"{_ALGORITHM_LINE}{algorithm.value}\n".encode() + pem)
-        return FileSigner(self, self._key_uri(name), algorithm, key)
+        return self._store_new(name, path, generate_private_key(spec), algorithm, password)
+
+    def import_key(self, name: str, private_key: Any, algorithm: SignatureAlgorithm | str | None = None) -> FileSigner:
+        """Store an existing `cryptography` private key under `name` (BYOK); see `signers.key_import`.
+
+        Raises KeyExists, AlgorithmNotSupported for a key type keyplane does not sign with,
+        ConfigError for an object that is not a private key.
+        """
+        if not hasattr(private_key, "public_key") or not hasattr(private_key, "private_bytes"):
+            raise ConfigError("import_key needs a cryptography private key object (see signers.key_import)")
+        spec = PublicKey(private_key.public_key()).spec  # AlgorithmNotSupported for other key types
+        chosen = choose_algorithm(spec, algorithm)
+        path = self._key_path(name)
+        password = self._check_password(creating=True)
+        if _exists(path):
+            raise KeyExists(f"key {name!r} already exists in {self.directory}")
+        return self._store_new(name, path, private_key, chosen, password)
 
     def open(self, uri_or_name: str, algorithm: SignatureAlgorithm | str | None = None) -> FileSigner:
         name = self._name_from(uri_or_name)
         if algorithm is None and ":" in uri_or_name:
             algorithm = parse_uri(uri_or_name).query.get("algorithm")
         path = self._key_path(name)
-        key = self._load(path, name)
+        key, stored, identity = self._load(path, name)
         spec = PublicKey(key.public_key()).spec
-        return FileSigner(self, self._key_uri(name), choose_algorithm(spec, algorithm or _stored_algorithm(path)), key)
+        return FileSigner(self, self._key_uri(name), choose_algorithm(spec, algorithm or stored), key, path, identity)
 
     def list_keys(self) -> Iterator[KeyInfo]:
-        if not self.directory.is_dir():
+        if not check_directory(self.directory):
             return
         for path in sorted(self.directory.glob("*.pem")):
             name = path.name[: -len(".pem")]
-            if _NAME.match(name):
+            if _valid_name(name):
                 yield KeyInfo(name=name, uri=self._key_uri(name))
 
     def delete_key(self, name: str) -> None:
         path = self._key_path(name)
         self._load(path, name)  # proves the key exists and the caller knows the password
-        path.unlink()
-        _fsync_dir(self.directory)
+        with os_errors(f"deleting key {name!r}"):
+            path.unlink()
+        fsync_dir(self.directory)
+
+    def bind_legacy_key(self, name: str, algorithm: SignatureAlgorithm | str | None = None) -> FileSigner:
+        """Migrate one key file written before name/algorithm binding: rewrite it with its binding.
+
+        Call it only for a file you know is the key `name` (the binding is what detects a
+        swapped file, so it cannot tell for an unbound one). Raises what `open` raises.
+        """
+        path = self._key_path(name)
+        password = self._check_password()
+        key, stored, _ = self._load(path, name, allow_unbound=True)
+        spec = PublicKey(key.public_key()).spec
+        chosen = choose_algorithm(spec, algorithm or stored)
+        write_new(path, key_file_bytes(key, name, chosen.value, password), replace=True)
+        return self.open(name, chosen)
 
     # -- internals ---------------------------------------------------------------------
+
+    def _store_new(self, name: str, path: Path, key: PrivateKey, algorithm: SignatureAlgorithm,
+                   password: bytes) -> FileSigner:
+        clean_stale_temp_files(self.directory)
+        write_new(path, key_file_bytes(key, name, algorithm.value, password))
+        with os_errors(f"reading back key {name!r}"):
+            identity = file_identity(os.lstat(path))
+        return FileSigner(self, self._key_uri(name), algorithm, key, path, identity)
 
     def _key_uri(self, name: str) -> str:
         parsed = parse_uri(self.uri)
@@ -166,7 +255,7 @@ class FileKeyStore(BaseKeyStore):
         return name
 
     def _key_path(self, name: str) -> Path:
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not _valid_name(name):
             raise ConfigError("key name must be 1-128 of letters, digits, '.', '_' or '-', starting alphanumeric")
         return self.directory / f"{name}.pem"
 
@@ -182,107 +271,107 @@ class FileKeyStore(BaseKeyStore):
         return value
 
     def _check_password(self, *, creating: bool = False) -> bytes:
-        """The password, checked against the store's verifier (written on first create)."""
+        """The password, checked against the store's verifier (written on first create).
+
+        With the verifier missing, a create first proves the password opens every existing
+        key: writing a check for a wrong password would lock the right one out of the store.
+        """
         password = self._need_password()
         if self._verified:
             return password
+        exists = check_directory(self.directory)
         marker = self.directory / MARKER
-        if marker.exists():
-            try:
-                record = json.loads(marker.read_text(encoding="utf-8"))
-                salt = base64.b64decode(record["salt"])
-                expected = base64.b64decode(record["check"])
-                params = {k: int(record[k]) for k in ("n", "r", "p")}
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise KeyCorrupt(f"store verifier {marker} is damaged") from e
+        record = load_marker(marker) if exists else None
+        if record is not None:
+            salt, expected, params = scrypt_parameters(record, marker)
             actual = Scrypt(salt=salt, length=32, **params).derive(password)
             if not hmac.compare_digest(actual, expected):
                 raise AuthenticationFailed(f"wrong password for file store {self.directory}")
-        elif creating:
-            try:
-                self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            except (FileExistsError, NotADirectoryError):
-                raise ConfigError(f"file store {self.directory} is not a directory") from None
-            except PermissionError as e:
-                raise PermissionDenied(f"cannot create file store {self.directory}: {e.strerror}") from e
+        elif not creating:
+            return password  # no verifier: _load reports a key it cannot decrypt as a wrong password
+        else:
+            self._prove_password_opens_existing_keys(password)
+            if not exists:
+                with os_errors(f"creating file store {self.directory}"):
+                    try:
+                        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    except (FileExistsError, NotADirectoryError):
+                        raise ConfigError(f"file store {self.directory} is not a directory") from None
+                check_directory(self.directory)
             salt = os.urandom(16)
-            check = Scrypt(salt=salt, length=32, **_SCRYPT).derive(password)
-            record = {"version": 1, "kdf": "scrypt", **_SCRYPT, "salt": base64.b64encode(salt).decode(),
-                      "check": base64.b64encode(check).decode()}
+            check = Scrypt(salt=salt, length=32, **SCRYPT_DEFAULTS).derive(password)
+            new = {"version": 1, "kdf": "scrypt", **SCRYPT_DEFAULTS,
+                   "salt": _b64(salt), "check": _b64(check)}
             try:
-                _write_new(marker, json.dumps(record, indent=2).encode())
+                write_new(marker, json.dumps(new, indent=2).encode())
             except KeyExists:
-                self._verified = False
                 return self._check_password()  # another process made it first: check against theirs
         self._verified = True
         return password
 
-    def _load(self, path: Path, name: str) -> PrivateKey:
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            raise KeyNotFound(f"no key {name!r} in file store {self.directory}") from None
-        except NotADirectoryError:
-            raise ConfigError(f"file store {self.directory} is not a directory") from None
-        if st.st_mode & 0o077:
-            raise PermissionDenied(
-                f"key file {path} is accessible by group or others (mode {stat.S_IMODE(st.st_mode):04o}); "
-                f"run: chmod 600 {path}"
-            )
+    def _prove_password_opens_existing_keys(self, password: bytes) -> None:
+        for info in self.list_keys():
+            path = self.directory / f"{info.name}.pem"
+            data, _ = read_private_file(path, MAX_KEY_FILE, f"no key {info.name!r}")
+            try:
+                serialization.load_pem_private_key(parse_key_file(data, path)[2], password=password)
+            except (ValueError, TypeError, UnsupportedAlgorithm):
+                raise AuthenticationFailed(
+                    f"the password check {MARKER} of file store {self.directory} is missing and this password "
+                    f"does not open the existing key {info.name!r}: refusing to write a new check for it "
+                    f"(restore {MARKER}, or use the store's password)"
+                ) from None
+
+    def _load(self, path: Path, name: str, *, allow_unbound: bool = False
+              ) -> tuple[PrivateKey, str | None, tuple[int, int, int, int]]:
+        """(key, stored algorithm, file identity) of the key file for `name`, checked and bound."""
+        if not check_directory(self.directory):
+            raise KeyNotFound(f"no key {name!r}: file store {self.directory} does not exist")
+        data, st = read_private_file(path, MAX_KEY_FILE, f"no key {name!r} in file store {self.directory}")
         password = self._check_password()
+        algorithm, binding, pem = parse_key_file(data, path)
         try:
-            data = path.read_bytes()
-        except OSError as e:
-            raise PermissionDenied(f"cannot read key file {path}: {e.strerror}") from e
-        try:
-            key = serialization.load_pem_private_key(data, password=password)
+            key = serialization.load_pem_private_key(pem, password=password)
         except (ValueError, TypeError, UnsupportedAlgorithm) as e:
+            if not self._verified:
+                raise AuthenticationFailed(
+                    f"cannot decrypt key file {path}: wrong password (or a damaged file; the store's password "
+                    f"check {MARKER} is missing, so the two cannot be told apart)") from e
             # The password matched the store verifier, so the file itself is bad.
             raise KeyCorrupt(f"key file {path} is damaged or not an encrypted PKCS#8 key") from e
         try:
             PublicKey(key.public_key())  # type: ignore[arg-type]
         except AlgorithmNotSupported as e:
             raise KeyCorrupt(f"key file {path} holds an unsupported key type") from e
-        return key  # type: ignore[return-value]
+        if binding is None or algorithm is None:
+            if not allow_unbound:
+                raise KeyCorrupt(
+                    f"key file {path} carries no name/algorithm binding (written by keyplane before bindings, "
+                    f"or its binding line was removed); if it is the key {name!r}, migrate it once with "
+                    f"FileKeyStore.bind_legacy_key({name!r})")
+        elif not hmac.compare_digest(binding, key_binding(key, name, algorithm)):  # type: ignore[arg-type]
+            raise KeyCorrupt(f"key file {path} was not written as key {name!r} with algorithm {algorithm}: "
+                             "it was renamed, swapped with another key file, or its algorithm line was edited")
+        return key, algorithm, file_identity(st)  # type: ignore[return-value]
 
 
-def _stored_algorithm(path: Path) -> str | None:
-    """The algorithm recorded when the key was created (None for files without the line)."""
-    with path.open("rb") as f:
-        first = f.readline(64).decode("ascii", "replace").strip()
-    return first[len(_ALGORITHM_LINE):] if first.startswith(_ALGORITHM_LINE) else None
+def _valid_name(name: object) -> bool:
+    return isinstance(name, str) and re.fullmatch(_NAME_PATTERN, name) is not None
+
+
+def _exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
 
 
 def _split(path: Path) -> tuple[Path, str | None]:
     """(store directory, key name or None): a path is a key when its parent is a store and it is not one."""
-    if (path / MARKER).exists() or path.is_dir():
-        return path, None
-    if (path.parent / MARKER).exists() or (path.parent / f"{path.name}.pem").exists():
-        return path.parent, path.name
+    with os_errors(f"file store path {str(path)[:200]}"):
+        if (path / MARKER).exists() or path.is_dir():
+            return path, None
+        if (path.parent / MARKER).exists() or (path.parent / f"{path.name}.pem").exists():
+            return path.parent, path.name
     return path, None
-
-
-def _write_new(path: Path, data: bytes) -> None:
-    """Write `data` to a new file at `path` (mode 0600) atomically; KeyExists if it is there."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".part")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(tmp, path)  # atomic, and never replaces an existing file
-        except FileExistsError:
-            raise KeyExists(f"{path} already exists") from None
-    finally:
-        os.unlink(tmp)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

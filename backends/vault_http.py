@@ -10,11 +10,14 @@ Two clients share one configuration (address, token, namespace, TLS, timeouts, r
   CPU per signature, requests alone about 325 us, urllib3 about 180 us; client CPU is
   what caps throughput under the GIL with 8 threads.
 
-Retries (urllib3 ``Retry``, backoff 50 ms doubling): connection failures are retried
-for every call (nothing reached the server); 5xx answers and broken reads only for
-calls that are safe to repeat (reads, list, delete, and sign, which changes nothing).
-Creating and rotating are never repeated after the server may have seen them. 4xx
-answers are never retried.
+Timeouts and retries: ``timeout`` is a total deadline per call, across every attempt
+(a stopped server costs one ``timeout``, not one per retry). Within it, failures are retried
+with a 50 ms backoff that doubles: connection failures for every call (nothing reached the
+server); 5xx answers and broken or timed-out reads only for calls that are safe to repeat
+(reads, list, delete, and sign, which changes nothing). Creating and rotating are never
+repeated after the server may have seen them. 4xx answers are never retried. The retry
+loop is written here, not left to urllib3's ``Retry``, because urllib3 counts and times
+each attempt on its own and has no deadline.
 
 Every failure from either client goes through `VaultConnection.translate`, the one
 place SDK, HTTP and socket errors become `signers.errors`. The token is only ever a
@@ -25,7 +28,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
 
@@ -51,6 +55,8 @@ T = TypeVar("T")
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "LIST", "DELETE", "OPTIONS"})  # repeatable management calls
 _CONNECT_TIMEOUT = 5.0
+DEFAULT_TIMEOUT = 10.0  # seconds, the whole call including retries
+_BACKOFF_MAX = 2.0
 
 
 @dataclass(frozen=True)
@@ -72,7 +78,7 @@ class VaultConnection:
         *,
         namespace: str | None = None,
         tls: TLSOptions | None = None,
-        timeout: float = 30.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
         backoff: float = 0.05,
     ) -> None:
@@ -81,17 +87,11 @@ class VaultConnection:
         urllib3 = require("urllib3", "vault", "hashivault")
         self.addr = addr.rstrip("/")
         self.namespace = namespace
+        self.timeout = timeout
         self.outages = 0  # failed round trips (unreachable, 5xx); signers re-check their key after one
-        connect = min(_CONNECT_TIMEOUT, timeout)
+        self._policy = _RetryPolicy(timeout, min(_CONNECT_TIMEOUT, timeout), retries, backoff)
         tls = tls or TLSOptions()
         ca = tls.ca_cert or _default_ca_bundle()
-
-        def retry(methods: frozenset[str] | None) -> Any:
-            return urllib3.util.Retry(
-                total=retries, connect=retries, read=retries, status=retries, other=0,
-                status_forcelist=_RETRY_STATUSES, allowed_methods=methods,
-                backoff_factor=backoff, backoff_max=2.0, raise_on_status=False, respect_retry_after_header=True,
-            )
 
         cert = (tls.client_cert, tls.client_key) if tls.client_cert else None
         session = requests.Session()
@@ -99,22 +99,18 @@ class VaultConnection:
         # On the session itself: hvac prefers a session's verify (True by default) over its own argument.
         session.verify = ca if ca else True
         session.cert = cert
-        session.mount(self.addr + "/", requests.adapters.HTTPAdapter(
-            pool_connections=1, pool_maxsize=16, max_retries=retry(_SAFE_METHODS)))
+        session.mount(self.addr + "/", _deadline_adapter(requests, self._policy))
         self.hvac = hvac.Client(
             url=self.addr, token=token.reveal(), verify=ca if ca else True, cert=cert,
-            timeout=(connect, timeout), session=session, namespace=namespace,
+            timeout=timeout, session=session, namespace=namespace,
         )
 
-        # Sign is side-effect free, so every method is repeatable on this pool.
         pool_tls: dict[str, Any] = {}
         if self.addr.startswith("https:"):
             pool_tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": ca, "cert_file": tls.client_cert,
                         "key_file": tls.client_key}
-        self._pool = urllib3.PoolManager(
-            num_pools=2, maxsize=16, block=False, retries=retry(None),
-            timeout=urllib3.Timeout(connect=connect, read=timeout), **pool_tls,
-        )
+        self._urllib3 = urllib3
+        self._pool = urllib3.PoolManager(num_pools=2, maxsize=16, block=False, retries=False, **pool_tls)
         self._headers = {"X-Vault-Token": token.reveal(), "X-Vault-Request": "true",
                          "Content-Type": "application/json"}
         if namespace:
@@ -130,12 +126,26 @@ class VaultConnection:
             self.translate(e, what)
 
     def post_json(self, path: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
-        """POST ``/v1/<path>`` on the lean pool (the sign path); the response's JSON object."""
+        """POST ``/v1/<path>`` on the lean pool (the sign path); the response's JSON object.
+
+        Sign is side-effect free, so every failure is retried, within the call's deadline.
+        """
         url = f"{self.addr}/v1/{path}"
-        try:
-            response = self._pool.request("POST", url, body=json.dumps(body).encode(), headers=self._headers)
-        except Exception as e:  # socket / TLS / retry-exhausted errors, translated below
-            self.translate(e, what)
+        data = json.dumps(body).encode()
+        attempts = self._policy.attempts()
+        while True:
+            timeout = next(attempts)
+            try:
+                response = self._pool.request(
+                    "POST", url, body=data, headers=self._headers, retries=False,
+                    timeout=self._urllib3.Timeout(connect=timeout.connect, read=timeout.read))
+            except Exception as e:  # socket / TLS errors: retried while time remains, then translated
+                if _is_transport_error(e) and not _is_tls_verification_failure(e) and timeout.retry_after():
+                    continue
+                self.translate(e, what)
+            if response.status in _RETRY_STATUSES and timeout.retry_after():
+                continue
+            break
         status = response.status
         try:
             payload = json.loads(response.data) if response.data else {}
@@ -221,6 +231,81 @@ class VaultConnection:
 
     def __repr__(self) -> str:
         return f"VaultConnection(addr={self.addr!r}, namespace={self.namespace!r})"
+
+
+class _Attempt:
+    """One attempt's timeouts, and whether another attempt fits in the call's deadline."""
+
+    def __init__(self, policy: _RetryPolicy, deadline: float, number: int) -> None:
+        self._policy = policy
+        self._deadline = deadline
+        self.number = number
+        remaining = max(deadline - time.monotonic(), 0.001)
+        self.connect = min(policy.connect, remaining)
+        self.read = remaining
+
+    def retry_after(self) -> bool:
+        """Back off and return True when another attempt is allowed and fits; False to give up now."""
+        if self.number >= self._policy.retries:
+            return False
+        pause = min(self._policy.backoff * 2**self.number, _BACKOFF_MAX)
+        if time.monotonic() + pause >= self._deadline:
+            return False
+        time.sleep(pause)
+        return True
+
+
+@dataclass(frozen=True)
+class _RetryPolicy:
+    """A total deadline per call, split into attempts (see the module docstring)."""
+
+    total: float
+    connect: float
+    retries: int
+    backoff: float
+
+    def attempts(self) -> Iterator[_Attempt]:
+        deadline = time.monotonic() + self.total
+        number = 0
+        while True:
+            yield _Attempt(self, deadline, number)
+            number += 1
+
+
+def _deadline_adapter(requests: Any, policy: _RetryPolicy) -> Any:
+    """A requests HTTPAdapter that retries within `policy`'s deadline (urllib3 itself never retries)."""
+
+    class DeadlineAdapter(requests.adapters.HTTPAdapter):
+        def __init__(self) -> None:
+            super().__init__(pool_connections=1, pool_maxsize=16, max_retries=0)
+
+        def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
+                 cert: Any = None, proxies: Any = None) -> Any:
+            safe = request.method in _SAFE_METHODS
+            attempts = policy.attempts()
+            while True:
+                attempt = next(attempts)
+                try:
+                    response = super().send(request, stream=stream, timeout=(attempt.connect, attempt.read),
+                                            verify=verify, cert=cert, proxies=proxies)
+                except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+                    if (safe or _never_reached_server(e)) and not _is_tls_verification_failure(e) \
+                            and attempt.retry_after():
+                        continue
+                    raise
+                if safe and response.status_code in _RETRY_STATUSES and attempt.retry_after():
+                    response.close()
+                    continue
+                return response
+
+    return DeadlineAdapter()
+
+
+def _never_reached_server(error: BaseException) -> bool:
+    """Did the request fail before a connection existed (so repeating it cannot repeat a side effect)?"""
+    urllib3 = require("urllib3", "vault", "hashivault")
+    return any(isinstance(e, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+               for e in _chain(error))
 
 
 def _server_errors(error: Any) -> str:

@@ -15,7 +15,7 @@ query              environment                         meaning
 ``ca-cert``        ``VAULT_CACERT`` / ``BAO_CACERT``    PEM bundle trusted for https
 ``client-cert``    ``VAULT_CLIENT_CERT`` / ``BAO_...``  client certificate (PEM) for mutual TLS
 ``client-key``     ``VAULT_CLIENT_KEY`` / ``BAO_...``   its private key (PEM)
-``timeout``                                            read timeout in seconds (default 30)
+``timeout``                                            seconds per call, retries included (default 10)
 ``version``                                            key version to sign with (key URIs)
 ``algorithm``                                          e.g. ``RS256`` instead of the default
 =================  ==================================  ======================================
@@ -64,8 +64,9 @@ from signers.secrets import Secret, resolve_secret
 from signers.signature_format import digest
 from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
+from signers.uri_options import check_create_options, checked_uri
 
-from .vault_http import TLSOptions, VaultConnection
+from .vault_http import DEFAULT_TIMEOUT, TLSOptions, VaultConnection
 
 __all__ = ["VaultTransitKeyStore", "VaultTransitSigner"]
 
@@ -97,8 +98,8 @@ _HASHICORP_MLDSA_SETS: dict[KeySpec, str] = {
 _SPEC_BY_TYPE: dict[str, KeySpec] = {t: s for s, t in (_CLASSICAL_TYPES | _OPENBAO_MLDSA_TYPES).items()}
 _TRANSIT_HASH = {"sha256": "sha2-256", "sha384": "sha2-384", "sha512": "sha2-512"}
 
-_NAME = re.compile(r"^\w(?:[\w.\-]*\w)?$", re.ASCII)  # Transit's own route pattern for key names
-_MOUNT = re.compile(r"^\w[\w.\-]*(?:/\w[\w.\-]*)*$", re.ASCII)  # no "." / ".." segments
+_NAME = re.compile(r"\w(?:[\w.\-]*\w)?", re.ASCII)  # Transit's own route pattern for key names
+_MOUNT = re.compile(r"\w[\w.\-]*(?:/\w[\w.\-]*)*", re.ASCII)  # no "." / ".." segments
 _SIGNATURE = re.compile(r"^[a-z]+:v(\d+):([A-Za-z0-9+/=]+)$")
 _QUERY = frozenset({
     "addr", "token-source", "mount", "namespace", "ca-cert", "client-cert", "client-key", "timeout",
@@ -150,10 +151,25 @@ class VaultTransitSigner(BaseSigner):
     def sign(self, message: bytes) -> bytes:
         if self._outages_seen != self._store.connection.outages:
             self._recheck()
-        data = digest(self.algorithm, message) if self.algorithm.hash_name else bytes(message)
+        message = bytes(message)
+        data = digest(self.algorithm, message) if self.algorithm.hash_name else message
         body = dict(self._body, input=base64.b64encode(data).decode("ascii"))
         reply = self._store.connection.post_json(self._path, body, self._what)
-        return _signature_from(reply, self)
+        signature = _signature_from(reply, self)
+        if not self.public_key.is_valid(signature, message, self.algorithm):
+            self._refuse(signature)
+        return signature
+
+    def _refuse(self, signature: bytes) -> None:
+        """A signature this signer's public key rejects: find out why, and never hand it out.
+
+        The usual cause is a server that was restarted or restored and holds another key
+        under the same name and version (urllib3 reconnects silently, so no outage is
+        seen): KeyNotFound. The same key answering a bad signature is a server fault.
+        """
+        self._recheck()  # KeyNotFound when the key is gone or replaced
+        raise BackendUnavailable(f"Transit returned a signature for {self.name!r} v{self.version} that its "
+                                 f"public key rejects ({len(signature)} bytes); not handing it out")
 
     def _recheck(self) -> None:
         """After an outage, make sure the server still holds this key version before signing with it.
@@ -163,7 +179,11 @@ class VaultTransitSigner(BaseSigner):
         public_key does not verify.
         """
         outages = self._store.connection.outages
-        current = self._store._read(self.name).public_key(self.version)  # KeyNotFound if gone
+        try:
+            current = self._store._read(self.name).public_key(self.version)
+        except KeyNotFound as e:
+            raise KeyNotFound(f"key {self.name!r} v{self.version} is no longer on the server ({e}); "
+                              "it was deleted, or the server lost its state") from e
         if current != self.public_key:
             raise KeyNotFound(f"key {self.name!r} v{self.version} on the server is no longer the key this signer "
                               "opened (deleted and re-created?); open it again")
@@ -179,7 +199,7 @@ class VaultTransitKeyStore(BaseKeyStore):
 
     def __init__(
         self, *, scheme: str, addr: str, token: Secret, token_source: str, mount: str = "transit",
-        namespace: str | None = None, tls: TLSOptions | None = None, timeout: float = 30.0,
+        namespace: str | None = None, tls: TLSOptions | None = None, timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         tls = tls or TLSOptions()
         self.scheme = scheme
@@ -189,7 +209,7 @@ class VaultTransitKeyStore(BaseKeyStore):
         self.connection = VaultConnection(self.addr, token, namespace=namespace, tls=tls, timeout=timeout)
         query = {"addr": self.addr, "mount": mount, "namespace": namespace, "token-source": token_source,
                  "ca-cert": tls.ca_cert, "client-cert": tls.client_cert, "client-key": tls.client_key,
-                 "timeout": None if timeout == 30.0 else f"{timeout:g}"}
+                 "timeout": None if timeout == DEFAULT_TIMEOUT else f"{timeout:g}"}
         self._query = {k: v for k, v in query.items() if v is not None}
         self.uri = KeyURI(scheme, "", "", {}, self._query).format()
         self._offered: frozenset[str] | None = None  # key types the server lists, once known
@@ -199,14 +219,9 @@ class VaultTransitKeyStore(BaseKeyStore):
     @classmethod
     def from_uri(cls, uri: str) -> VaultTransitKeyStore:
         """A store from a store URI or a key URI (the key part is ignored here; `open` reads it)."""
-        parsed = parse_uri(uri)
-        if parsed.scheme not in SCHEMES:
-            raise ConfigError(f"not a hashivault:/openbao: URI (scheme {parsed.scheme!r})")
-        if "token-value" in parsed.query:
+        if "token-value=" in uri:
             raise ConfigError("hashivault: URIs do not take token-value; use token-source=env:NAME or file:PATH")
-        unknown = set(parsed.query) - _QUERY
-        if unknown:
-            raise ConfigError(f"{parsed.scheme}: URI has unknown attribute(s) {sorted(unknown)}")
+        parsed, options = checked_uri(uri, schemes=SCHEMES, query=_QUERY)
         prefixes = ("BAO_", "VAULT_") if parsed.scheme == "openbao" else ("VAULT_", "BAO_")
 
         def setting(name: str) -> str | None:
@@ -218,11 +233,11 @@ class VaultTransitKeyStore(BaseKeyStore):
         if not addr:
             raise ConfigError(f"{parsed.scheme}: no server address; add ?addr=https://HOST:8200 or set "
                               f"{prefixes[0]}ADDR")
-        if not re.match(r"^https?://[^/?#\s]+/?$", addr):
+        if not re.fullmatch(r"https?://[^/?#\s]+/?", addr):
             raise ConfigError(f"{parsed.scheme}: addr must be http(s)://HOST[:PORT], not {addr[:80]!r}")
         token, source = _token(parsed.query.get("token-source"), prefixes)
         mount = parsed.query.get("mount", "transit").strip("/")
-        if not _MOUNT.match(mount):
+        if not _MOUNT.fullmatch(mount):
             raise ConfigError(f"{parsed.scheme}: bad mount path {mount[:80]!r}")
         tls = TLSOptions(ca_cert=setting("ca-cert"), client_cert=setting("client-cert"),
                          client_key=setting("client-key"))
@@ -232,7 +247,8 @@ class VaultTransitKeyStore(BaseKeyStore):
         if tls.client_key and not tls.client_cert:
             raise ConfigError(f"{parsed.scheme}: client-key given without client-cert")
         return cls(scheme=parsed.scheme, addr=addr, token=token, token_source=source, mount=mount,
-                   namespace=setting("namespace"), tls=tls, timeout=_timeout(parsed.query.get("timeout")))
+                   namespace=setting("namespace"), tls=tls,
+                   timeout=options.number("timeout", DEFAULT_TIMEOUT, minimum=0.01, maximum=3600))
 
     # -- capabilities --------------------------------------------------------------------
 
@@ -270,8 +286,7 @@ class VaultTransitKeyStore(BaseKeyStore):
     def create_key(self, name: str, spec: KeySpec | str, **opts: Any) -> VaultTransitSigner:
         spec = KeySpec.parse(spec)
         algorithm = choose_algorithm(spec, opts.pop("algorithm", None))
-        if opts:
-            raise ConfigError(f"{self.scheme} back end: unknown create option(s) {sorted(opts)}")
+        check_create_options(opts, (), self.scheme)
         _check_name(name)
         candidates = self._create_parameters(spec)
         # Transit's create answers 200 for an existing key and leaves it as it is: look first.
@@ -446,26 +461,14 @@ def _token(source: str | None, prefixes: tuple[str, ...]) -> tuple[Secret, str]:
     raise ConfigError(f"no token: add ?token-source=env:NAME (or file:PATH), or set {prefixes[0]}TOKEN")
 
 
-def _timeout(text: str | None) -> float:
-    if text is None:
-        return 30.0
-    try:
-        value = float(text)
-    except ValueError:
-        raise ConfigError(f"timeout must be a number of seconds, not {text[:20]!r}") from None
-    if not 0 < value <= 3600:
-        raise ConfigError("timeout must be between 0 and 3600 seconds")
-    return value
-
-
 def _version(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not (text.isascii() and text.isdigit()) or len(text) > 9 or int(text) < 1:
         raise ConfigError(f"version must be a positive integer, not {text[:20]!r}")
     return int(text)
 
 
 def _check_name(name: str) -> None:
-    if not isinstance(name, str) or len(name) > 256 or not _NAME.match(name):
+    if not isinstance(name, str) or len(name) > 256 or not _NAME.fullmatch(name):
         raise ConfigError("Transit key names are letters, digits, '_', '-' and '.', starting and ending with a "
                           "letter, digit or '_'")
 

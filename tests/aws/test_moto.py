@@ -30,6 +30,7 @@ from signers.errors import (
     KeyNotFound,
     PermissionDenied,
 )
+from signers.signer import DigestSigner, DisablingKeyStore, RotatingKeyStore
 from tests.fixtures.moto import REGION, WRONG_SECRET_PROFILE, MotoKms, free_port
 
 MOTO_SPECS = [KeySpec.P256, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048, KeySpec.RSA3072, KeySpec.RSA4096]
@@ -359,3 +360,24 @@ def test_endpoint_and_region_from_the_aws_environment(store: AwsKmsKeyStore, mot
     via_env = AwsKmsKeyStore.from_uri("awskms:///")  # endpoint from env, region from the profile
     assert via_env.region == REGION
     assert via_env.open(name).key_id == signer.key_id
+
+
+@pytest.mark.parametrize(("spec", "algorithm"), [(KeySpec.P256, "ES256"), (KeySpec.P384, "ES384"),
+                                                 (KeySpec.RSA2048, "PS256"), (KeySpec.RSA2048, "RS384")])
+def test_sign_digest_sends_the_digest_once(store: AwsKmsKeyStore, name: str, spec: KeySpec, algorithm: str,
+                                           recorder: SignRecorder) -> None:
+    import hashlib
+
+    signer = store.create_key(name, spec, algorithm=algorithm)
+    assert isinstance(signer, DigestSigner)
+    digest = hashlib.new(str(signer.algorithm.hash_name), b"message").digest()
+    signer.public_key.verify(signer.sign_digest(digest), b"message", signer.algorithm)
+    assert recorder.requests[-1]["MessageType"] == "DIGEST" and recorder.requests[-1]["Message"] == digest
+    with pytest.raises(ConfigError, match="digest"):
+        signer.sign_digest(digest[:-1])
+
+
+def test_lifecycle_protocols_and_scheduled_deletion(store: AwsKmsKeyStore) -> None:
+    assert isinstance(store, DisablingKeyStore) and not isinstance(store, RotatingKeyStore)
+    assert store.capabilities.deletion == "scheduled"
+    assert AwsKmsKeyStore.signer_class is AwsKmsSigner

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backends.aws_kms import AwsKmsLocation, key_reference, parse_awskms_uri
+from backends.aws_kms import AwsKmsKeyStore, AwsKmsLocation, key_reference, parse_awskms_uri
 from signers.errors import ConfigError
 
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
@@ -68,3 +68,46 @@ def test_store_uri_keeps_endpoint_region_profile_only() -> None:
 )
 def test_a_bare_name_is_an_alias(given: str, reference: str) -> None:
     assert key_reference(given) == reference
+
+
+# -- bounded, typed client settings (issue 14 item 10) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("uri", "names"),
+    [
+        ("awskms://127.0.0.1:99999/", "port"),
+        ("awskms://127.0.0.1:0/", "port"),
+        ("awskms://127.0.0.1:abc/", "HOST"),
+        ("awskms://bad host/", "whitespace"),
+        ("awskms://bad_host!/", "HOST"),
+        ("awskms:///?endpoint=ftp://x", "endpoint"),
+        ("awskms:///?endpoint=http://h:70000", "port"),
+        ("awskms:///?endpoint=notaurl", "endpoint"),
+        ("awskms:///?endpoint=", "endpoint"),
+        ("awskms:///?region=us%20east", "region"),
+        ("awskms:///?connect-timeout=nan", "connect-timeout"),
+        ("awskms:///?connect-timeout=inf", "connect-timeout"),
+        ("awskms:///?read-timeout=-1", "read-timeout"),
+        ("awskms:///?read-timeout=0", "read-timeout"),
+        ("awskms:///?read-timeout=1e308", "read-timeout"),
+        ("awskms:///?max-attempts=1000000", "max-attempts"),
+        ("awskms:///?max-attempts=0", "max-attempts"),
+        ("awskms:///?max-attempts=-3", "max-attempts"),
+        ("awskms:///?max-attempts=2.5", "max-attempts"),
+        ("awskms:///?max-attempts=%EF%BC%93", "max-attempts"),  # a full-width digit
+    ],
+)
+def test_bad_endpoint_port_timeouts_and_attempts_are_config_errors(uri: str, names: str) -> None:
+    with pytest.raises(ConfigError, match=names):
+        parse_awskms_uri(uri)
+    with pytest.raises(ConfigError, match=names):
+        AwsKmsKeyStore.from_uri(uri + ("&" if "?" in uri else "?") + "region=us-east-1"
+                                if "region=" not in uri else uri)
+
+
+@pytest.mark.parametrize("name", ["ca\n", "alias/ca\n", "ca\r", "alias/ca\x00"])
+def test_alias_names_with_newlines_are_not_aliases(name: str) -> None:
+    store = AwsKmsKeyStore.from_uri("awskms://127.0.0.1:9/?region=us-east-1&max-attempts=1")
+    with pytest.raises(ConfigError, match="alias"):
+        store.create_key(name, "P-256")
