@@ -32,7 +32,6 @@ chain as a signed ``gate-decision+jwt`` record.
 
 from __future__ import annotations
 
-import hmac
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,7 +49,15 @@ from .actions import verify_agent_action
 from .errors import GateDenied, PolicyError, SubjectRevoked
 from .events import RejectionEvents, unverified_ids
 from .lifecycle import AgentHistory
-from .passports import AgentPassport, agent_passport_of, check_backed, check_stage
+from .passports import (
+    AgentPassport,
+    agent_passport_of,
+    check_backed,
+    check_code_hash,
+    check_scopes,
+    check_stage,
+    check_trust,
+)
 from .policy import GatePolicy, Rule
 from .possession import ChallengeBook
 from .revocation import GROUP, SUBJECT, subject_revocation
@@ -238,9 +245,9 @@ class Gate:
             report.run("agent-revocation", lambda: _not_revoked(store, SUBJECT, [passport.sub], issued))
             report.run("group-revocation", lambda: _not_revoked(store, GROUP, agent.groups, issued))
         report.run("stage", lambda: self._stage(agent, rule))
-        report.run("trust", lambda: _trust(agent, rule.min_trust))
-        report.run("scopes", lambda: _scopes(passport, rule.scopes or ()))
-        report.run("code-hash", lambda: _code_hash(passport, rule.code_hashes))
+        report.run("trust", lambda: check_trust(agent, rule.min_trust))
+        report.run("scopes", lambda: check_scopes(passport, rule.scopes or ()))
+        report.run("code-hash", lambda: check_code_hash(passport, rule.code_hashes))
         report.run("possession", lambda: self._possession(passport, rule, proof, now))
         report.run("action-token", lambda: self._action(passport, rule, tool, action_token, params, now))
 
@@ -349,25 +356,3 @@ def _not_revoked(store: RevocationCheck, kind: str, names: Iterable[str], issued
             label = "agent" if kind == SUBJECT else "group"
             raise SubjectRevoked(f"{label} {name[:80]!r} is revoked ({record.reason[:120]})")
     return "not revoked"
-
-
-def _trust(agent: AgentPassport, minimum: int | None) -> str:
-    score = agent.trust_score
-    if minimum is not None and score < minimum:
-        raise TokenInvalid(f"trust_score {score} is below the required {minimum}")
-    return f"{score} ({'computed by ' + agent.trust.scorer if agent.trust else 'typed in'})"
-
-
-def _scopes(passport: Passport, required: Iterable[str]) -> str:
-    missing = [s for s in required if s not in passport.scopes]
-    if missing:
-        raise TokenInvalid(f"passport lacks scope(s) {missing}")
-    return "ok"
-
-
-def _code_hash(passport: Passport, allowed: Iterable[str] | None) -> str:
-    if allowed is None:
-        return "no attested builds required"
-    if not any(hmac.compare_digest(passport.code_hash, h) for h in allowed):
-        raise TokenInvalid("passport code_hash is not an attested build for this tool")
-    return "attested build"

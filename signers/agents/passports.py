@@ -45,8 +45,11 @@ __all__ = [
     "AgentPassport",
     "agent_passport_of",
     "check_backed",
+    "check_code_hash",
     "check_groups",
+    "check_scopes",
     "check_stage",
+    "check_trust",
     "groups_of",
     "issue_agent_passport",
     "verify_agent_passport",
@@ -181,6 +184,32 @@ def check_groups(revocations: RevocationCheck, passport: Passport, groups: Itera
     check_subject(revocations, passport.sub, groups, passport.issued_at.timestamp())
 
 
+def check_scopes(passport: Passport, required: Iterable[str]) -> str:
+    """TokenInvalid naming the scopes the passport lacks."""
+    missing = [s for s in required if s not in passport.scopes]
+    if missing:
+        raise TokenInvalid(f"passport lacks required scope(s) {missing}")
+    return "ok"
+
+
+def check_trust(agent: AgentPassport, minimum: int | None) -> str:
+    """TokenInvalid when the trust score is below `minimum`; says whether it was computed."""
+    score = agent.trust_score
+    if minimum is not None and score < minimum:
+        raise TokenInvalid(f"passport trust_score {score} is below the required {minimum}")
+    return f"{score} ({'computed by ' + agent.trust.scorer if agent.trust else 'typed in'})"
+
+
+def check_code_hash(passport: Passport, allowed: Iterable[str] | None) -> str:
+    """TokenInvalid unless the passport's code_hash is one of `allowed` (None: no requirement)."""
+    if allowed is None:
+        return "no attested builds required"
+    mine = passport.code_hash.removeprefix("sha256:")
+    if not any(hmac.compare_digest(mine, h.removeprefix("sha256:")) for h in allowed):
+        raise TokenInvalid("passport code_hash does not match the agent's code (not an attested build)")
+    return "attested build"
+
+
 def verify_agent_passport(
     token: str | bytes,
     issuer_keys: KeySource,
@@ -206,12 +235,13 @@ def verify_agent_passport(
     authenticated: str | None = None
     try:
         passport = verify_passport(
-            token, issuer_keys, revocations=revocations, audience=audience, issuer=issuer,
-            required_scopes=required_scopes, min_trust_score=min_trust_score, code_hash=code_hash,
-            leeway=leeway, now=now,
+            token, issuer_keys, revocations=revocations, audience=audience, issuer=issuer, leeway=leeway, now=now,
         )
-        authenticated = passport.sub
+        authenticated = passport.sub  # from here on, a refusal is of a verified agent
         agent = agent_passport_of(passport)
+        check_scopes(passport, required_scopes)
+        check_trust(agent, min_trust_score)
+        check_code_hash(passport, None if code_hash is None else [code_hash])
         check_stage(passport.stage, required_stage, lifecycle)
         if revocations is not None:
             check_groups(revocations, passport, agent.groups)
