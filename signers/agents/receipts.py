@@ -189,7 +189,7 @@ def verify_output(
     if not hmac.compare_digest(digest(output), verified.output_digest):
         differed.append("output")
     if differed:
-        report_to(events, "receipt", ReceiptInvalid(f"TAMPERED: {' and '.join(differed)} differ from the receipt"),
+        report_to(events, "receipt", ReceiptInvalid(f"TAMPERED: {' and '.join(differed)} not as signed"),
                   who=verified.agent, token_id=verified.hash, authenticated=verified.agent is not None)
         return OutputCheck("TAMPERED", tuple(differed), verified)
     return OutputCheck("VALID", (), verified)
