@@ -105,9 +105,10 @@ def test_receipts_from_the_command_line(capsys: pytest.CaptureFixture[str], keys
     (tmp_path / "out.json").write_text('{"a": 2}')
     sign = ["receipt", "sign", keys["agent"].uri, "--format", "json", "--input", str(tmp_path / "in.json")]
     code, first, _ = run(capsys, *sign, "--output", str(tmp_path / "out.json"), "--out", str(tmp_path / "r1"))
+    assert code == 0 and first.strip() == (tmp_path / "r1").read_text().strip()
+    code, _, _ = run(capsys, *sign, "--output", str(tmp_path / "out.json"), "--parent", str(tmp_path / "r1"),
+                     "--out", str(tmp_path / "r2"))
     assert code == 0
-    code, second, _ = run(capsys, *sign, "--output", str(tmp_path / "out.json"), "--parent", str(tmp_path / "r1"),
-                          "--out", str(tmp_path / "r2"))
     verify = ["receipt", "verify", str(tmp_path / "r1"), "--format", "json", "--key", keys["agent"].uri]
     code, out, _ = run(capsys, *verify, "--output", str(tmp_path / "out.json"))
     assert code == 0 and out.strip() == "VALID"
