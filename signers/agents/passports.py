@@ -1,0 +1,254 @@
+"""Agent passports whose stage comes from a verified history, with groups and a computed trust score.
+
+`issue_agent_passport` wraps `signers.passport.issue_passport`: the ``stage`` and
+``code_hash`` are taken from the agent's verified `AgentHistory` (never typed in), and
+three claims are added:
+
+- ``stage_head``: the hash of the history's last transition, so a verifier holding the
+  history (and the approvers' keys) can check the stage is backed by it;
+- ``grp``: the agent's groups (a list of names), for group revocation;
+- ``trust``: ``{score, computed_at, scorer, inputs}`` when the score was computed by a
+  `TrustScorer` (``inputs`` is the digest of what it was computed from), so a verifier can
+  tell a computed score from a typed one.
+
+`verify_agent_passport` wraps `signers.passport.verify_passport` and adds the agent-layer
+checks: stage known and backed (`StageNotBacked`), ``required_stage`` with the lifecycle's
+ordering ("at least PROD_APPROVED"), subject / group revocation (`SubjectRevoked`), and a
+consistent ``trust`` claim. The same checks are exposed one by one for the gate.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from ..errors import TokenError, TokenInvalid
+from ..jose import DEFAULT_LEEWAY, KeySource
+from ..passport import Passport, issue_passport, verify_passport
+from ..revocation import RevocationCheck
+from .errors import PolicyError, StageNotBacked
+from .events import RejectionEvents, report_to
+from .lifecycle import DEFAULT_LIFECYCLE, AgentHistory, Approvers, Lifecycle, verify_history
+from .revocation import check_subject
+from .trust import TrustScore
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from ..keys import PublicKey
+    from ..signer import Signer
+
+__all__ = [
+    "AgentPassport",
+    "agent_passport_of",
+    "check_backed",
+    "check_code_hash",
+    "check_groups",
+    "check_scopes",
+    "check_stage",
+    "check_trust",
+    "groups_of",
+    "issue_agent_passport",
+    "verify_agent_passport",
+]
+
+_MAX_GROUPS = 64
+
+
+@dataclass(frozen=True)
+class AgentPassport:
+    """A verified agent passport: the base `Passport` plus the agent-layer claims."""
+
+    passport: Passport
+    groups: tuple[str, ...]
+    stage_head: str
+    trust: TrustScore | None
+
+    @property
+    def sub(self) -> str:
+        return self.passport.sub
+
+    @property
+    def stage(self) -> str:
+        return self.passport.stage
+
+    @property
+    def trust_score(self) -> int:
+        return self.passport.trust_score
+
+    @property
+    def trust_computed(self) -> bool:
+        """True when the score carries a scorer's ``trust`` claim (not a typed-in number)."""
+        return self.trust is not None
+
+
+def _group_list(groups: Iterable[str]) -> list[str]:
+    names = [groups] if isinstance(groups, str) else list(groups)
+    if len(names) > _MAX_GROUPS or not all(isinstance(g, str) and g and "#" not in g and len(g) <= 200 for g in names):
+        raise PolicyError(f"groups must be at most {_MAX_GROUPS} non-empty names without '#'")
+    return sorted(set(names))
+
+
+def issue_agent_passport(
+    signer: Signer,
+    history: AgentHistory,
+    *,
+    name: str,
+    agent_key: PublicKey,
+    scopes: Iterable[str] = (),
+    groups: Iterable[str] = (),
+    trust: TrustScore | None = None,
+    trust_score: int | None = None,
+    ttl: float | timedelta = timedelta(hours=1),
+    iss: str | None = None,
+    aud: str | list[str] | None = None,
+    now: datetime | float | None = None,
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+) -> str:
+    """A passport for the agent of `history` (already verified), in the stage its history says.
+
+    Give either `trust` (a computed `TrustScore`) or a plain `trust_score`; a retired or
+    suspended agent still gets a passport (verifiers then refuse it by stage).
+    """
+    if (trust is None) == (trust_score is None):
+        raise PolicyError("give exactly one of trust= (a computed TrustScore) or trust_score=")
+    lifecycle.require_stage(history.stage, "history stage")
+    extra: dict[str, Any] = {"stage_head": history.head, "grp": _group_list(groups)}
+    score = trust_score
+    if trust is not None:
+        extra["trust"] = trust.claim()
+        score = trust.score
+    assert score is not None
+    return issue_passport(
+        signer, sub=history.agent, name=name, agent_key=agent_key, code_hash=history.code_hash,
+        stage=history.stage, trust_score=score, scopes=scopes, ttl=ttl, iss=iss, aud=aud, now=now,
+        extra_claims=extra,
+    )
+
+
+def groups_of(claims: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ``grp`` claim as a tuple; TokenInvalid when it is not a list of names."""
+    groups = claims.get("grp", [])
+    if not isinstance(groups, list) or len(groups) > _MAX_GROUPS or not all(isinstance(g, str) and g for g in groups):
+        raise TokenInvalid("passport claim 'grp' must be a list of group names")
+    return tuple(groups)
+
+
+def agent_passport_of(passport: Passport) -> AgentPassport:
+    """The agent-layer view of a verified passport; StageNotBacked without ``stage_head``."""
+    head = passport.claims.get("stage_head")
+    if not isinstance(head, str) or len(head) != 64:
+        raise StageNotBacked("passport carries no stage_head: its stage was not issued from a verified history")
+    trust_claim = passport.claims.get("trust")
+    trust = None
+    if trust_claim is not None:
+        trust = TrustScore.from_claim(trust_claim)
+        if trust.score != passport.trust_score:
+            raise TokenInvalid("passport trust.score differs from its trust_score claim")
+    return AgentPassport(passport, groups_of(passport.claims), head, trust)
+
+
+def check_stage(stage: object, required_stage: str | None, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> None:
+    """StageNotBacked for a stage the lifecycle does not know; TokenInvalid when below `required_stage`."""
+    if not isinstance(stage, str) or stage not in lifecycle.all_stages:
+        raise StageNotBacked(f"passport stage {str(stage)[:40]!r} is not a stage of the lifecycle")
+    if required_stage is not None and not lifecycle.at_least(stage, required_stage):
+        raise TokenInvalid(f"passport stage {stage} is not at least {required_stage}")
+
+
+def check_backed(
+    agent: AgentPassport,
+    history: AgentHistory | Sequence[str],
+    approvers: Approvers | None,
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+) -> AgentHistory:
+    """StageNotBacked unless the passport's stage, code_hash and stage_head are the history's current ones."""
+    if not isinstance(history, AgentHistory):
+        if approvers is None:
+            raise PolicyError("checking a passport against history tokens needs the approvers' keys and roles")
+        history = verify_history(history, approvers, lifecycle=lifecycle)
+    if history.agent != agent.sub:
+        raise StageNotBacked("the history given is for another agent")
+    if not hmac.compare_digest(history.head, agent.stage_head):
+        raise StageNotBacked("passport stage_head is not the head of the agent's history (stage changed since)")
+    if history.stage != agent.stage or history.code_hash != agent.passport.code_hash:
+        raise StageNotBacked(f"passport says {agent.stage}, the agent's history says {history.stage}")
+    return history
+
+
+def check_groups(revocations: RevocationCheck, passport: Passport, groups: Iterable[str]) -> None:
+    """SubjectRevoked when the agent or one of its groups is revoked for this passport's issue time."""
+    check_subject(revocations, passport.sub, groups, passport.issued_at.timestamp())
+
+
+def check_scopes(passport: Passport, required: Iterable[str]) -> str:
+    """TokenInvalid naming the scopes the passport lacks."""
+    missing = [s for s in required if s not in passport.scopes]
+    if missing:
+        raise TokenInvalid(f"passport lacks required scope(s) {missing}")
+    return "ok"
+
+
+def check_trust(agent: AgentPassport, minimum: int | None) -> str:
+    """TokenInvalid when the trust score is below `minimum`; says whether it was computed."""
+    score = agent.trust_score
+    if minimum is not None and score < minimum:
+        raise TokenInvalid(f"passport trust_score {score} is below the required {minimum}")
+    return f"{score} ({'computed by ' + agent.trust.scorer if agent.trust else 'typed in'})"
+
+
+def check_code_hash(passport: Passport, allowed: Iterable[str] | None) -> str:
+    """TokenInvalid unless the passport's code_hash is one of `allowed` (None: no requirement)."""
+    if allowed is None:
+        return "no attested builds required"
+    mine = passport.code_hash.removeprefix("sha256:")
+    if not any(hmac.compare_digest(mine, h.removeprefix("sha256:")) for h in allowed):
+        raise TokenInvalid("passport code_hash does not match the agent's code (not an attested build)")
+    return "attested build"
+
+
+def verify_agent_passport(
+    token: str | bytes,
+    issuer_keys: KeySource,
+    *,
+    revocations: RevocationCheck | None = None,
+    required_stage: str | None = None,
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+    history: AgentHistory | Sequence[str] | None = None,
+    approvers: Approvers | None = None,
+    audience: str | Iterable[str] | None = None,
+    issuer: str | Iterable[str] | None = None,
+    required_scopes: Iterable[str] = (),
+    min_trust_score: int | None = None,
+    code_hash: str | None = None,
+    leeway: float = DEFAULT_LEEWAY,
+    now: datetime | float | None = None,
+    events: RejectionEvents | None = None,
+    context: Mapping[str, Any] | None = None,
+) -> AgentPassport:
+    """Verify a passport with every agent-layer check; raises the first TokenError (and reports it)."""
+    if required_stage is not None:
+        lifecycle.require_stage(required_stage, "required_stage")
+    authenticated: str | None = None
+    try:
+        passport = verify_passport(
+            token, issuer_keys, revocations=revocations, audience=audience, issuer=issuer, leeway=leeway, now=now,
+        )
+        authenticated = passport.sub  # from here on, a refusal is of a verified agent
+        agent = agent_passport_of(passport)
+        check_scopes(passport, required_scopes)
+        check_trust(agent, min_trust_score)
+        check_code_hash(passport, None if code_hash is None else [code_hash])
+        check_stage(passport.stage, required_stage, lifecycle)
+        if revocations is not None:
+            check_groups(revocations, passport, agent.groups)
+        if history is not None:
+            check_backed(agent, history, approvers, lifecycle)
+    except TokenError as e:
+        report_to(events, "passport", e, token=token, who=authenticated, authenticated=authenticated is not None,
+                  context=context)
+        raise
+    return agent

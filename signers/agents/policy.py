@@ -1,0 +1,166 @@
+"""Gate policies: per server and per tool, from the ``[agents.gate]`` section of keyplane.toml.
+
+```toml
+[agents.gate]
+issuer = "https://issuer.example"      # expected passport iss (optional)
+audience = "tools.example"             # expected passport aud (optional)
+
+[agents.gate.defaults]                 # every server and tool inherits these
+min_stage = "ACTIVE"                   # SUSPENDED / RETIRED never pass a min_stage
+min_trust = 50
+proof = true                           # proof of possession required
+
+[agents.gate.servers.payments]
+allow_unlisted = false                 # a tool not listed below is denied (the default)
+
+[agents.gate.servers.payments.tools.transfer]
+scopes = ["payments:write"]
+min_trust = 80
+action_token = true                    # an action token for this tool (and its params) required
+action = "payments.transfer"           # the action name the token must carry (default: the tool)
+code_hashes = ["sha256:..."]           # attested builds allowed to call it
+```
+
+Rule fields: ``min_stage``, ``min_trust``, ``scopes``, ``proof``, ``action_token``,
+``action``, ``code_hashes``. A tool's rule overrides its server's, which overrides the
+defaults. Every mistake (an unknown field, a stage the lifecycle does not know, a wrong
+type) is a `PolicyError` naming its place; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import PolicyError
+from .lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+
+__all__ = ["GatePolicy", "Rule", "ServerPolicy"]
+
+_UNSET: Any = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What a call must show; None means "inherit" (and, at the top, no requirement)."""
+
+    min_stage: str | None = _UNSET
+    min_trust: int | None = _UNSET
+    scopes: tuple[str, ...] | None = _UNSET
+    proof: bool | None = _UNSET
+    action_token: bool | None = _UNSET
+    action: str | None = _UNSET
+    code_hashes: tuple[str, ...] | None = _UNSET
+
+    def over(self, base: Rule) -> Rule:
+        """This rule's set fields on top of `base`."""
+        return replace(base, **{f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None})
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str, lifecycle: Lifecycle) -> Rule:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
+        values: dict[str, Any] = {}
+        if "min_stage" in data:
+            values["min_stage"] = lifecycle.require_stage(data["min_stage"], f"{where}: min_stage")
+        if "min_trust" in data:
+            trust = data["min_trust"]
+            if isinstance(trust, bool) or not isinstance(trust, int) or not 0 <= trust <= 100:
+                raise PolicyError(f"{where}: min_trust must be an integer from 0 to 100")
+            values["min_trust"] = trust
+        for name in ("proof", "action_token"):
+            if name in data:
+                if not isinstance(data[name], bool):
+                    raise PolicyError(f"{where}: {name} must be true or false")
+                values[name] = data[name]
+        if "action" in data:
+            if not isinstance(data["action"], str) or not data["action"]:
+                raise PolicyError(f"{where}: action must be a non-empty string")
+            values["action"] = data["action"]
+        for name in ("scopes", "code_hashes"):
+            if name in data:
+                items = data[name]
+                if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
+                    raise PolicyError(f"{where}: {name} must be a list of strings")
+                values[name] = tuple(items)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class ServerPolicy:
+    """One server's rule, its tools' rules, and whether unlisted tools are allowed."""
+
+    rule: Rule = field(default_factory=Rule)
+    tools: Mapping[str, Rule] = field(default_factory=dict)
+    allow_unlisted: bool = False
+
+
+@dataclass(frozen=True)
+class GatePolicy:
+    """Everything the gate enforces; see the module docstring for the TOML form."""
+
+    servers: Mapping[str, ServerPolicy] = field(default_factory=dict)
+    defaults: Rule = field(default_factory=Rule)
+    issuer: str | None = None
+    audience: str | None = None
+    lifecycle: Lifecycle = DEFAULT_LIFECYCLE
+
+    def rule_for(self, server: str, tool: str) -> Rule | None:
+        """The effective rule for `tool` on `server`, or None when the policy does not allow it at all."""
+        server_policy = self.servers.get(server)
+        if server_policy is None:
+            return None
+        tool_rule = server_policy.tools.get(tool)
+        if tool_rule is None and not server_policy.allow_unlisted:
+            return None
+        merged = server_policy.rule.over(self.defaults)
+        return tool_rule.over(merged) if tool_rule is not None else merged
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+                  where: str = "[agents.gate]") -> GatePolicy:
+        """From the ``[agents.gate]`` table (already parsed)."""
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{where} must be a table")
+        unknown = set(data) - {"issuer", "audience", "defaults", "servers"}
+        if unknown:
+            raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}; expected issuer, audience, defaults, servers")
+        for name in ("issuer", "audience"):
+            if name in data and (not isinstance(data[name], str) or not data[name]):
+                raise PolicyError(f"{where}: {name} must be a non-empty string")
+        defaults = Rule.from_dict(_table(data.get("defaults", {}), f"{where}.defaults"), f"{where}.defaults", lifecycle)
+        servers: dict[str, ServerPolicy] = {}
+        for name, table in _table(data.get("servers", {}), f"{where}.servers").items():
+            place = f"{where}.servers.{name}"
+            table = dict(_table(table, place))
+            tools_table = _table(table.pop("tools", {}), f"{place}.tools")
+            allow = table.pop("allow_unlisted", False)
+            if not isinstance(allow, bool):
+                raise PolicyError(f"{place}: allow_unlisted must be true or false")
+            tools = {tool: Rule.from_dict(_table(t, f"{place}.tools.{tool}"), f"{place}.tools.{tool}", lifecycle)
+                     for tool, t in tools_table.items()}
+            servers[name] = ServerPolicy(Rule.from_dict(table, place, lifecycle), tools, allow)
+        return cls(servers, defaults, data.get("issuer"), data.get("audience"), lifecycle)
+
+    @classmethod
+    def load(cls, path: str | Path, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> GatePolicy:
+        """From a keyplane.toml's ``[agents.gate]`` section; PolicyError if it is missing or wrong."""
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+            raise PolicyError(f"cannot read gate policy {path}: {e}") from e
+        gate = data.get("agents", {}).get("gate") if isinstance(data.get("agents"), dict) else None
+        if gate is None:
+            raise PolicyError(f"{path} has no [agents.gate] section")
+        return cls.from_dict(gate, lifecycle=lifecycle, where=f"{path}: [agents.gate]")
+
+
+def _table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise PolicyError(f"{where} must be a table")
+    return value

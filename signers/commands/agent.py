@@ -1,0 +1,333 @@
+"""``keyplane agent approver|register|advance|suspend|history|score|passport|revoke|reinstate``.
+
+State lives in a registry directory (``--registry``, default ``$KEYPLANE_AGENTS`` or
+``./agents``): ``approvers.json`` (the approvers' public keys and roles, what a verifier
+needs offline) and one ``<agent>.history`` file per agent, a transition token a line.
+Every command that signs verifies the whole history first and writes only a history that
+verifies again; a refused transition (skip, missing role, new code not back to VETTING)
+exits 1 and changes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$")
+
+
+def register(subparsers: Any) -> None:
+    agent = subparsers.add_parser("agent", help="agent lifecycle: signed stage transitions, history, trust score")
+    sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+
+    approver = sub.add_parser("approver", help="list a key as an approver with roles (registry approvers.json)")
+    approver.add_argument("key", help="the approver's key URI / configured name, or a JWK / PEM public key file")
+    approver.add_argument("--role", action="append", required=True,
+                          help="role to grant (repeatable): registrar, approver, release-approver, operator")
+    _registry(approver)
+    approver.set_defaults(func=_approver)
+
+    reg = sub.add_parser("register", help="start an agent's history in INTAKE")
+    reg.add_argument("agent", help="the agent's id")
+    _signing(reg)
+    _code(reg, required=True)
+    reg.set_defaults(func=_register_agent)
+
+    advance = sub.add_parser("advance", help="move an agent to the next stage (signed by --key)")
+    advance.add_argument("agent", help="the agent's id")
+    advance.add_argument("stage", help="the target stage, e.g. VETTING, PROD_APPROVED, ACTIVE")
+    _signing(advance)
+    _code(advance, required=False)
+    advance.set_defaults(func=_advance)
+
+    suspend = sub.add_parser("suspend", help="suspend an agent (resume later with advance to its previous stage)")
+    suspend.add_argument("agent", help="the agent's id")
+    _signing(suspend)
+    suspend.set_defaults(func=_suspend)
+
+    history = sub.add_parser("history", help="verify an agent's history offline and print it; exit 1 if refused")
+    history.add_argument("agent", help="the agent's id (or a history file)")
+    history.add_argument("--approvers", help="approvers file (default: the registry's approvers.json)")
+    _registry(history)
+    history.set_defaults(func=_history)
+
+    score = sub.add_parser("score", help="compute the trust score from the verified history and evidence")
+    score.add_argument("agent", help="the agent's id")
+    score.add_argument("--attested", action="append", default=[], help="an attested build's code_hash (repeatable)")
+    score.add_argument("--receipts-verified", type=int, default=0, help="receipts that verified")
+    score.add_argument("--receipts-failed", type=int, default=0, help="receipts that failed or were TAMPERED")
+    score.add_argument("--rejections", type=int, default=0, help="rejections in the window")
+    score.add_argument("--revoked-group-members", type=int, default=0, help="revoked members of its groups")
+    _registry(score)
+    score.set_defaults(func=_score)
+
+    passport = sub.add_parser("passport", help="issue a passport whose stage comes from the verified history")
+    passport.add_argument("agent", help="the agent's id")
+    passport.add_argument("--key", required=True, help="the issuer's key URI or configured key name")
+    passport.add_argument("--agent-key", required=True, help="the agent's public key: key URI / name, JWK or PEM file")
+    passport.add_argument("--name", help="display name (default: the agent id)")
+    passport.add_argument("--scope", action="append", default=[], help="granted scope (repeatable)")
+    passport.add_argument("--group", action="append", default=[], help="group the agent belongs to (repeatable)")
+    passport.add_argument("--trust-score", type=int, help="a typed-in score (default: computed, see `agent score`)")
+    passport.add_argument("--attested", action="append", default=[], help="attested build code_hash (repeatable)")
+    passport.add_argument("--iss", help="issuer")
+    passport.add_argument("--ttl", type=float, default=3600, help="lifetime in seconds (default 3600)")
+    passport.add_argument("--out", help="write the passport to this file too")
+    _registry(passport)
+    passport.set_defaults(func=_passport)
+
+    for verb, helptext in (("revoke", "revoke every token of an agent or a group"),
+                           ("reinstate", "accept an agent's or group's tokens issued from now on")):
+        parser = sub.add_parser(verb, help=helptext)
+        target = parser.add_mutually_exclusive_group(required=True)
+        target.add_argument("--agent", help="the agent's id (kind sub)")
+        target.add_argument("--group", help="the group's name (kind grp)")
+        parser.add_argument("--db", help="SQLite revocation store (default: $KEYPLANE_REVOCATIONS)")
+        parser.add_argument("--reason", default="unspecified" if verb == "revoke" else "reinstated", help="why")
+        parser.set_defaults(func=_revoke if verb == "revoke" else _reinstate)
+
+
+def _registry(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--registry", help="registry directory (default: $KEYPLANE_AGENTS or ./agents)")
+
+
+def _signing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", required=True, help="the approver's key URI or configured key name")
+    parser.add_argument("--reason", help="why (kept in the signed transition)")
+    parser.add_argument("--audit", help="append the transition's signature to this audit log (*.jsonl or SQLite)")
+    _registry(parser)
+
+
+def _code(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    code = parser.add_mutually_exclusive_group(required=required)
+    code.add_argument("--code-hash", help="sha256 of the agent's code (sha256:<hex>)")
+    code.add_argument("--code-file", help="hash this file as the agent's code")
+
+
+# -- state ---------------------------------------------------------------------------------
+
+
+def _directory(args: argparse.Namespace) -> Path:
+    return Path(args.registry or os.environ.get("KEYPLANE_AGENTS") or "agents")
+
+
+def _history_path(args: argparse.Namespace, agent: str) -> Path:
+    from signers.agents.errors import PolicyError
+
+    if not _AGENT_NAME.match(agent):
+        raise PolicyError("agent ids are letters, digits and . _ @ : - (at most 200 characters)")
+    return _directory(args) / f"{agent}.history"
+
+
+def _approvers(args: argparse.Namespace, path: str | None = None) -> Any:
+    from signers.agents.lifecycle import Approvers
+    from signers.errors import ConfigError
+
+    file = Path(path) if path else _directory(args) / "approvers.json"
+    try:
+        return Approvers.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    except FileNotFoundError as e:
+        raise ConfigError(f"no approvers file {file}: add approvers with `keyplane agent approver KEY --role ...`") from e
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot read approvers file {file}: {e}") from e
+
+
+def _load_history(args: argparse.Namespace, agent: str, approvers: Any) -> Any:
+    # lazy: the CLI imports every command module at start-up
+    from signers.agents.lifecycle import verify_history
+    from signers.errors import ConfigError
+
+    path = Path(agent) if Path(agent).is_file() else _history_path(args, agent)
+    try:
+        tokens = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except FileNotFoundError as e:
+        raise ConfigError(f"agent {agent!r} is not registered (no {path})") from e
+    return verify_history(tokens, approvers, agent=None if path.name == agent else agent)
+
+
+def _save(path: Path, history: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("\n".join(history.tokens) + "\n", encoding="utf-8")
+    temporary.replace(path)  # atomic: a reader sees the old or the new history, never half
+
+
+def _code_hash(args: argparse.Namespace) -> str | None:
+    from signers.passport import code_hash_of
+
+    if getattr(args, "code_file", None):
+        return code_hash_of(Path(args.code_file).read_bytes())
+    value = getattr(args, "code_hash", None)
+    if value and not value.startswith("sha256:"):
+        value = "sha256:" + value
+    return value
+
+
+def _audit(args: argparse.Namespace) -> Any:
+    from signers.audit import open_audit_log
+
+    return open_audit_log(args.audit) if getattr(args, "audit", None) else None
+
+
+def _print(args: argparse.Namespace, history: Any, verb: str) -> int:
+    from signers.cli import print_result
+
+    last = history.transitions[-1]
+    print_result(args, {"ok": True, "agent": history.agent, "stage": history.stage, "head": history.head,
+                        "transition": last.to_dict()},
+                 f"{history.agent}: {verb} {last.from_stage or '-'} -> {last.to_stage} (approver {last.approver[:16]}...)")
+    return 0
+
+
+# -- handlers ------------------------------------------------------------------------------
+
+
+def _approver(args: argparse.Namespace) -> int:
+    from signers.agents.lifecycle import Approvers
+    from signers.cli import print_result
+    from signers.commands.agent_io import public_key_of
+    from signers.jose import JWKS
+
+    path = _directory(args) / "approvers.json"
+    current = _approvers(args) if path.is_file() else Approvers(JWKS(), {})
+    key = public_key_of(args.key)
+    roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
+    updated = Approvers(JWKS.of(current.jwks, key), roles)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
+    print_result(args, {"ok": True, "kid": key.key_id, "roles": sorted(roles[key.key_id])},
+                 f"approver {key.key_id[:16]}... roles {sorted(roles[key.key_id])} in {path}")
+    return 0
+
+
+def _register_agent(args: argparse.Namespace) -> int:
+    import signers
+    from signers.agents.lifecycle import register as register_agent
+    from signers.errors import ConfigError
+
+    path = _history_path(args, args.agent)
+    if path.exists():
+        raise ConfigError(f"agent {args.agent!r} is already registered ({path})")
+    code = _code_hash(args)
+    assert code is not None
+    history = register_agent(signers.open(args.key), args.agent, code, _approvers(args),
+                             reason=args.reason or "registered", audit=_audit(args))
+    _save(path, history)
+    return _print(args, history, "registered")
+
+
+def _advance_to(args: argparse.Namespace, stage: str, verb: str) -> int:
+    import signers
+    from signers.agents.lifecycle import advance
+
+    approvers = _approvers(args)
+    history = _load_history(args, args.agent, approvers)
+    moved = advance(signers.open(args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
+                    code_hash=_code_hash(args), audit=_audit(args))
+    _save(_history_path(args, args.agent), moved)
+    return _print(args, moved, verb)
+
+
+def _advance(args: argparse.Namespace) -> int:
+    return _advance_to(args, args.stage, "advanced")
+
+
+def _suspend(args: argparse.Namespace) -> int:
+    return _advance_to(args, "SUSPENDED", "suspended")
+
+
+def _history(args: argparse.Namespace) -> int:
+    from signers.cli import print_result
+
+    history = _load_history(args, args.agent, _approvers(args, args.approvers))
+    lines = [f"{t.seq:>3} {t.at.isoformat()} {t.from_stage or '-':>13} -> {t.to_stage:<13} "
+             f"by {t.approver[:16]}... {t.reason}" for t in history.transitions]
+    print_result(args, {"ok": True, "agent": history.agent, "stage": history.stage, "head": history.head,
+                        "code_hash": history.code_hash, "transitions": [t.to_dict() for t in history.transitions]},
+                 [f"{history.agent}: {history.stage} (history verified, {len(lines)} transitions)", *lines])
+    return 0
+
+
+def _score(args: argparse.Namespace) -> int:
+    from signers.agents.trust import TrustInputs, compute_trust
+    from signers.cli import print_result
+
+    history = _load_history(args, args.agent, _approvers(args))
+    inputs = TrustInputs.collect(
+        history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested],
+        receipts_verified=args.receipts_verified, receipts_failed=args.receipts_failed, rejections=args.rejections,
+        revoked_group_members=args.revoked_group_members,
+    )
+    trust = compute_trust(inputs)
+    print_result(args, {"ok": True, "agent": history.agent, "trust": trust.claim(), "inputs": inputs.to_dict()},
+                 f"{history.agent}: trust {trust.score} ({trust.scorer}, inputs {trust.inputs[:23]}...)")
+    return 0
+
+
+def _normal(code_hash: str) -> str:
+    return code_hash if code_hash.startswith("sha256:") else "sha256:" + code_hash
+
+
+def _passport(args: argparse.Namespace) -> int:
+    import signers
+    from signers.agents.passports import issue_agent_passport
+    from signers.agents.trust import TrustInputs, compute_trust
+    from signers.cli import print_result
+    from signers.commands.agent_io import public_key_of
+
+    history = _load_history(args, args.agent, _approvers(args))
+    trust = None
+    if args.trust_score is None:
+        inputs = TrustInputs.collect(history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested])
+        trust = compute_trust(inputs)
+    token = issue_agent_passport(
+        signers.open(args.key), history, name=args.name or history.agent, agent_key=public_key_of(args.agent_key),
+        scopes=args.scope, groups=args.group, trust=trust, trust_score=args.trust_score, iss=args.iss, ttl=args.ttl,
+    )
+    if args.out:
+        Path(args.out).write_text(token + "\n", encoding="utf-8")
+    print_result(args, {"ok": True, "token": token, "stage": history.stage,
+                        "trust": trust.claim() if trust else args.trust_score}, token)
+    return 0
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from signers.errors import ConfigError
+    from signers.revocation import SQLiteRevocationStore
+
+    db = args.db or os.environ.get("KEYPLANE_REVOCATIONS")
+    if not db:
+        raise ConfigError("no revocation store: give --db FILE or set KEYPLANE_REVOCATIONS")
+    return SQLiteRevocationStore(db)
+
+
+def _revoke(args: argparse.Namespace) -> int:
+    from signers.agents.revocation import revoke_group, revoke_subject
+    from signers.cli import print_result
+
+    with _store(args) as store:
+        if args.agent:
+            record = revoke_subject(store, args.agent, reason=args.reason)
+        else:
+            record = revoke_group(store, args.group, reason=args.reason)
+    print_result(args, {"ok": True, "kind": record.kind, "id": record.id, "revoked_at": record.revoked_at.isoformat()},
+                 f"revoked {record.kind} {record.id} at {record.revoked_at.isoformat()}")
+    return 0
+
+
+def _reinstate(args: argparse.Namespace) -> int:
+    from signers.agents.revocation import GROUP, SUBJECT, reinstate
+    from signers.cli import print_result
+
+    with _store(args) as store:
+        kind, name = (SUBJECT, args.agent) if args.agent else (GROUP, args.group)
+        record = reinstate(store, kind, name, reason=args.reason)
+    print_result(args, {"ok": True, "kind": kind, "id": name, "reinstated_at": record.revoked_at.isoformat()},
+                 f"reinstated {kind} {name}: tokens issued after {record.revoked_at.isoformat()} are accepted")
+    return 0

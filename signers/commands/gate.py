@@ -1,0 +1,79 @@
+"""``keyplane gate check``: what would the gate decide for this passport and tool call?
+
+Loads the ``[agents.gate]`` policy from a keyplane.toml (``--policy``, default the
+``--config`` file, ``$KEYPLANE_CONFIG`` or ./keyplane.toml), runs every check and prints
+the decision. Exit 0 on ALLOW, 1 on DENY (each failed check named). With ``--proof-key``
+the command plays the agent too: it takes a fresh challenge from the gate and answers it
+with that key, to check a policy that requires proofs of possession end to end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    gate = subparsers.add_parser("gate", help="the agent tool gate: check a call against a policy")
+    sub = gate.add_subparsers(dest="gate_command", metavar="ACTION", required=True)
+    check = sub.add_parser("check", help="decide one tool call; exit 1 on DENY")
+    check.add_argument("passport", help="the passport, a file holding it, or - for standard input")
+    check.add_argument("--server", required=True, help="the server's name in the policy")
+    check.add_argument("--tool", required=True, help="the tool's name")
+    check.add_argument("--policy", help="keyplane.toml with [agents.gate] (default: the configuration file)")
+    keys = check.add_mutually_exclusive_group(required=True)
+    keys.add_argument("--jwks", help="the issuer's keys: JWKS, JWK or PEM file")
+    keys.add_argument("--key", help="the issuer's key URI or configured name")
+    check.add_argument("--revocations", help="SQLite revocation store (default: $KEYPLANE_REVOCATIONS)")
+    check.add_argument("--action-token", help="action token (inline or file)")
+    check.add_argument("--params", help="the call's params as JSON, or @FILE (bound by the action token)")
+    check.add_argument("--proof-key", help="answer a fresh challenge with this agent key (key URI or name)")
+    check.set_defaults(func=_check)
+
+
+def _policy_path(args: argparse.Namespace) -> Path:
+    from signers.errors import ConfigError
+
+    for candidate in (args.policy, os.environ.get("KEYPLANE_CONFIG"), "keyplane.toml"):
+        if candidate and Path(candidate).is_file():
+            return Path(candidate)
+    raise ConfigError("no gate policy: give --policy keyplane.toml (with an [agents.gate] section)")
+
+
+def _check(args: argparse.Namespace) -> int:
+    # lazy: the CLI imports every command module at start-up
+    import signers
+    from signers.agents.gate import Gate
+    from signers.agents.policy import GatePolicy
+    from signers.agents.possession import ChallengeBook
+    from signers.cli import EXIT_INVALID, EXIT_OK, print_result
+    from signers.commands.agent_io import read_json, read_token, revocation_store, trusted_keys
+    from signers.errors import ConfigError
+    from signers.passport import prove_possession
+
+    policy = GatePolicy.load(_policy_path(args))
+    store = revocation_store(args.revocations or os.environ.get("KEYPLANE_REVOCATIONS"))
+    challenges = ChallengeBook(args.server)
+    gate = Gate(policy, trusted_keys(args.jwks, args.key), revocations=store, challenges=challenges)
+    params = read_json(args.params, "--params") if args.params else None
+    if params is not None and not isinstance(params, dict):
+        raise ConfigError("--params must be a JSON object")
+    proof = prove_possession(signers.open(args.proof_key), gate.challenge()) if args.proof_key else None
+    try:
+        decision = gate.decide(read_token(args.passport), server=args.server, tool=args.tool, proof=proof,
+                               action_token=read_token(args.action_token) if args.action_token else None,
+                               params=params)
+    finally:
+        if store is not None:
+            store.close()
+    verdict = "ALLOW" if decision.allow else "DENY"
+    lines = [f"{verdict} {args.tool} on {args.server} for {decision.agent or '<unverified>'}"
+             f" (stage {decision.stage}, trust {decision.trust_score})"]
+    lines += [f"  ok    {name}: {decision.details.get(name, 'ok')}" for name in decision.checks_passed]
+    lines += [f"  FAIL  {name}: {decision.details.get(name, '')}" for name in decision.checks_failed]
+    print_result(args, {"ok": decision.allow, **decision.to_dict()}, lines)
+    return EXIT_OK if decision.allow else EXIT_INVALID

@@ -1,0 +1,73 @@
+"""The default trust scorer: deterministic, documented, table-tested."""
+
+from __future__ import annotations
+
+import pytest
+
+from signers.agents.errors import PolicyError
+from signers.agents.revocation import revoke_subject
+from signers.agents.trust import DefaultTrustScorer, TrustInputs, TrustScorer, compute_trust, revoked_members
+from signers.revocation import MemoryRevocationStore
+
+# (inputs, expected score): each row exercises one term of the formula
+TABLE = [
+    (TrustInputs("INTAKE"), 0),
+    (TrustInputs("VETTING"), 10),
+    (TrustInputs("ACTIVE"), 50),
+    (TrustInputs("ACTIVE", code_attested=True), 70),
+    (TrustInputs("ACTIVE", code_attested=True, receipts_verified=24), 84),  # +4, +10 clean
+    (TrustInputs("ACTIVE", code_attested=True, receipts_verified=500), 100),  # +20 cap, +10 clean
+    (TrustInputs("ACTIVE", code_attested=True, receipts_verified=100, receipts_failed=1), 80),
+    (TrustInputs("ACTIVE", receipts_failed=9), 10),  # -40 cap
+    (TrustInputs("PROD_APPROVED", code_attested=True, rejections=3), 45),
+    (TrustInputs("PROD_APPROVED", rejections=50), 10),  # -30 cap
+    (TrustInputs("ACTIVE", code_attested=True, revoked_group_members=1), 60),
+    (TrustInputs("TESTING", revoked_group_members=5), 0),  # clamped at 0
+    (TrustInputs("SUSPENDED", code_attested=True, receipts_verified=100), 0),
+    (TrustInputs("banana", code_attested=True), 0),
+]
+
+
+@pytest.mark.parametrize(("inputs", "expected"), TABLE)
+def test_default_scorer_table(inputs: TrustInputs, expected: int) -> None:
+    assert DefaultTrustScorer().score(inputs) == expected
+    first, second = compute_trust(inputs, now=1), compute_trust(inputs, now=1)
+    assert first == second and first.score == expected and first.inputs == inputs.digest()
+
+
+def test_digest_names_every_input() -> None:
+    digests = {row.digest() for row, _ in TABLE}
+    assert len(digests) == len(TABLE)
+    assert TrustInputs("ACTIVE").digest() == TrustInputs("ACTIVE").digest()
+
+
+def test_custom_scorer_protocol_and_range_check() -> None:
+    class Flat:
+        version = "flat/1"
+
+        def score(self, inputs: TrustInputs) -> int:
+            return 42
+
+    class Broken:
+        version = "broken/1"
+
+        def score(self, inputs: TrustInputs) -> int:
+            return 101
+
+    assert isinstance(Flat(), TrustScorer)
+    assert compute_trust(TrustInputs("INTAKE"), Flat()).scorer == "flat/1"
+    with pytest.raises(PolicyError):
+        compute_trust(TrustInputs("INTAKE"), Broken())
+    with pytest.raises(PolicyError):
+        TrustInputs("ACTIVE", rejections=-1)
+
+
+def test_revoked_group_member_lowers_the_others() -> None:
+    store = MemoryRevocationStore()
+    members = ["a", "b", "c"]
+    assert revoked_members(store, members, exclude="a") == 0
+    revoke_subject(store, "b")
+    assert revoked_members(store, members, exclude="a") == 1
+    before = DefaultTrustScorer().score(TrustInputs("ACTIVE", True, 50))
+    after = DefaultTrustScorer().score(TrustInputs("ACTIVE", True, 50, revoked_group_members=1))
+    assert after < before
