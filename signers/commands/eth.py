@@ -1,0 +1,105 @@
+"""``keyplane eth address|sign-typed-data|x402-pay``: Ethereum with a key in any back end.
+
+The [eth] extra (and [x402] for payments) are imported inside the handlers, so
+``keyplane --help`` stays as fast without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .io import read_input
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    eth = subparsers.add_parser("eth", help="Ethereum addresses, EIP-712 signatures and x402 payments")
+    sub = eth.add_subparsers(dest="eth_command", metavar="ACTION", required=True)
+
+    address = sub.add_parser("address", help="the Ethereum address of a secp256k1 key")
+    address.add_argument("key", help="key URI or name from keyplane.toml")
+    address.set_defaults(func=_address)
+
+    typed = sub.add_parser("sign-typed-data", help="sign EIP-712 typed data (JSON: types, primaryType, domain, message)")
+    typed.add_argument("key", help="key URI or name from keyplane.toml")
+    typed.add_argument("--in", dest="input", help="typed-data JSON file (default: standard input)")
+    typed.set_defaults(func=_sign_typed_data)
+
+    pay = sub.add_parser("x402-pay", help="answer an HTTP 402 (x402 exact scheme): print the PAYMENT-SIGNATURE header")
+    pay.add_argument("key", help="key URI or name from keyplane.toml")
+    pay.add_argument("--required", required=True,
+                     help="the server's PaymentRequired: a JSON file, or a file holding the base64 PAYMENT-REQUIRED header")
+    pay.add_argument("--passport", help="the agent's passport (file): its wallet and spend_limit are enforced")
+    pay.add_argument("--jwks", help="the passport issuer's JWKS file (required with --passport)")
+    pay.set_defaults(func=_x402_pay)
+
+
+def _signer(key: str) -> Any:
+    import signers  # lazy: the registry loads back ends only for the command that needs one
+    from signers.eth import EthSigner  # lazy: the [eth] extra
+
+    return EthSigner(signers.open(key))
+
+
+def _json_file(path: str | None, what: str) -> Any:
+    data = read_input(path)
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ConfigError(f"{what} is not JSON: {type(e).__name__}") from e
+
+
+def _address(args: argparse.Namespace) -> int:
+    from signers.cli import print_result  # lazy: the CLI module imports the command modules
+
+    eth = _signer(args.key)
+    print_result(args, {"ok": True, "address": eth.address, "key_id": eth.signer.key_id}, eth.address)
+    return 0
+
+
+def _sign_typed_data(args: argparse.Namespace) -> int:
+    from signers.cli import print_result  # lazy: the CLI module imports the command modules
+
+    eth = _signer(args.key)
+    typed = _json_file(args.input, "the typed data")
+    signature = "0x" + eth.sign_typed_data(typed).hex()
+    print_result(args, {"ok": True, "address": eth.address, "signature": signature}, signature)
+    return 0
+
+
+def _payment_required(path: str) -> Any:
+    from signers.sdk import require  # lazy: the [x402] extra
+
+    schemas = require("x402.schemas", "x402", "x402 payments")
+    text = read_input(path).strip()
+    try:
+        data = json.loads(text) if text.startswith(b"{") else json.loads(base64.b64decode(text, validate=True))
+        return schemas.PaymentRequired.model_validate(data)
+    except (binascii.Error, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
+        raise ConfigError(f"--required is not a PaymentRequired (JSON or base64 header): {type(e).__name__}") from e
+
+
+def _x402_pay(args: argparse.Namespace) -> int:
+    from signers.cli import print_result  # lazy: the CLI module imports the command modules
+    from signers.eth.x402 import pay  # lazy: the [x402] extra
+    from signers.jose import JWKS  # lazy: only this command reads a JWKS
+    from signers.passport import verify_passport  # lazy: as above
+
+    claims = None
+    if args.passport:
+        if not args.jwks:
+            raise ConfigError("--passport needs --jwks (the issuer's JWKS file) to verify it")
+        token = Path(args.passport).read_text(encoding="utf-8").strip()
+        claims = verify_passport(token, JWKS.load(args.jwks)).claims
+    eth = _signer(args.key)
+    payload = pay(eth, _payment_required(args.required), passport_claims=claims)
+    header = base64.b64encode(payload.model_dump_json(by_alias=True, exclude_none=True).encode()).decode()
+    print_result(args, {"ok": True, "address": eth.address, "header": "PAYMENT-SIGNATURE", "value": header}, header)
+    return 0
