@@ -41,7 +41,7 @@ EXIT_ERROR = 4
 COMMAND_GROUP = "keyplane.commands"
 # Built-in command modules, each with register(subparsers); imported at start-up, so
 # they must import nothing heavy at module level.
-_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca")
+_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "store")
 
 
 class _Parser(argparse.ArgumentParser):

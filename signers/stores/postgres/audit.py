@@ -30,10 +30,13 @@ class PostgresAuditLog(AuditLog):
         self.path = f"{public_uri}#{name}"  # type: ignore[assignment]  # shown in messages, never opened
 
     def append(self, fields: Mapping[str, Any], seal: Callable[[str], str] | None = None) -> AuditRecord:
+        # Pipelined: lock + head read go out together, then insert + commit: two round trips.
         with pg_call(self._pool, f"appending to audit log {self.name!r}") as conn, conn.transaction():
-            conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("keyplane_audit:" + self.name,))
-            row = conn.execute("SELECT record FROM keyplane_audit WHERE log = %s ORDER BY seq DESC LIMIT 1",
-                               (self.name,)).fetchone()
+            with conn.pipeline():
+                conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("keyplane_audit:" + self.name,))
+                cursor = conn.execute("SELECT record FROM keyplane_audit WHERE log = %s ORDER BY seq DESC LIMIT 1",
+                                      (self.name,))
+            row = cursor.fetchone()
             seq, head = _head_of(row[0] if row else None, str(self.path))
             record = _new_record(fields, seq + 1, head, seal)
             conn.execute("INSERT INTO keyplane_audit (log, seq, record) VALUES (%s, %s, %s)",
