@@ -17,6 +17,7 @@ pytest_plugins = [
     "tests.fixtures.moto",
     "tests.fixtures.azure",
     "tests.fixtures.gcp",
+    "tests.fixtures.state_servers",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,0 +1,48 @@
+"""``keyplane store migrate|info URI``: the shared state stores (PostgreSQL, Redis, SQLite)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any) -> None:
+    store = subparsers.add_parser("store", help="state stores shared by a fleet: migrate, info")
+    sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+    migrate = sub.add_parser("migrate", help="create or upgrade the keyplane schema (PostgreSQL)")
+    migrate.add_argument("uri", help="postgresql://user@host/db?password-source=env:PGPASSWORD")
+    migrate.set_defaults(func=_migrate)
+    info = sub.add_parser("info", help="what the store is and what 'durable' means on it")
+    info.add_argument("uri", help="sqlite:///path, postgresql://..., redis://...")
+    info.set_defaults(func=_info)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from signers.cli import print_result  # lazy: the CLI module imports the command modules
+    from signers.errors import ConfigError
+    from signers.stores import open_state  # lazy: the state engines load their drivers on use
+
+    if not args.uri.startswith(("postgresql:", "postgres:")):
+        raise ConfigError("only postgresql: stores have a schema to migrate (sqlite: and redis: need none)")
+    with open_state(args.uri) as state:  # opening migrates (migrate=true is the default)
+        from signers.stores.postgres.schema import LATEST
+
+        print_result(args, {"ok": True, "uri": state.uri, "schema_version": LATEST},
+                     f"{state.uri}: keyplane schema at version {LATEST}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from signers.cli import print_result  # lazy: the CLI module imports the command modules
+    from signers.stores import open_state  # lazy: the state engines load their drivers on use
+
+    with open_state(args.uri) as state:
+        f = state.features
+        data = {"ok": True, "uri": state.uri, "engine": f.engine, "durability": f.durability,
+                "push": f.push, "shared": f.shared}
+        print_result(args, data, [f"store:      {state.uri}", f"engine:     {f.engine}",
+                                  f"durability: {f.durability}", f"push:       {'yes' if f.push else 'no (poll)'}",
+                                  f"shared:     {'yes' if f.shared else 'no (one machine)'}"])
+    return 0
