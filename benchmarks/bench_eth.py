@@ -25,7 +25,6 @@ sys.path.insert(0, str(ROOT))
 from latency import sample_for, summarize  # noqa: E402
 
 import signers  # noqa: E402
-from signers.algorithms import KeySpec  # noqa: E402
 from signers.eth import EthSigner  # noqa: E402
 from signers.eth.recoverable import eth_keys  # noqa: E402
 from tests.eth.support import MAIL  # noqa: E402

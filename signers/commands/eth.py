@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from .common import open_key, print_result
 from .io import read_input
 
 __all__ = ["register"]
@@ -41,11 +42,10 @@ def register(subparsers: Any) -> None:
     pay.set_defaults(func=_x402_pay)
 
 
-def _signer(key: str) -> Any:
-    import signers  # lazy: the registry loads back ends only for the command that needs one
+def _signer(args: argparse.Namespace) -> Any:
     from signers.eth import EthSigner  # lazy: the [eth] extra
 
-    return EthSigner(signers.open(key))
+    return EthSigner(open_key(args, args.key))
 
 
 def _json_file(path: str | None, what: str) -> Any:
@@ -57,17 +57,15 @@ def _json_file(path: str | None, what: str) -> Any:
 
 
 def _address(args: argparse.Namespace) -> int:
-    from signers.cli import print_result  # lazy: the CLI module imports the command modules
 
-    eth = _signer(args.key)
+    eth = _signer(args)
     print_result(args, {"ok": True, "address": eth.address, "key_id": eth.signer.key_id}, eth.address)
     return 0
 
 
 def _sign_typed_data(args: argparse.Namespace) -> int:
-    from signers.cli import print_result  # lazy: the CLI module imports the command modules
 
-    eth = _signer(args.key)
+    eth = _signer(args)
     typed = _json_file(args.input, "the typed data")
     signature = "0x" + eth.sign_typed_data(typed).hex()
     print_result(args, {"ok": True, "address": eth.address, "signature": signature}, signature)
@@ -87,7 +85,6 @@ def _payment_required(path: str) -> Any:
 
 
 def _x402_pay(args: argparse.Namespace) -> int:
-    from signers.cli import print_result  # lazy: the CLI module imports the command modules
     from signers.eth.x402 import pay  # lazy: the [x402] extra
     from signers.jose import JWKS  # lazy: only this command reads a JWKS
     from signers.passport import verify_passport  # lazy: as above
@@ -98,7 +95,7 @@ def _x402_pay(args: argparse.Namespace) -> int:
             raise ConfigError("--passport needs --jwks (the issuer's JWKS file) to verify it")
         token = Path(args.passport).read_text(encoding="utf-8").strip()
         claims = verify_passport(token, JWKS.load(args.jwks)).claims
-    eth = _signer(args.key)
+    eth = _signer(args)
     payload = pay(eth, _payment_required(args.required), passport_claims=claims)
     header = base64.b64encode(payload.model_dump_json(by_alias=True, exclude_none=True).encode()).decode()
     print_result(args, {"ok": True, "address": eth.address, "header": "PAYMENT-SIGNATURE", "value": header}, header)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .common import print_result
+
 __all__ = ["register"]
 
 
@@ -20,7 +22,6 @@ def register(subparsers: Any) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from signers.cli import print_result  # lazy: the CLI module imports the command modules
     from signers.errors import ConfigError
     from signers.stores import open_state  # lazy: the state engines load their drivers on use
 
@@ -35,7 +36,6 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from signers.cli import print_result  # lazy: the CLI module imports the command modules
     from signers.stores import open_state  # lazy: the state engines load their drivers on use
 
     with open_state(args.uri) as state:

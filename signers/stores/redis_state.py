@@ -139,7 +139,7 @@ class RedisReplayCache:
         self._client = client
         self._prefix = f"{prefix}replay:"
 
-    def consume(self, key: str, *, expires_at: float) -> bool:
+    def consume(self, key: str, expires_at: float) -> bool:
         if not isinstance(key, str) or not key or len(key) > 1024:
             raise ConfigError("a replay-cache key is a non-empty string of at most 1024 characters")
         milliseconds = int(expires_at * 1000)

@@ -12,6 +12,7 @@ verifier REVOCATION_URI BOUND
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -81,10 +82,8 @@ def verifier(revocation_uri: str, bound: str) -> None:
     for line in sys.stdin:
         verb, _, arg = line.strip().partition(" ")
         if verb == "WATCH":
-            try:
+            with contextlib.suppress(BackendUnavailable):
                 cache.is_revoked(arg)  # cached as "not revoked" now: the push must correct it
-            except BackendUnavailable:
-                pass
             with lock:
                 watching.add(arg)
             say("WATCHING", arg)

@@ -21,7 +21,6 @@ from signers.errors import (
     KeyNotFound,
     PermissionDenied,
 )
-from signers.signer import RotatingKeyStore
 from tests.fixtures.openbao import BAD_TOKEN_ENV, OpenBaoServer, free_port, store_uri
 
 from .conftest import root_call

@@ -9,11 +9,11 @@ A returned append is committed (durable per the server's ``synchronous_commit``)
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from ...audit import AuditLog, AuditRecord, _head_of, _new_record
 from ...errors import ConfigError
+from ...tokens.audit_log import AuditLog, AuditRecord, CheckpointSeal, _head_of, _new_record
 from .connection import pg_call
 
 __all__ = ["PostgresAuditLog"]
@@ -29,16 +29,17 @@ class PostgresAuditLog(AuditLog):
         self.name = name
         self.path = f"{public_uri}#{name}"  # type: ignore[assignment]  # shown in messages, never opened
 
-    def append(self, fields: Mapping[str, Any], seal: Callable[[str], str] | None = None) -> AuditRecord:
+    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
         # Pipelined: lock + head read go out together, then insert + commit: two round trips.
         with pg_call(self._pool, f"appending to audit log {self.name!r}") as conn, conn.transaction():
             with conn.pipeline():
                 conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("keyplane_audit:" + self.name,))
-                cursor = conn.execute("SELECT record FROM keyplane_audit WHERE log = %s ORDER BY seq DESC LIMIT 1",
-                                      (self.name,))
-            row = cursor.fetchone()
-            seq, head = _head_of(row[0] if row else None, str(self.path))
-            record = _new_record(fields, seq + 1, head, seal)
+                last_rows = conn.execute("SELECT record FROM keyplane_audit WHERE log = %s ORDER BY seq DESC LIMIT 1",
+                                         (self.name,))
+                first_rows = conn.execute("SELECT record FROM keyplane_audit WHERE log = %s AND seq = 1", (self.name,))
+            last, first = last_rows.fetchone(), first_rows.fetchone()
+            seq, head, log_id = _head_of(last[0] if last else None, first[0] if first else None, str(self.path))
+            record = _new_record(fields, seq + 1, head, log_id, seal)
             conn.execute("INSERT INTO keyplane_audit (log, seq, record) VALUES (%s, %s, %s)",
                          (self.name, record.seq, json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))))
         return record

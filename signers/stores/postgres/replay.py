@@ -20,7 +20,7 @@ class PostgresReplayCache:
         self._pool = pool
         self._since_sweep = 0
 
-    def consume(self, key: str, *, expires_at: float) -> bool:
+    def consume(self, key: str, expires_at: float) -> bool:
         """Mark `key` used until `expires_at` (epoch seconds); False if it was already used and not expired."""
         until = from_epoch(expires_at)
         if not isinstance(key, str) or not key or len(key) > 1024 or until is None:
