@@ -11,12 +11,13 @@ crl = issuing.crl()
 Every certificate is built by `cryptography`'s CertificateBuilder and signed by the CA's
 Signer (see tbs_signing). Leaves default to 24 hours, digitalSignature, clientAuth + serverAuth;
 serials are 128 random bits. A leaf never outlives its CA: its end is cut to the CA's.
+Validity counts from now: `not_before` is set a minute earlier (BACKDATE) for verifiers
+whose clock is behind, and a validity shorter than that minute is refused.
 """
 
 from __future__ import annotations
 
 import datetime
-import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from signers.clock import duration, now_utc
 from signers.errors import ConfigError
 from signers.keys import CryptoPublicKey, PublicKey
 from signers.revocation import MemoryRevocationStore, Revocation, RevocationStore
@@ -35,6 +37,7 @@ from .csr import check_csr
 from .errors import PolicyRefused
 from .policy import IssueRequest, Policy
 from .profile import SubjectAltNames, extended_key_usage, key_usage, parse_name
+from .serials import new_serial, serial_id
 from .tbs_signing import sign_certificate
 
 __all__ = [
@@ -63,16 +66,16 @@ class _Clock(Protocol):
     def __call__(self) -> datetime.datetime: ...
 
 
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+def _lifetime(validity: datetime.timedelta, what: str = "validity") -> datetime.timedelta:
+    """`validity` checked: finite, and longer than the backdating (else the certificate is born useless).
 
-
-def new_serial() -> int:
-    """A positive 128-bit random serial (RFC 5280 allows up to 20 octets; CA/B asks for 64+ random bits)."""
-    while True:
-        serial = secrets.randbits(128)
-        if serial:
-            return serial
+    Raises ConfigError otherwise.
+    """
+    seconds = duration(validity, what)
+    if seconds <= BACKDATE.total_seconds():
+        raise ConfigError(f"{what} of {seconds:g} s is not longer than the {BACKDATE.total_seconds():g} s "
+                          "certificates are backdated for clock skew")
+    return datetime.timedelta(seconds=seconds)
 
 
 def _public_key(subject_key: SubjectKey) -> PublicKey:
@@ -100,7 +103,7 @@ class CertificateAuthority:
         policy: Policy | None = None,
         leaf_validity: datetime.timedelta = DEFAULT_LEAF_VALIDITY,
         crl_validity: datetime.timedelta = DEFAULT_CRL_VALIDITY,
-        clock: _Clock = _utcnow,
+        clock: _Clock = now_utc,
     ) -> None:
         if certificate is not None:
             _check_ca_certificate(certificate, signer)
@@ -131,9 +134,13 @@ class CertificateAuthority:
         path_length: int | None = None,
         **options: Any,
     ) -> CertificateAuthority:
-        """A self-signed root for `signer`'s key; `options` go to the constructor (revocations, policy, ...)."""
+        """A self-signed root for `signer`'s key; `options` go to the constructor (revocations, policy, ...).
+
+        Raises ConfigError for a bad subject or validity, and whatever the Signer raises.
+        """
         name = parse_name(subject)
-        clock: _Clock = options.get("clock", _utcnow)
+        lifetime = _lifetime(validity)
+        clock: _Clock = options.get("clock", now_utc)
         now = clock()
         public_key = signer.public_key
         ski = x509.SubjectKeyIdentifier.from_public_key(public_key.key)
@@ -144,7 +151,7 @@ class CertificateAuthority:
             .public_key(public_key.key)
             .serial_number(new_serial())
             .not_valid_before(now - BACKDATE)
-            .not_valid_after(now + validity)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(key_usage(_CA_USAGE), critical=True)
             .add_extension(ski, critical=False)
@@ -210,6 +217,11 @@ class CertificateAuthority:
 
         A leaf needs a subject or at least one SAN. `key_usages` / `extended_key_usages` take
         names (`digital_signature`, `client_auth`); CA certificates get no EKU unless asked.
+        The certificate is valid from `not_before` (default: now, backdated a minute) until
+        `validity` after `not_before` (or after now), cut to the CA's own end.
+
+        Raises ConfigError (bad names, a validity not longer than the backdating, an expired CA),
+        PolicyRefused (the policy or the CA's path length), and whatever the Signer raises.
         """
         ca_certificate = self._require_certificate()
         public_key = _public_key(subject_key)
@@ -219,9 +231,15 @@ class CertificateAuthority:
             raise ConfigError("a certificate needs a subject or at least one subject alternative name")
         if is_ca:
             self._check_may_issue_ca(path_length)
-        start = not_before or (self.clock() - BACKDATE)
-        lifetime = validity or (DEFAULT_INTERMEDIATE_VALIDITY if is_ca else self.leaf_validity)
-        end = min(start + lifetime, ca_certificate.not_valid_after_utc)  # never outlive the issuer
+        lifetime = _lifetime(validity if validity is not None else (
+            DEFAULT_INTERMEDIATE_VALIDITY if is_ca else self.leaf_validity))
+        now = self.clock()
+        if not_before is not None:
+            start = not_before if not_before.tzinfo else not_before.replace(tzinfo=datetime.UTC)
+            end = start + lifetime
+        else:
+            start, end = now - BACKDATE, now + lifetime  # backdated for skew; the validity counts from now
+        end = min(end, ca_certificate.not_valid_after_utc)  # never outlive the issuer
         if end <= start:
             raise ConfigError("the certificate would end before it starts (is the CA certificate expired?)")
         usage = key_usage(key_usages if key_usages is not None else (_CA_USAGE if is_ca else _LEAF_USAGE))
@@ -254,23 +272,28 @@ class CertificateAuthority:
 
     # -- revocation --------------------------------------------------------------------
 
-    def revoke(self, serial: int | x509.Certificate, reason: str = "unspecified",
+    def revoke(self, serial: int | str | x509.Certificate, reason: str = "unspecified",
                at: datetime.datetime | None = None) -> Revocation:
-        """Record `serial` as revoked (idempotent: the first record stands); the next `crl()` lists it."""
-        number = serial.serial_number if isinstance(serial, x509.Certificate) else int(serial)
-        return self.revocations.revoke(format(number, "x"), kind="x509-serial", reason=reason_name(reason), at=at)
+        """Record `serial` as revoked (idempotent: the first record stands); the next `crl()` lists it.
 
-    def is_revoked(self, serial: int | x509.Certificate) -> bool:
-        number = serial.serial_number if isinstance(serial, x509.Certificate) else int(serial)
-        return self.revocations.is_revoked(format(number, "x"), kind="x509-serial")
+        `serial` is an int, a certificate, or hex text in any spelling (`0x0AB`, `ab`, `00:ab`):
+        all are stored as one key. Raises ConfigError for a malformed serial or reason.
+        """
+        return self.revocations.revoke(serial_id(serial), kind="x509-serial", reason=reason_name(reason), at=at)
+
+    def is_revoked(self, serial: int | str | x509.Certificate) -> bool:
+        """Whether `serial` (as for `revoke`) is in this CA's revocation store. Raises ConfigError for a bad serial."""
+        return self.revocations.is_revoked(serial_id(serial), kind="x509-serial")
 
     def crl(self, *, validity: datetime.timedelta | None = None) -> x509.CertificateRevocationList:
         """A fresh CRL of every revoked serial, signed by the CA's Signer, valid for `validity` (default a day).
 
         The CRL number is the issue time in milliseconds, kept strictly increasing within a
-        process: monotonic across restarts without storing a counter.
+        process: monotonic across restarts without storing a counter. Raises ConfigError for a
+        non-finite or zero validity, and whatever the Signer raises.
         """
         ca_certificate = self._require_certificate()
+        lifetime = datetime.timedelta(seconds=duration(validity or self.crl_validity, "CRL validity", allow_zero=False))
         now = self.clock()
         with self._crl_lock:
             number = max(self._last_crl_number + 1, int(now.timestamp() * 1000))
@@ -280,7 +303,7 @@ class CertificateAuthority:
             self.signer,
             self.revocations.list(kind="x509-serial"),
             this_update=now,
-            next_update=now + (validity or self.crl_validity),
+            next_update=now + lifetime,
             number=number,
         )
 

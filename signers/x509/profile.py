@@ -8,6 +8,7 @@ helpers turn that into `cryptography` objects, and refuse anything they do not u
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +25,12 @@ __all__ = [
     "key_usage",
     "parse_name",
 ]
+
+# RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" and something.
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
+# A DNS name (RFC 1035 labels, an optional leading wildcard label); nothing else is taken as one untagged.
+_DNS = re.compile(r"(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?\.?")
+_TAGS = ("dns", "uri", "email", "ip")
 
 KEY_USAGES = (
     "digital_signature",
@@ -114,28 +121,34 @@ class SubjectAltNames:
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> SubjectAltNames:
-        """From `dns:host`, `uri:spiffe://...`, `email:a@b`, `ip:10.0.0.1`; an untagged entry is guessed from its shape."""
-        dns: list[str] = []
-        uris: list[str] = []
-        emails: list[str] = []
-        ips: list[str] = []
+        """From `dns:host`, `uri:urn:uuid:...`, `email:a@b`, `ip:10.0.0.1`.
+
+        An untagged entry is inferred strictly: an IP address, then `a@b` (no colon) as an
+        email, then `scheme://...` or `urn:...` as a URI, then a plain host name as DNS;
+        anything else (`host:8443`, `mailto:x`) is a ConfigError asking for a tag. A `urn:...`
+        is never taken as a DNS name. Tagged `uri:` takes any RFC 3986 scheme.
+        """
+        found: dict[str, list[str]] = {tag: [] for tag in _TAGS}
         for entry in entries:
             kind, sep, value = entry.partition(":")
-            kind = kind.lower()
-            if sep and kind in ("dns", "uri", "email", "ip"):
-                {"dns": dns, "uri": uris, "email": emails, "ip": ips}[kind].append(value)
-            elif "://" in entry:
-                uris.append(entry)
-            elif "@" in entry:
-                emails.append(entry)
+            if sep and kind.lower() in _TAGS:
+                found[kind.lower()].append(value)
             elif _is_ip(entry):
-                ips.append(entry)
+                found["ip"].append(entry)
+            elif "@" in entry and ":" not in entry:
+                found["email"].append(entry)
+            elif _URI.fullmatch(entry) and ("://" in entry or entry.lower().startswith("urn:")):
+                found["uri"].append(entry)
+            elif _DNS.fullmatch(entry):
+                found["dns"].append(entry)
             else:
-                dns.append(entry)
-        return cls(tuple(dns), tuple(uris), tuple(emails), tuple(ips))
+                raise ConfigError(f"cannot tell what kind of name {entry[:80]!r} is: "
+                                  "write dns:NAME, uri:URI, email:ADDRESS or ip:ADDRESS")
+        return cls(*(tuple(found[tag]) for tag in _TAGS))
 
     @classmethod
     def from_extension(cls, value: x509.SubjectAlternativeName) -> SubjectAltNames:
+        """The names of an existing SAN extension, by kind (other kinds are left out)."""
         return cls(
             tuple(value.get_values_for_type(x509.DNSName)),
             tuple(value.get_values_for_type(x509.UniformResourceIdentifier)),
@@ -156,6 +169,7 @@ class SubjectAltNames:
         )
 
     def extension(self) -> x509.SubjectAlternativeName:
+        """The SubjectAlternativeName extension value; ConfigError for a name that cannot be one."""
         names: list[x509.GeneralName] = []
         try:
             names += [x509.DNSName(v) for v in self.dns_names]
@@ -165,8 +179,9 @@ class SubjectAltNames:
         except ValueError as e:
             raise ConfigError(f"invalid subject alternative name: {e}") from e
         for value in self.uris:
-            if "://" not in value:
-                raise ConfigError(f"URI SAN {value!r} has no scheme (e.g. spiffe://trust-domain/path)")
+            if not _URI.fullmatch(value):
+                raise ConfigError(f"URI SAN {value[:80]!r} is not an absolute URI with a scheme "
+                                  "(e.g. spiffe://trust-domain/path, urn:uuid:...)")
         return x509.SubjectAlternativeName(names)
 
 
