@@ -234,10 +234,12 @@ class CertificateAuthority:
         lifetime = _lifetime(validity if validity is not None else (
             DEFAULT_INTERMEDIATE_VALIDITY if is_ca else self.leaf_validity))
         now = self.clock()
+        backdated = datetime.timedelta(0)
         if not_before is not None:
             start = not_before if not_before.tzinfo else not_before.replace(tzinfo=datetime.UTC)
             end = start + lifetime
         else:
+            backdated = BACKDATE
             start, end = now - BACKDATE, now + lifetime  # backdated for skew; the validity counts from now
         end = min(end, ca_certificate.not_valid_after_utc)  # never outlive the issuer
         if end <= start:
@@ -246,7 +248,7 @@ class CertificateAuthority:
         default_eku: tuple[x509.ObjectIdentifier, ...] = () if is_ca else _LEAF_EKU
         eku = extended_key_usage(extended_key_usages) if extended_key_usages is not None else default_eku
         request = IssueRequest(name, public_key, names, start, end, is_ca, path_length if is_ca else None,
-                               usage, eku, csr)
+                               usage, eku, csr, backdated=backdated)
         self._apply_policy(request)
         return sign_certificate(self._builder(request), self.signer)
 
