@@ -66,22 +66,29 @@ def _canonical(name: str) -> str:
 
 
 def parse_name(name: str | x509.Name) -> x509.Name:
-    """An RFC 4514 string (`CN=agent,O=acme`) or a bare common name (`agent`) as an X.509 Name."""
+    """An RFC 4514 string (`CN=agent,O=acme`) or a bare common name (`agent`) as an X.509 Name.
+
+    Raises ConfigError for an empty or malformed name, or an attribute too long for X.509
+    (a common name has at most 64 characters).
+    """
     if isinstance(name, x509.Name):
         return name
+    if not isinstance(name, str):
+        raise ConfigError(f"a subject name is text or an x509.Name, not {type(name).__name__}")
     text = name.strip()
     if not text:
         raise ConfigError("empty subject name")
-    if "=" not in text:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
     try:
+        if "=" not in text:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
         return x509.Name.from_rfc4514_string(text)
     except ValueError as e:
-        raise ConfigError(f"not an RFC 4514 name: {text!r}") from e
+        raise ConfigError(f"not a usable subject name {text[:60]!r}{'...' if len(text) > 60 else ''}: "
+                          f"{str(e)[:120]}") from None
 
 
 def key_usage(names: Iterable[str]) -> x509.KeyUsage:
-    """A KeyUsage extension value with exactly the named bits set."""
+    """A KeyUsage extension value with exactly the named bits set; ConfigError for unknown names."""
     wanted = {_canonical(n) for n in names}
     unknown = wanted - set(KEY_USAGES)
     if unknown:
@@ -93,13 +100,21 @@ def key_usage(names: Iterable[str]) -> x509.KeyUsage:
 
 
 def extended_key_usage(names: Iterable[str | x509.ObjectIdentifier]) -> tuple[x509.ObjectIdentifier, ...]:
-    """EKU OIDs from names (`client_auth`), dotted OIDs (`1.3.6.1.5.5.7.3.2`) or OID objects."""
+    """EKU OIDs from names (`client_auth`), dotted OIDs (`1.3.6.1.5.5.7.3.2`) or OID objects.
+
+    Raises ConfigError for an unknown name or a malformed OID.
+    """
     out: list[x509.ObjectIdentifier] = []
     for name in names:
         if isinstance(name, x509.ObjectIdentifier):
             oid = name
+        elif not isinstance(name, str):
+            raise ConfigError(f"an extended key usage is a name or an OID, not {type(name).__name__}")
         elif name.replace(".", "").isdigit():
-            oid = x509.ObjectIdentifier(name)
+            try:
+                oid = x509.ObjectIdentifier(name)
+            except ValueError:
+                raise ConfigError(f"not an object identifier: {name[:60]!r}") from None
         else:
             found = EXTENDED_KEY_USAGES.get(_canonical(name))
             if found is None:
