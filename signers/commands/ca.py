@@ -149,28 +149,18 @@ def _one_line(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpars
     return run
 
 
-def _summary(certificate: x509.Certificate) -> dict[str, Any]:
-    return {
-        "subject": certificate.subject.rfc4514_string(),
-        "issuer": certificate.issuer.rfc4514_string(),
-        "serial": f"{certificate.serial_number:x}",
-        "not_before": certificate.not_valid_before_utc.isoformat(),
-        "not_after": certificate.not_valid_after_utc.isoformat(),
-        "signature_algorithm": getattr(certificate.signature_algorithm_oid, "_name", None)
-        or certificate.signature_algorithm_oid.dotted_string,
-    }
-
-
 # -- handlers ------------------------------------------------------------------------------
 
 
 @_one_line
 def _init(args: argparse.Namespace) -> int:
+    """Create a root CA, or with --parent an intermediate, in a new directory."""
     # lazy: keeps `keyplane --help` fast
     import signers
     from signers.cli import print_result
     from signers.x509 import CertificateAuthority, write_pem
     from signers.x509.directory import open_ca
+    from signers.x509.files import summary
 
     location = _locate(args, creating=True)
     if location.directory is None:
@@ -194,7 +184,7 @@ def _init(args: argparse.Namespace) -> int:
     write_pem(directory / "ca.pem", ca.certificate)
     write_pem(directory / "chain.pem", *ca.chain)
     certificate = ca.chain[0]
-    data = {"ok": True, "directory": str(directory), **_summary(certificate), "key": state["key"]}
+    data = {"ok": True, "directory": str(directory), **summary(certificate), "key": state["key"]}
     print_result(args, data, [f"created CA {certificate.subject.rfc4514_string()} in {directory}",
                               f"  key    {state['key']}", f"  serial {certificate.serial_number:x}",
                               f"  until  {certificate.not_valid_after_utc.isoformat()}"])
@@ -218,29 +208,14 @@ def _request_keywords(args: argparse.Namespace) -> dict[str, Any]:
     return keywords
 
 
-def _read_public_key(path: str) -> Any:
-    # lazy: keeps `keyplane --help` fast
-    import signers
-    from signers.x509.files import read_bytes
-
-    data = read_bytes(path, "public key file")
-    if data.lstrip().startswith(b"{"):
-        try:
-            return signers.PublicKey.from_jwk(data.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ConfigError(f"{path}: not a JWK (not UTF-8 text)") from None
-    if b"-----BEGIN" in data:
-        return signers.PublicKey.from_pem(data)
-    return signers.PublicKey.from_der(data)
-
-
 @_one_line
 def _issue(args: argparse.Namespace) -> int:
     # lazy: keeps `keyplane --help` fast
     import signers
     from signers.x509.directory import open_ca
+    from signers.x509.files import read_public_key
 
-    public_key = _read_public_key(args.pubkey) if args.pubkey else signers.open(args.for_key).public_key
+    public_key = read_public_key(args.pubkey) if args.pubkey else signers.open(args.for_key).public_key
     keywords = _request_keywords(args)
     location = _locate(args)
     with open_ca(location) as ca:
@@ -288,14 +263,15 @@ def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -
     # lazy: keeps `keyplane --help` fast
     from signers.cli import print_result
     from signers.x509 import to_pem, write_pem
+    from signers.x509.files import summary
 
     pem = to_pem(certificate).decode("ascii")
     if args.out:
         write_pem(args.out, certificate)
-    summary = _summary(certificate)
-    text = (f"issued {summary['subject'] or '(no subject)'} serial {summary['serial']} until {summary['not_after']}"
+    facts = summary(certificate)
+    text = (f"issued {facts['subject'] or '(no subject)'} serial {facts['serial']} until {facts['not_after']}"
             f" -> {args.out}" if args.out else pem.rstrip())
-    print_result(args, {"ok": True, **summary, "pem": pem}, text)
+    print_result(args, {"ok": True, **facts, "pem": pem}, text)
     return 0
 
 

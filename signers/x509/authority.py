@@ -26,7 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from signers.clock import duration, now_utc
+from signers.clock import duration, now_utc, utc
 from signers.errors import ConfigError
 from signers.keys import CryptoPublicKey, PublicKey
 from signers.revocation import MemoryRevocationStore, Revocation, RevocationStore
@@ -34,7 +34,7 @@ from signers.signer import Signer
 
 from .crl import build_crl, reason_name
 from .csr import check_csr
-from .errors import PolicyRefused
+from .errors import PolicyRefused, plain_error
 from .policy import IssueRequest, Policy
 from .profile import SubjectAltNames, extended_key_usage, key_usage, parse_name
 from .serials import new_serial, serial_id
@@ -90,7 +90,8 @@ class CertificateAuthority:
     """A CA: its Signer, its certificate (and the chain above it), a revocation store and a policy.
 
     `certificate` is None only for a CA whose certificate is still to come (it can then make a
-    CSR for itself with `signers.x509.create_csr`, but issue nothing).
+    CSR for itself with `signers.x509.create_csr`, but issue nothing). Raises ConfigError when
+    `certificate` is not a usable CA certificate for `signer`'s key.
     """
 
     def __init__(
@@ -168,7 +169,10 @@ class CertificateAuthority:
         validity: datetime.timedelta = DEFAULT_INTERMEDIATE_VALIDITY,
         **options: Any,
     ) -> CertificateAuthority:
-        """Issue a CA certificate for `signer`'s key and return that CA (its chain ends at this CA's)."""
+        """Issue a CA certificate for `signer`'s key and return that CA (its chain ends at this CA's).
+
+        Raises as `issue` (PolicyRefused when this CA's path length forbids a subordinate CA).
+        """
         certificate = self.issue(signer, subject, is_ca=True, path_length=path_length, validity=validity)
         return CertificateAuthority(signer, certificate, chain=self.chain, **options)
 
@@ -181,7 +185,7 @@ class CertificateAuthority:
 
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
-        """This CA's certificate, then its issuers up to the root."""
+        """This CA's certificate, then its issuers up to the root; ConfigError for a CA still waiting for one."""
         return (self._require_certificate(), *self.parents)
 
     @property
@@ -192,6 +196,7 @@ class CertificateAuthority:
         return self._revocations
 
     def chain_pem(self) -> bytes:
+        """`chain` as one PEM bundle; ConfigError for a CA still waiting for its certificate."""
         return b"".join(c.public_bytes(Encoding.PEM) for c in self.chain)
 
     # -- issuance ----------------------------------------------------------------------
@@ -220,7 +225,7 @@ class CertificateAuthority:
         The certificate is valid from `not_before` (default: now, backdated a minute) until
         `validity` after `not_before` (or after now), cut to the CA's own end.
 
-        Raises ConfigError (bad names, a validity not longer than the backdating, an expired CA),
+        Raises ConfigError (bad names, a naive `not_before`, a validity not longer than the backdating, an expired CA),
         PolicyRefused (the policy or the CA's path length), and whatever the Signer raises.
         """
         ca_certificate = self._require_certificate()
@@ -236,7 +241,7 @@ class CertificateAuthority:
         now = self.clock()
         backdated = datetime.timedelta(0)
         if not_before is not None:
-            start = not_before if not_before.tzinfo else not_before.replace(tzinfo=datetime.UTC)
+            start = utc(not_before, "not_before")
             end = start + lifetime
         else:
             backdated = BACKDATE
@@ -253,7 +258,7 @@ class CertificateAuthority:
         return sign_certificate(self._builder(request), self.signer)
 
     def sign_csr(self, csr: x509.CertificateSigningRequest, **overrides: Any) -> x509.Certificate:
-        """Issue for a CSR after checking its signature (InvalidCSR if it fails).
+        """Issue for a CSR after checking its signature (InvalidCSR if it fails; otherwise raises as `issue`).
 
         Subject and SANs come from the CSR unless given in `overrides` (same keywords as
         `issue`); other extensions the CSR asks for are ignored: the CA decides usages.
@@ -365,7 +370,14 @@ def _authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIden
 
 
 def _check_ca_certificate(certificate: x509.Certificate, signer: Signer) -> None:
-    """A CA's certificate must hold its signer's key and allow certificate signing."""
+    """A CA's certificate must hold its signer's key and allow certificate signing; ConfigError otherwise."""
+    try:
+        _check_ca_extensions(certificate, signer)
+    except ValueError as e:  # a damaged extension or key in the certificate
+        raise ConfigError(f"the CA certificate cannot be read: {plain_error(e)}") from None
+
+
+def _check_ca_extensions(certificate: x509.Certificate, signer: Signer) -> None:
     if PublicKey(certificate.public_key()) != signer.public_key:  # type: ignore[arg-type]
         raise ConfigError(f"the CA certificate's public key is not the key of signer {signer.uri}")
     try:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signers.errors import ConfigError
+from signers.keys import PublicKey
 
 from .errors import plain_error
 
 __all__ = ["load_certificates", "load_crl", "load_csr", "read_bytes", "read_certificates", "read_crl", "read_csr",
-           "to_pem", "write_pem"]
+           "read_public_key", "summary", "to_pem", "write_pem"]
 
 X509Object = Union[x509.Certificate, x509.CertificateRevocationList, x509.CertificateSigningRequest]
 
@@ -98,3 +99,31 @@ def read_csr(path: str | os.PathLike[str]) -> x509.CertificateSigningRequest:
         return load_csr(read_bytes(path, "CSR file"))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
+
+
+def read_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """A public key from a PEM, DER (SubjectPublicKeyInfo) or JWK file; ConfigError naming the path otherwise."""
+    data = read_bytes(path, "public key file")
+    try:
+        if data.lstrip().startswith(b"{"):
+            return PublicKey.from_jwk(data.decode("utf-8"))
+        if b"-----BEGIN" in data:
+            return PublicKey.from_pem(data)
+        return PublicKey.from_der(data)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a JWK (not UTF-8 text)") from None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def summary(certificate: x509.Certificate) -> dict[str, Any]:
+    """Subject, issuer, serial (hex), dates and signature algorithm: what the CLI prints about a certificate."""
+    return {
+        "subject": certificate.subject.rfc4514_string(),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "serial": f"{certificate.serial_number:x}",
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+        "signature_algorithm": getattr(certificate.signature_algorithm_oid, "_name", None)
+        or certificate.signature_algorithm_oid.dotted_string,
+    }

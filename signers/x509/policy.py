@@ -63,6 +63,7 @@ class NamePolicy:
     allow_ca: bool = False
 
     def __call__(self, request: IssueRequest) -> str | None:
+        """None to allow, or why the request is refused. Never raises."""
         if request.is_ca and not self.allow_ca:
             return "CA certificates are not allowed"
         if request.validity > self.max_validity:
