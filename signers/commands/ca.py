@@ -277,9 +277,10 @@ def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -
 
 @_one_line
 def _revoke(args: argparse.Namespace) -> int:
+    """Revoke a serial; with a CA directory, republish DIR/crl.pem at once so `ca verify --dir` sees it."""
     # lazy: keeps `keyplane --help` fast
     from signers.cli import print_result
-    from signers.x509 import parse_serial, read_certificates
+    from signers.x509 import parse_serial, read_certificates, write_pem
     from signers.x509.directory import open_ca
 
     given = read_certificates(args.certificate)[0] if args.certificate else None
@@ -288,12 +289,16 @@ def _revoke(args: argparse.Namespace) -> int:
     with open_ca(location) as ca:
         warning = _not_ours(location, ca.certificate, serial, given)
         record = ca.revoke(serial, args.reason)
+        crl = ca.crl() if location.crl is not None else None
+    if crl is not None and location.crl is not None:
+        write_pem(location.crl, crl)
     if warning:
         print(f"keyplane: warning: {warning}; revoked anyway", file=sys.stderr)
     data = {"ok": True, "serial": f"{serial:x}", "reason": record.reason, "revoked_at": record.revoked_at.isoformat(),
-            "warning": warning}
-    print_result(args, data, f"revoked {serial:x} ({record.reason}) at {record.revoked_at.isoformat()}; "
-                             "publish a new CRL with `keyplane ca crl`")
+            "warning": warning, "crl": str(location.crl) if crl is not None else None}
+    published = (f"; republished {location.crl}" if crl is not None
+                 else "; publish a new CRL with `keyplane ca crl`")
+    print_result(args, data, f"revoked {serial:x} ({record.reason}) at {record.revoked_at.isoformat()}{published}")
     return 0
 
 
