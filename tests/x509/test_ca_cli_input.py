@@ -77,6 +77,14 @@ def test_damaged_and_binary_files_are_one_line(ca_dir: Path, tmp_path: Path,
     assert main(["ca", "verify", str(flipped), "--dir", str(ca_dir), "--no-crl"]) == 1
     assert capsys.readouterr().out.startswith("NOT verified: ")
     (ca_dir / "crl.pem").write_bytes(b"\x00\xff" * 50)
+    original = (ca_dir / "ca.pem").read_bytes()
+    (ca_dir / "ca.pem").write_bytes(der[: len(der) // 2])  # the CA's own certificate damaged
+    assert "ca.pem" in _one_line_usage_error(capsys, "ca", "crl", "--dir", str(ca_dir))
+    assert "ca.pem" in _one_line_usage_error(capsys, "ca", "issue", "--dir", str(ca_dir), "--for-key",
+                                             _key(tmp_path, "agent"), "--subject", "x")
+    assert "ca.pem" in _one_line_usage_error(capsys, "ca", "init", "--dir", str(tmp_path / "child"), "--key",
+                                             _key(tmp_path, "agent"), "--subject", "C", "--parent", str(ca_dir))
+    (ca_dir / "ca.pem").write_bytes(original)
     _one_line_usage_error(capsys, "ca", "verify", str(ca_dir / "ca.pem"), "--dir", str(ca_dir))
     (ca_dir / "ca.json").write_bytes(b"\xff\xfe\x00garbage")
     assert "ca.json" in _one_line_usage_error(capsys, "ca", "crl", "--dir", str(ca_dir))
