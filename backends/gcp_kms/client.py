@@ -14,7 +14,7 @@ from signers.errors import ConfigError
 from signers.sdk import require
 from signers.secrets import Secret
 
-__all__ = ["SCOPES", "build_client", "tls_verification_failed"]
+__all__ = ["SCOPES", "build_async_client", "build_client", "tls_verification_failed"]
 
 SCOPES = ("https://www.googleapis.com/auth/cloudkms",)
 _TLS_MARKERS = ("certificate_verify_failed", "certificate verify failed", "ssl handshake failed",
@@ -54,6 +54,44 @@ def build_client(kms_v1: Any, endpoint: str | None, insecure: bool, token: Secre
         return kms_v1.KeyManagementServiceClient(transport=transport)
     options = {"api_endpoint": endpoint} if endpoint else None
     return kms_v1.KeyManagementServiceClient(credentials=credentials, client_options=options)
+
+
+def build_async_client(kms_v1: Any, endpoint: str | None, insecure: bool, token: Secret | None, credentials: Any,
+                       ca_bundle: str | None) -> Any:
+    """The async (grpc.aio) client for the same options; call it inside the event loop that will use it.
+
+    Plaintext (`insecure`) uses gRPC's local-connection credentials, which carry the token as
+    call credentials but only to a loopback endpoint (the emulator): the token never passes
+    through a logging interceptor. Raises ConfigError for an unreadable CA bundle.
+    """
+    grpc = require("grpc", "gcp", "gcpkms")
+    transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
+    if insecure:
+        channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+        if token is not None:
+            channel_credentials = grpc.composite_channel_credentials(
+                channel_credentials, grpc.access_token_call_credentials(token.reveal()))
+        channel = grpc.aio.secure_channel(endpoint, channel_credentials)
+        return kms_v1.KeyManagementServiceAsyncClient(
+            transport=transports.KeyManagementServiceGrpcAsyncIOTransport(channel=channel))
+    if token is not None:
+        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
+        credentials = oauth2.Credentials(token.reveal())
+    elif credentials is None:
+        google_auth = require("google.auth", "gcp", "gcpkms")
+        credentials, _ = google_auth.default(scopes=list(SCOPES))
+    if ca_bundle:
+        try:
+            with open(ca_bundle, "rb") as f:
+                roots = f.read()
+        except OSError as e:
+            raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
+        transport = transports.KeyManagementServiceGrpcAsyncIOTransport(
+            host=endpoint or "cloudkms.googleapis.com", credentials=credentials,
+            ssl_channel_credentials=grpc.ssl_channel_credentials(root_certificates=roots))
+        return kms_v1.KeyManagementServiceAsyncClient(transport=transport)
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return kms_v1.KeyManagementServiceAsyncClient(credentials=credentials, client_options=options)
 
 
 def tls_verification_failed(detail: str) -> bool:

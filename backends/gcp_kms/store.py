@@ -7,6 +7,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from backends.translation import translated
@@ -27,8 +28,9 @@ from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 from signers.uri_options import check_create_options, checked_uri
 
+from .aio import AsyncClients
 from .algorithms import ALGORITHMS, crc32c, gcp_algorithm_for
-from .client import build_client, tls_verification_failed
+from .client import build_async_client, build_client, tls_verification_failed
 from .errors import translate
 from .signer import GcpKmsSigner, _short
 
@@ -84,6 +86,9 @@ class GcpKmsKeyStore(BaseKeyStore):
                 client = build_client(self._kms, endpoint, insecure, token, credentials, ca_bundle)
         self._client = client
         self._ring_checked = False
+        # Native async (sign_async) runs on the SDK's async client, one per event loop.
+        self._async = AsyncClients(
+            partial(build_async_client, self._kms, endpoint, insecure, token, credentials, ca_bundle), timeout)
 
     @classmethod
     def from_uri(cls, uri: str) -> GcpKmsKeyStore:
@@ -259,6 +264,8 @@ class GcpKmsKeyStore(BaseKeyStore):
         self._ring_checked = True
 
     def close(self) -> None:
+        """Close the gRPC channel; async clients are dropped (close them with a signer's `aclose()`)."""
+        self._async.forget()
         client, self._client = self._client, _Closed()
         if self._owns_client and not isinstance(client, _Closed):
             client.transport.close()
