@@ -15,11 +15,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from signers.errors import BackendUnavailable, KeyplaneError
+from signers.errors import KeyplaneError
 from signers.sdk import require
 
 from .client import tls_verification_failed
-from .errors import translate
+from .errors import translated_error
 
 __all__ = ["AsyncClients"]
 
@@ -47,7 +47,7 @@ class AsyncClients:
             except KeyplaneError:
                 raise
             except Exception as e:
-                raise _translated(e, "connect to Cloud KMS") from e
+                raise translated_error(e, "connect to Cloud KMS") from e
             entry = self._clients[id(loop)] = (loop, client)
         return entry[1]
 
@@ -62,13 +62,13 @@ class AsyncClients:
                 return await method(request=request, retry=None, timeout=max(remaining, 0.001))
             except (exc.ServiceUnavailable, exc.DeadlineExceeded) as e:
                 if tls_verification_failed(str(getattr(e, "message", None) or e)):
-                    raise _translated(e, what) from e
+                    raise translated_error(e, what) from e
                 pause = min(0.1 * 2 ** (attempt - 1), 1.0) * random.uniform(0.5, 1.0)
                 if attempt == _ATTEMPTS or time.monotonic() + pause >= deadline:
-                    raise _translated(e, what) from e
+                    raise translated_error(e, what) from e
                 await asyncio.sleep(pause)  # back-off between retries of a transient failure
             except Exception as e:
-                raise _translated(e, what) from e
+                raise translated_error(e, what) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aclose(self) -> None:
@@ -82,5 +82,3 @@ class AsyncClients:
         self._clients.clear()
 
 
-def _translated(e: Exception, what: str) -> KeyplaneError:
-    return translate(e, what) or BackendUnavailable(f"Cloud KMS: cannot {what}: {type(e).__name__}", e)

@@ -30,27 +30,16 @@ def build_client(kms_v1: Any, endpoint: str | None, insecure: bool, token: Secre
     """
     grpc = require("grpc", "gcp", "gcpkms")
     if insecure:
-        transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
         channel = grpc.insecure_channel(endpoint)
         if token is not None:
             channel = grpc.intercept_channel(channel, _bearer_interceptor(grpc, token))
-        return kms_v1.KeyManagementServiceClient(transport=transports.KeyManagementServiceGrpcTransport(channel=channel))
-    if token is not None:
-        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
-        credentials = oauth2.Credentials(token.reveal())
-    elif credentials is None:
-        google_auth = require("google.auth", "gcp", "gcpkms")
-        credentials, _ = google_auth.default(scopes=list(SCOPES))
+        return kms_v1.KeyManagementServiceClient(
+            transport=transports_module().KeyManagementServiceGrpcTransport(channel=channel))
+    credentials = _credentials(token, credentials)
     if ca_bundle:
-        try:
-            with open(ca_bundle, "rb") as f:
-                roots = f.read()
-        except OSError as e:
-            raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
-        transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
-        transport = transports.KeyManagementServiceGrpcTransport(
+        transport = transports_module().KeyManagementServiceGrpcTransport(
             host=endpoint or "cloudkms.googleapis.com", credentials=credentials,
-            ssl_channel_credentials=grpc.ssl_channel_credentials(root_certificates=roots))
+            ssl_channel_credentials=_roots(grpc, ca_bundle))
         return kms_v1.KeyManagementServiceClient(transport=transport)
     options = {"api_endpoint": endpoint} if endpoint else None
     return kms_v1.KeyManagementServiceClient(credentials=credentials, client_options=options)
@@ -65,7 +54,7 @@ def build_async_client(kms_v1: Any, endpoint: str | None, insecure: bool, token:
     through a logging interceptor. Raises ConfigError for an unreadable CA bundle.
     """
     grpc = require("grpc", "gcp", "gcpkms")
-    transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
+    transports = transports_module()
     if insecure:
         channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
         if token is not None:
@@ -74,24 +63,40 @@ def build_async_client(kms_v1: Any, endpoint: str | None, insecure: bool, token:
         channel = grpc.aio.secure_channel(endpoint, channel_credentials)
         return kms_v1.KeyManagementServiceAsyncClient(
             transport=transports.KeyManagementServiceGrpcAsyncIOTransport(channel=channel))
-    if token is not None:
-        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
-        credentials = oauth2.Credentials(token.reveal())
-    elif credentials is None:
-        google_auth = require("google.auth", "gcp", "gcpkms")
-        credentials, _ = google_auth.default(scopes=list(SCOPES))
+    credentials = _credentials(token, credentials)
     if ca_bundle:
-        try:
-            with open(ca_bundle, "rb") as f:
-                roots = f.read()
-        except OSError as e:
-            raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
         transport = transports.KeyManagementServiceGrpcAsyncIOTransport(
             host=endpoint or "cloudkms.googleapis.com", credentials=credentials,
-            ssl_channel_credentials=grpc.ssl_channel_credentials(root_certificates=roots))
+            ssl_channel_credentials=_roots(grpc, ca_bundle))
         return kms_v1.KeyManagementServiceAsyncClient(transport=transport)
     options = {"api_endpoint": endpoint} if endpoint else None
     return kms_v1.KeyManagementServiceAsyncClient(credentials=credentials, client_options=options)
+
+
+def _credentials(token: Secret | None, credentials: Any) -> Any:
+    """google-auth credentials: the static token's, the injected ones, or Application Default Credentials."""
+    if token is not None:
+        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
+        return oauth2.Credentials(token.reveal())
+    if credentials is None:
+        google_auth = require("google.auth", "gcp", "gcpkms")
+        credentials, _ = google_auth.default(scopes=list(SCOPES))
+    return credentials
+
+
+def _roots(grpc: Any, ca_bundle: str) -> Any:
+    """TLS channel credentials trusting the CA file `ca_bundle`; ConfigError if it cannot be read."""
+    try:
+        with open(ca_bundle, "rb") as f:
+            roots = f.read()
+    except OSError as e:
+        raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
+    return grpc.ssl_channel_credentials(root_certificates=roots)
+
+
+def transports_module() -> Any:
+    """The SDK's transports package (optional SDK, imported when a client is built)."""
+    return require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
 
 
 def tls_verification_failed(detail: str) -> bool:
