@@ -18,8 +18,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 from signers.algorithms import KeySpec, SignatureAlgorithm
 from signers.errors import AlgorithmNotSupported, ConfigError, KeyDisabled, KeyExists, KeyNotFound
 from signers.signer import DigestSigner, DisablingKeyStore, RotatingKeyStore, capabilities_of
+from tests.fixtures.gcp import TOKEN_ENV
 
 gcp_kms = pytest.importorskip("backends.gcp_kms", reason="backends.gcp_kms failed to import (keyplane[gcp])")
+emulator = pytest.importorskip("conformance.emulators.gcp_kms", reason="the GCP emulator needs keyplane[gcp]")
 GcpKmsKeyStore = gcp_kms.GcpKmsKeyStore
 
 
@@ -124,8 +126,6 @@ def test_bad_uri_values_name_the_attribute(attribute: str) -> None:
 @pytest.fixture(scope="module")
 def tls_emulator(tmp_path_factory: pytest.TempPathFactory, gcp_token: str) -> Iterator[Any]:
     """A second emulator serving TLS under a throwaway CA (its ca.pem in a temp dir)."""
-    from conformance.emulators import gcp_kms as emulator
-
     directory = tmp_path_factory.mktemp("gcp-tls")
     handle = emulator.start("127.0.0.1", 0, token=gcp_token, tls_dir=str(directory))
     handle.ca_pem_path = str(directory / "ca.pem")  # type: ignore[attr-defined]
@@ -136,8 +136,6 @@ def tls_emulator(tmp_path_factory: pytest.TempPathFactory, gcp_token: str) -> It
 
 
 def _tls_uri(handle: Any, extra: str = "") -> str:
-    from tests.fixtures.gcp import TOKEN_ENV
-
     return (f"gcpkms://projects/keyplane-test/locations/global/keyRings/tls?endpoint={handle.address}"
             f"&token-source=env:{TOKEN_ENV}&timeout=20{extra}")
 
