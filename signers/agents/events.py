@@ -134,7 +134,8 @@ class RejectionEvents:
         context: Mapping[str, Any] | None = None,
     ) -> RejectionEvent:
         """Build and report the event for `error`; `token` (if given) supplies unverified sub / jti."""
-        claimed_sub, claimed_jti = unverified_ids(token)
+        known = who is not None and token_id is not None
+        claimed_sub, claimed_jti = (None, None) if known else unverified_ids(token)
         event = RejectionEvent(
             what=what,
             who=_short(who) if who is not None else claimed_sub,

@@ -147,6 +147,7 @@ class Gate:
         self.events = events
         self.leeway = leeway
         self._audited = AuditedSigner(decision_signer, audit, checkpoint_every=None) if audit and decision_signer else None
+        self._rules: dict[tuple[str, str], Rule | None] = {}  # the policy is immutable: merge each rule once
 
     def challenge(self, *, now: datetime | float | None = None) -> Challenge:
         """A fresh proof-of-possession challenge for an agent about to call a tool."""
@@ -168,7 +169,12 @@ class Gate:
     ) -> Decision:
         """Run every check and return the decision (never raises for a bad token)."""
         report = _Report()
-        rule = self.policy.rule_for(server, tool)
+        key = (server, tool)
+        if key not in self._rules:
+            if len(self._rules) > 10_000:  # unknown tool names must not grow memory without bound
+                self._rules.clear()
+            self._rules[key] = self.policy.rule_for(server, tool)
+        rule = self._rules[key]
         if rule is None:
             report.fail("policy", f"tool {tool[:80]!r} on server {server[:80]!r} is not allowed by the gate policy")
             rule = self.policy.defaults
@@ -182,7 +188,7 @@ class Gate:
         else:
             self._checks(agent, claims, rule, report, tool, proof, action_token, params, now)
         decision = self._decision(report, agent, server, tool)
-        self._record(decision, passport_token, context, agent is not None)
+        self._record(decision, passport_token, context, agent.passport.jti if agent is not None else None)
         return decision
 
     def require(self, passport_token: str | bytes, **kwargs: Any) -> Decision:
@@ -299,16 +305,17 @@ class Gate:
         )
 
     def _record(self, decision: Decision, token: str | bytes, context: Mapping[str, Any] | None,
-                authenticated: bool) -> None:
+                jti: str | None) -> None:
         if not decision.allow and self.events is not None:
             self.events.rejected(
-                "gate", GateDenied(decision.reason, decision), token=token, who=decision.agent,
-                authenticated=authenticated, context={"server": decision.server, "tool": decision.tool,
+                "gate", GateDenied(decision.reason, decision), token=None if jti else token, who=decision.agent,
+                token_id=jti, authenticated=jti is not None, context={"server": decision.server, "tool": decision.tool,
                                                       "checks_failed": ",".join(decision.checks_failed),
                                                       **(context or {})},
             )
         if self._audited is not None:
-            _, jti = unverified_ids(token)
+            if jti is None:
+                _, jti = unverified_ids(token)
             body = {"iat": int(epoch(None)), "passport_jti": jti, **decision.to_dict()}
             body.pop("details")
             sign_jwt(self._audited, body, typ=DECISION_TYP)
