@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import PolicyError
+from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 
 __all__ = ["GatePolicy", "Rule", "ServerPolicy"]
@@ -148,8 +149,17 @@ class GatePolicy:
         return cls(servers, defaults, data.get("issuer"), data.get("audience"), lifecycle)
 
     @classmethod
-    def load(cls, path: str | Path, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> GatePolicy:
-        """From a keyplane.toml's ``[agents.gate]`` section; PolicyError if it is missing or wrong."""
+    def load(cls, path: str | Path, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+             events: RejectionEvents | None = None) -> GatePolicy:
+        """From a keyplane.toml's ``[agents.gate]`` section; PolicyError if it is missing or wrong (reported to `events`)."""
+        try:
+            return cls._load(path, lifecycle)
+        except PolicyError as e:
+            report_to(events, "policy", e, context={"path": str(path)})
+            raise
+
+    @classmethod
+    def _load(cls, path: str | Path, lifecycle: Lifecycle) -> GatePolicy:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:

@@ -20,6 +20,7 @@ from signers.agents.possession import ChallengeBook
 from signers.agents.revocation import revoke_group, revoke_subject
 from signers.agents.trust import TrustInputs, compute_trust
 from signers.audit import open_audit_log, verify_chain
+from signers.errors import TokenInvalid
 from signers.jose import parse_jws
 from signers.passport import issue_passport, prove_possession
 from signers.revocation import MemoryRevocationStore
@@ -254,3 +255,34 @@ def test_bad_policy_is_a_policy_error(tmp_path: Path, toml: str, message: str) -
     path.write_text(toml, encoding="utf-8")
     with pytest.raises(PolicyError, match=re.escape(message)):
         GatePolicy.load(path)
+
+
+def test_bad_policy_reported_to_events(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    events = RejectionEvents()
+    events.subscribe(seen.append)
+    path = tmp_path / "keyplane.toml"
+    path.write_text('[agents.gate.servers.s.tools.t]\nmin_stage = "BANANA"\n', encoding="utf-8")
+    with pytest.raises(PolicyError):
+        GatePolicy.load(path, events=events)
+    assert seen[0].what == "policy" and seen[0].error == "PolicyError" and "BANANA" in seen[0].why
+
+
+def test_challenge_book_refuses_replay_with_a_typed_error(keys: dict[str, Any], active: Any) -> None:
+    from signers.agents.errors import ProofReplayed
+    from signers.errors import TokenReplayed
+    from signers.passport import verify_passport
+
+    book = ChallengeBook("payments")
+    passport = verify_passport(_passport(keys, active), keys["issuer"])
+    challenge = book.issue()
+    proof = prove_possession(keys["agent"], challenge)
+    wrong_key = prove_possession(keys["peer"], challenge)
+    with pytest.raises(TokenInvalid):
+        book.consume(wrong_key, passport)  # refused, and the challenge is NOT used up by it
+    assert book.consume(proof, passport) == challenge
+    with pytest.raises(ProofReplayed) as info:
+        book.consume(proof, passport)
+    assert isinstance(info.value, TokenReplayed)
+    with pytest.raises(PolicyError):
+        ChallengeBook("")

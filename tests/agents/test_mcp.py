@@ -147,3 +147,20 @@ def test_bad_bearer_refused_by_the_sdk_verifier(world: dict[str, Any], keys: dic
 
     assert _run(attempt()) == 401
     assert world["seen"][-1].what == "mcp-bearer"
+
+
+def test_missing_extra_names_it() -> None:
+    import subprocess
+    import sys
+
+    from signers.agents.mcp_gate import _sdk
+    from signers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"keyplane\[agents\]"):
+        _sdk("mcp_not_installed_here")
+    # neither the adapters nor the CLI import an SDK (or the agent layer) until used
+    probe = ("import sys, signers.cli as c; c.build_parser(); print('signers.agents' in sys.modules); "
+             "import signers.agents.mcp_gate, signers.agents.asgi; "
+             "print(sorted(m for m in ('mcp', 'starlette', 'uvicorn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "[]"]
