@@ -11,5 +11,5 @@ and `signers.audit`, so it works offline with any back end's key. The submodules
 - `receipts`: signed execution receipts forming a DAG;
 - `events`, `autorevoke`: rejection events and the N-rejections auto-revoke policy;
 - `actions`, `messages`: readable action claims and agent-to-agent messages;
-- `asgi`, `mcp`: adapters (need ``keyplane[agents]``).
+- `asgi`, `mcp_gate`: adapters (the MCP one needs ``keyplane[agents]``).
 """
