@@ -93,12 +93,6 @@ class Lifecycle:
     def default(cls) -> Lifecycle:
         """The default: the six-stage progression, suspend / retire from anywhere, re-vet on new code."""
         base = cls()
-        steps = set(zip(base.stages, base.stages[1:], strict=False))
-        for stage in base.stages:
-            steps.add((stage, base.suspended_stage))
-            steps.add((stage, base.retired_stage))
-        steps.add((base.suspended_stage, base.retired_stage))
-        steps.add((base.suspended_stage, base.reset_stage))
         approve = frozenset({"approver", "release-approver"})
         release = frozenset({"release-approver"})
         roles = {
@@ -111,7 +105,55 @@ class Lifecycle:
             "SUSPENDED": frozenset({"operator", "approver", "release-approver"}),
             "RETIRED": frozenset({"operator", "release-approver"}),
         }
-        return cls(transitions=frozenset(steps), roles=roles)
+        return cls(transitions=base.default_transitions(), roles=roles)
+
+    def default_transitions(self) -> frozenset[tuple[str, str]]:
+        """Each stage to the next, any progression stage to SUSPENDED / RETIRED, SUSPENDED to RETIRED or re-vet."""
+        steps = set(zip(self.stages, self.stages[1:], strict=False))
+        for stage in self.stages:
+            steps.add((stage, self.suspended_stage))
+            steps.add((stage, self.retired_stage))
+        steps.add((self.suspended_stage, self.retired_stage))
+        steps.add((self.suspended_stage, self.reset_stage))
+        return frozenset(steps)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "[agents.lifecycle]") -> Lifecycle:
+        """From an ``[agents.lifecycle]`` table: ``stages``, ``side_stages``, ``reset_stage``,
+        ``suspended_stage``, ``retired_stage``, ``transitions`` (pairs; default: `default_transitions`)
+        and a ``roles`` table (stage -> roles). PolicyError for an unknown field or stage.
+        """
+        fields_known = {"stages", "side_stages", "reset_stage", "suspended_stage", "retired_stage", "transitions",
+                        "roles"}
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{where} must be a table")
+        unknown = set(data) - fields_known
+        if unknown:
+            raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(fields_known)}")
+        base = cls.default()
+        values: dict[str, Any] = {}
+        for name in ("stages", "side_stages"):
+            if name in data:
+                values[name] = tuple(_names(data[name], f"{where}: {name}"))
+        for name in ("reset_stage", "suspended_stage", "retired_stage"):
+            if name in data:
+                if not isinstance(data[name], str):
+                    raise PolicyError(f"{where}: {name} must be a stage name")
+                values[name] = data[name]
+        if "roles" in data:
+            roles = data["roles"]
+            if not isinstance(roles, Mapping):
+                raise PolicyError(f"{where}: roles must be a table of stage = [roles]")
+            values["roles"] = {stage: frozenset(_names(r, f"{where}: roles.{stage}")) for stage, r in roles.items()}
+        elif "stages" not in data and "side_stages" not in data:
+            values["roles"] = base.roles  # the default stages keep the default roles
+        shaped = cls(**values)
+        if "transitions" not in data:
+            return cls(**values, transitions=shaped.default_transitions())
+        pairs = data["transitions"]
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise PolicyError(f"{where}: transitions must be a list of [from, to] pairs")
+        return cls(**values, transitions=frozenset((str(a), str(b)) for a, b in pairs))
 
     @property
     def all_stages(self) -> tuple[str, ...]:
@@ -268,6 +310,12 @@ class AgentHistory:
     @property
     def tokens(self) -> list[str]:
         return [t.token for t in self.transitions]
+
+
+def _names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise PolicyError(f"{where} must be a list of names")
+    return list(value)
 
 
 def transition_hash(token: str) -> str:

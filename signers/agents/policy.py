@@ -21,6 +21,9 @@ action = "payments.transfer"           # the action name the token must carry (d
 code_hashes = ["sha256:..."]           # attested builds allowed to call it
 ```
 
+A ``[agents.lifecycle]`` table in the same file (see `Lifecycle.from_dict`) defines the
+stages the policy names; ``[agents.autorevoke]`` is read by `AutoRevoke.from_config`.
+
 Rule fields: ``min_stage``, ``min_trust``, ``scopes``, ``proof``, ``action_token``,
 ``action``, ``code_hashes``. A tool's rule overrides its server's, which overrides the
 defaults. Every mistake (an unknown field, a stage the lifecycle does not know, a wrong
@@ -39,7 +42,9 @@ from .errors import PolicyError
 from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 
-__all__ = ["GatePolicy", "Rule", "ServerPolicy"]
+__all__ = ["AGENT_SECTIONS", "GatePolicy", "Rule", "ServerPolicy"]
+
+AGENT_SECTIONS = frozenset({"gate", "lifecycle", "autorevoke"})  # the tables [agents.*] may hold
 
 _UNSET: Any = None
 
@@ -164,10 +169,15 @@ class GatePolicy:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise PolicyError(f"cannot read gate policy {path}: {e}") from e
-        gate = data.get("agents", {}).get("gate") if isinstance(data.get("agents"), dict) else None
-        if gate is None:
+        agents = data.get("agents")
+        if not isinstance(agents, dict) or "gate" not in agents:
             raise PolicyError(f"{path} has no [agents.gate] section")
-        return cls.from_dict(gate, lifecycle=lifecycle, where=f"{path}: [agents.gate]")
+        unknown = set(agents) - AGENT_SECTIONS
+        if unknown:
+            raise PolicyError(f"{path}: unknown section(s) [agents.{sorted(unknown)[0]}]; expected {sorted(AGENT_SECTIONS)}")
+        if "lifecycle" in agents and lifecycle is DEFAULT_LIFECYCLE:
+            lifecycle = Lifecycle.from_dict(agents["lifecycle"], where=f"{path}: [agents.lifecycle]")
+        return cls.from_dict(agents["gate"], lifecycle=lifecycle, where=f"{path}: [agents.gate]")
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:

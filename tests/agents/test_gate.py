@@ -248,6 +248,8 @@ def test_require_raises_gate_denied(gate: Gate, keys: dict[str, Any], active: An
         ('[agents.gate.servers.s.tools.t]\nproof = 1\n', "proof"),
         ("[keys.x]\nuri = 'file:/x'\n", "no [agents.gate]"),
         ("not toml [", "cannot read"),
+        ('[agents.gate]\n[agents.gaet]\n', "unknown section"),
+        ('[agents.gate]\n[agents.lifecycle]\nstages = "x"\n', "stages"),
     ],
 )
 def test_bad_policy_is_a_policy_error(tmp_path: Path, toml: str, message: str) -> None:
@@ -286,3 +288,11 @@ def test_challenge_book_refuses_replay_with_a_typed_error(keys: dict[str, Any], 
     assert isinstance(info.value, TokenReplayed)
     with pytest.raises(PolicyError):
         ChallengeBook("")
+
+
+def test_policy_file_with_its_own_lifecycle(tmp_path: Path) -> None:
+    path = tmp_path / "keyplane.toml"
+    path.write_text('[agents.lifecycle]\nstages = ["NEW", "LIVE"]\nreset_stage = "NEW"\n'
+                    '[agents.gate.defaults]\nmin_stage = "LIVE"\n', encoding="utf-8")
+    policy = GatePolicy.load(path)
+    assert policy.defaults.min_stage == "LIVE" and policy.lifecycle.stages == ("NEW", "LIVE")

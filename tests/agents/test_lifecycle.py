@@ -200,3 +200,35 @@ def test_refusals_appear_in_rejection_events(keys: dict[str, Any], approvers: Ap
     assert seen[0].who == "agent-events" and "ACTIVE" in seen[0].why
     for event in seen:  # no token material in an event
         assert not any(t.split(".")[2] in json.dumps(event.to_dict()) for t in tokens)
+
+
+def test_lifecycle_from_configuration(keys: dict[str, Any], approvers: Approvers) -> None:
+    custom = Lifecycle.from_dict({
+        "stages": ["INTAKE", "REVIEW", "LIVE"], "reset_stage": "REVIEW",
+        "roles": {"INTAKE": ["registrar"], "REVIEW": ["approver"], "LIVE": ["release-approver"]},
+    })
+    history = register(keys["registrar"], "agent-custom", CODE, approvers, lifecycle=custom)
+    with pytest.raises(TransitionRefused):
+        advance(keys["release"], history, "LIVE", approvers, reason="skip", lifecycle=custom)
+    history = advance(keys["approver"], history, "REVIEW", approvers, reason="ok", lifecycle=custom)
+    with pytest.raises(RoleMissing):
+        advance(keys["approver"], history, "LIVE", approvers, reason="role", lifecycle=custom)
+    history = advance(keys["release"], history, "LIVE", approvers, reason="ok", lifecycle=custom)
+    assert custom.at_least("LIVE", "REVIEW") and verify_history(history.tokens, approvers, lifecycle=custom)
+    with pytest.raises(HistoryInvalid):  # verified under the default lifecycle, LIVE is no stage at all
+        verify_history(history.tokens, approvers)
+    assert Lifecycle.from_dict({}) == DEFAULT_LIFECYCLE
+
+
+@pytest.mark.parametrize("table", [
+    {"stagez": ["A"]},
+    {"stages": "INTAKE"},
+    {"stages": ["A", "B"], "reset_stage": "C"},
+    {"transitions": [["INTAKE", "NOWHERE"]]},
+    {"transitions": [["INTAKE"]]},
+    {"roles": {"BANANA": ["x"]}},
+    {"roles": {"INTAKE": "x"}},
+])
+def test_bad_lifecycle_configuration(table: dict[str, Any]) -> None:
+    with pytest.raises(PolicyError):
+        Lifecycle.from_dict(table)
