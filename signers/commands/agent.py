@@ -143,12 +143,13 @@ def _load_history(args: argparse.Namespace, agent: str, approvers: Any) -> Any:
     from signers.agents.lifecycle import verify_history
     from signers.errors import ConfigError
 
-    path = Path(agent) if Path(agent).is_file() else _history_path(args, agent)
+    given_file = Path(agent).is_file()  # `agent history` also takes a history file someone handed over
+    path = Path(agent) if given_file else _history_path(args, agent)
     try:
         tokens = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError as e:
         raise ConfigError(f"agent {agent!r} is not registered (no {path})") from e
-    return verify_history(tokens, approvers, agent=None if path.name == agent else agent)
+    return verify_history(tokens, approvers, agent=None if given_file else agent)
 
 
 def _save(path: Path, history: Any) -> None:

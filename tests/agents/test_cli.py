@@ -51,6 +51,10 @@ def test_lifecycle_from_the_command_line(capsys: pytest.CaptureFixture[str], key
         assert run(capsys, "agent", "advance", "bot", stage, "--key", keys["release"].uri, *reg)[0] == 0
     code, out, _ = run(capsys, "--json", "agent", "history", "bot", *reg)
     assert code == 0 and json.loads(out)["stage"] == "ACTIVE" and len(json.loads(out)["transitions"]) == 6
+    handed = registry.parent / "handed-over.history"  # a copy verified elsewhere, with the approvers file only
+    handed.write_text((registry / "bot.history").read_text())
+    code, out, _ = run(capsys, "agent", "history", str(handed), "--approvers", str(registry / "approvers.json"))
+    assert code == 0 and "bot: ACTIVE (history verified, 6 transitions)" in out
     code, out, _ = run(capsys, "agent", "advance", "bot", "VETTING", "--key", keys["approver"].uri,
                        "--code-hash", NEW_CODE, "--reason", "new build", *reg)
     assert code == 0 and "ACTIVE -> VETTING" in out
