@@ -296,3 +296,36 @@ def test_policy_file_with_its_own_lifecycle(tmp_path: Path) -> None:
                     '[agents.gate.defaults]\nmin_stage = "LIVE"\n', encoding="utf-8")
     policy = GatePolicy.load(path)
     assert policy.defaults.min_stage == "LIVE" and policy.lifecycle.stages == ("NEW", "LIVE")
+
+
+def test_concurrent_replays_exactly_one_wins(keys: dict[str, Any], active: Any) -> None:
+    import threading
+
+    from signers.agents.errors import ProofReplayed
+    from signers.passport import verify_passport
+
+    book = ChallengeBook("payments")
+    passport = verify_passport(_passport(keys, active), keys["issuer"])
+    proof = prove_possession(keys["agent"], book.issue())
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            book.consume(proof, passport)
+            result = "ok"
+        except ProofReplayed:
+            result = "replayed"
+        except TokenInvalid:
+            result = "unknown"  # would mean the nonce was forgotten between use and record
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ok"] + ["replayed"] * 7
