@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["approvers_of", "lifecycle_of", "load_history", "register"]
 
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$")
 
@@ -95,6 +95,7 @@ def register(subparsers: Any) -> None:
 
 def _registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="registry directory (default: $KEYPLANE_AGENTS or ./agents)")
+    parser.add_argument("--lifecycle", help="TOML file whose [agents.lifecycle] replaces the default stages and roles")
 
 
 def _signing(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +126,8 @@ def _history_path(args: argparse.Namespace, agent: str) -> Path:
     return _directory(args) / f"{agent}.history"
 
 
-def _approvers(args: argparse.Namespace, path: str | None = None) -> Any:
+def approvers_of(args: argparse.Namespace, path: str | None = None) -> Any:
+    """The registry's approvers file (or `path`): their public keys and roles."""
     from signers.agents.lifecycle import Approvers
     from signers.errors import ConfigError
 
@@ -138,7 +140,27 @@ def _approvers(args: argparse.Namespace, path: str | None = None) -> Any:
         raise ConfigError(f"cannot read approvers file {file}: {e}") from e
 
 
-def _load_history(args: argparse.Namespace, agent: str, approvers: Any) -> Any:
+def lifecycle_of(args: argparse.Namespace) -> Any:
+    """The lifecycle: ``[agents.lifecycle]`` of the --lifecycle file, else the default."""
+    import tomllib
+
+    from signers.agents.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+    from signers.errors import ConfigError
+
+    if not getattr(args, "lifecycle", None):
+        return DEFAULT_LIFECYCLE
+    try:
+        data = tomllib.loads(Path(args.lifecycle).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read lifecycle file {args.lifecycle}: {e}") from e
+    table = data.get("agents", {}).get("lifecycle") if isinstance(data.get("agents"), dict) else None
+    if table is None:
+        raise ConfigError(f"{args.lifecycle} has no [agents.lifecycle] section")
+    return Lifecycle.from_dict(table, where=f"{args.lifecycle}: [agents.lifecycle]")
+
+
+def load_history(args: argparse.Namespace, agent: str, approvers: Any, lifecycle: Any = None) -> Any:
+    """The agent's verified history from the registry (or a history file); HistoryInvalid if refused."""
     # lazy: the CLI imports every command module at start-up
     from signers.agents.lifecycle import verify_history
     from signers.errors import ConfigError
@@ -149,7 +171,8 @@ def _load_history(args: argparse.Namespace, agent: str, approvers: Any) -> Any:
         tokens = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError as e:
         raise ConfigError(f"agent {agent!r} is not registered (no {path})") from e
-    return verify_history(tokens, approvers, agent=None if given_file else agent)
+    return verify_history(tokens, approvers, agent=None if given_file else agent,
+                          lifecycle=lifecycle or lifecycle_of(args))
 
 
 def _save(path: Path, history: Any) -> None:
@@ -196,7 +219,7 @@ def _approver(args: argparse.Namespace) -> int:
     from signers.jose import JWKS
 
     path = _directory(args) / "approvers.json"
-    current = _approvers(args) if path.is_file() else Approvers(JWKS(), {})
+    current = approvers_of(args) if path.is_file() else Approvers(JWKS(), {})
     key = public_key_of(args.key)
     roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
     updated = Approvers(JWKS.of(current.jwks, key), roles)
@@ -217,8 +240,8 @@ def _register_agent(args: argparse.Namespace) -> int:
         raise ConfigError(f"agent {args.agent!r} is already registered ({path})")
     code = _code_hash(args)
     assert code is not None
-    history = register_agent(signers.open(args.key), args.agent, code, _approvers(args),
-                             reason=args.reason or "registered", audit=_audit(args))
+    history = register_agent(signers.open(args.key), args.agent, code, approvers_of(args),
+                             reason=args.reason or "registered", audit=_audit(args), lifecycle=lifecycle_of(args))
     _save(path, history)
     return _print(args, history, "registered")
 
@@ -227,10 +250,10 @@ def _advance_to(args: argparse.Namespace, stage: str, verb: str) -> int:
     import signers
     from signers.agents.lifecycle import advance
 
-    approvers = _approvers(args)
-    history = _load_history(args, args.agent, approvers)
+    approvers = approvers_of(args)
+    history = load_history(args, args.agent, approvers)
     moved = advance(signers.open(args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
-                    code_hash=_code_hash(args), audit=_audit(args))
+                    code_hash=_code_hash(args), audit=_audit(args), lifecycle=lifecycle_of(args))
     _save(_history_path(args, args.agent), moved)
     return _print(args, moved, verb)
 
@@ -246,7 +269,7 @@ def _suspend(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from signers.cli import print_result
 
-    history = _load_history(args, args.agent, _approvers(args, args.approvers))
+    history = load_history(args, args.agent, approvers_of(args, args.approvers))
     lines = [f"{t.seq:>3} {t.at.isoformat()} {t.from_stage or '-':>13} -> {t.to_stage:<13} "
              f"by {t.approver[:16]}... {t.reason}" for t in history.transitions]
     print_result(args, {"ok": True, "agent": history.agent, "stage": history.stage, "head": history.head,
@@ -259,7 +282,7 @@ def _score(args: argparse.Namespace) -> int:
     from signers.agents.trust import TrustInputs, compute_trust
     from signers.cli import print_result
 
-    history = _load_history(args, args.agent, _approvers(args))
+    history = load_history(args, args.agent, approvers_of(args))
     inputs = TrustInputs.collect(
         history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested],
         receipts_verified=args.receipts_verified, receipts_failed=args.receipts_failed, rejections=args.rejections,
@@ -282,7 +305,7 @@ def _passport(args: argparse.Namespace) -> int:
     from signers.cli import print_result
     from signers.commands.agent_io import public_key_of
 
-    history = _load_history(args, args.agent, _approvers(args))
+    history = load_history(args, args.agent, approvers_of(args))
     trust = None
     if args.trust_score is None:
         inputs = TrustInputs.collect(history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested])
@@ -290,6 +313,7 @@ def _passport(args: argparse.Namespace) -> int:
     token = issue_agent_passport(
         signers.open(args.key), history, name=args.name or history.agent, agent_key=public_key_of(args.agent_key),
         scopes=args.scope, groups=args.group, trust=trust, trust_score=args.trust_score, iss=args.iss, ttl=args.ttl,
+        lifecycle=lifecycle_of(args),
     )
     if args.out:
         Path(args.out).write_text(token + "\n", encoding="utf-8")
