@@ -123,7 +123,7 @@ class Gate:
     def __init__(
         self,
         policy: GatePolicy,
-        issuer_keys: KeySource,
+        issuer_keys: KeySource | None = None,
         *,
         revocations: RevocationCheck | None = None,
         challenges: ChallengeBook | None = None,
@@ -138,8 +138,11 @@ class Gate:
             raise PolicyError("Gate needs a GatePolicy (GatePolicy.load / from_dict)")
         if (audit is None) != (decision_signer is None):
             raise PolicyError("give both audit= and decision_signer= (decisions are recorded as signed records)")
+        keys = issuer_keys if issuer_keys is not None else policy.issuer_keys
+        if keys is None:
+            raise PolicyError("the gate needs the issuer's keys: issuer_keys= or jwks = \"...\" in the policy")
         self.policy = policy
-        self.issuer_keys: JWKS = as_jwks(issuer_keys)
+        self.issuer_keys: JWKS = as_jwks(keys)
         self.action_keys: JWKS | None = as_jwks(action_keys) if action_keys is not None else None
         self.revocations = revocations
         self.challenges = challenges

@@ -329,3 +329,19 @@ def test_concurrent_replays_exactly_one_wins(keys: dict[str, Any], active: Any) 
     for thread in threads:
         thread.join()
     assert sorted(outcomes) == ["ok"] + ["replayed"] * 7
+
+
+def test_gate_from_the_policy_alone(tmp_path: Path, keys: dict[str, Any], active: Any) -> None:
+    from signers.jose import JWKS
+
+    JWKS.of(keys["issuer"]).write(tmp_path / "issuer-jwks.json")
+    path = tmp_path / "keyplane.toml"
+    path.write_text('[agents.gate]\njwks = "issuer-jwks.json"\n[agents.gate.servers.lab]\nallow_unlisted = true\n',
+                    encoding="utf-8")
+    gate = Gate(GatePolicy.load(path))
+    assert gate.decide(_passport(keys, active), server="lab", tool="t").allow
+    (tmp_path / "missing.toml").write_text('[agents.gate]\njwks = "nope.json"\n', encoding="utf-8")
+    with pytest.raises(PolicyError, match="jwks"):
+        GatePolicy.load(tmp_path / "missing.toml")
+    with pytest.raises(PolicyError, match="issuer's keys"):
+        Gate(GatePolicy.from_dict({}))
