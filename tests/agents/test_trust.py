@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from signers.agents.errors import PolicyError
@@ -71,3 +73,19 @@ def test_revoked_group_member_lowers_the_others() -> None:
     before = DefaultTrustScorer().score(TrustInputs("ACTIVE", True, 50))
     after = DefaultTrustScorer().score(TrustInputs("ACTIVE", True, 50, revoked_group_members=1))
     assert after < before
+
+
+def test_inputs_from_evidence(keys: dict[str, Any]) -> None:
+    from signers.agents.receipts import sign_execution, verify_output
+    from signers.passport import code_hash_of
+
+    code = code_hash_of(b"x")
+    receipts = [sign_execution(keys["agent"], i, i * 2) for i in range(10)]
+    checks = [verify_output(r, i * 2, keys["agent"]) for i, r in enumerate(receipts)]
+    checks.append(verify_output(receipts[0], "tampered", keys["agent"]))
+    store = MemoryRevocationStore()
+    revoke_subject(store, "peer-1")
+    inputs = TrustInputs.from_evidence("me", "ACTIVE", code, attested_builds=[code], receipt_checks=checks,
+                                       rejections=1, revocations=store, group_members=["me", "peer-1", "peer-2"])
+    assert inputs == TrustInputs("ACTIVE", True, 10, 1, 1, 1)
+    assert compute_trust(inputs).score == 50 + 20 + 2 - 10 - 5 - 10
