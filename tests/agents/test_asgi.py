@@ -109,3 +109,41 @@ def test_group_revocation_mid_session(setup: dict[str, Any], keys: dict[str, Any
         assert denied.status_code == 403 and denied.json()["checks_failed"] == ["group-revocation"]
     last = setup["seen"][-1]
     assert last.what == "gate" and last.context["remote"].startswith("127.0.0.1:")
+
+
+def test_websocket_is_gated_at_the_handshake(keys: dict[str, Any], approvers: Approvers) -> None:
+    """Driven through the ASGI interface itself (no WebSocket client library is installed here)."""
+    import asyncio
+
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "websocket.accept"})
+
+    gate = Gate(GatePolicy.from_dict({"servers": {"bank": {"tools": {"stream": {}}}}}), keys["issuer"])
+    middleware = GateMiddleware(app, gate=gate, server="bank")
+    history = walk(keys, approvers, "agent-ws", CODE)
+    passport = issue_agent_passport(keys["issuer"], history, name="ws", agent_key=keys["agent"].public_key,
+                                    trust_score=80)
+
+    def connect(path: str, token: str | None) -> list[Any]:
+        sent: list[Any] = []
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        scope = {"type": "websocket", "path": path, "headers": headers}
+
+        async def receive() -> Any:
+            return {"type": "websocket.connect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        asyncio.run(middleware(scope, receive, send))
+        return sent
+
+    assert connect("/stream", passport) == [{"type": "websocket.accept"}]
+    refused = connect("/stream", None)
+    assert refused[0]["type"] == "websocket.close" and refused[0]["code"] == 1008
+    unlisted = connect("/admin", passport)
+    assert unlisted[0]["code"] == 1008 and "policy" in unlisted[0]["reason"]
+    assert reached == ["/stream"]
