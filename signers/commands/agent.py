@@ -28,8 +28,10 @@ def register(subparsers: Any) -> None:
 
     approver = sub.add_parser("approver", help="list a key as an approver with roles (registry approvers.json)")
     approver.add_argument("key", help="the approver's key URI / configured name, or a JWK / PEM public key file")
-    approver.add_argument("--role", action="append", required=True,
+    approver.add_argument("--role", action="append", default=[],
                           help="role to grant (repeatable): registrar, approver, release-approver, operator")
+    approver.add_argument("--not-after", help="the key's roles end then (ISO 8601 time, epoch seconds, or 'now'): "
+                                              "what it signed before still verifies")
     _registry(approver)
     approver.set_defaults(func=_approver)
 
@@ -216,13 +218,19 @@ def _approver(args: argparse.Namespace) -> int:
     from signers.agents.lifecycle import Approvers
     from signers.cli import print_result
     from signers.commands.agent_io import public_key_of
+    from signers.errors import ConfigError
     from signers.jose import JWKS
 
     path = _directory(args) / "approvers.json"
     current = approvers_of(args) if path.is_file() else Approvers(JWKS(), {})
     key = public_key_of(args.key)
+    if not args.role and not args.not_after:
+        raise ConfigError("give --role (to grant) and/or --not-after (to end the key's roles)")
     roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
-    updated = Approvers(JWKS.of(current.jwks, key), roles)
+    ends = dict(current.not_after)
+    if args.not_after:
+        ends[key.key_id] = _when(args.not_after)
+    updated = Approvers(JWKS.of(current.jwks, key), roles, ends)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
     print_result(args, {"ok": True, "kid": key.key_id, "roles": sorted(roles[key.key_id])},
@@ -292,6 +300,25 @@ def _score(args: argparse.Namespace) -> int:
     print_result(args, {"ok": True, "agent": history.agent, "trust": trust.claim(), "inputs": inputs.to_dict()},
                  f"{history.agent}: trust {trust.score} ({trust.scorer}, inputs {trust.inputs[:23]}...)")
     return 0
+
+
+def _when(value: str) -> float:
+    """'now', epoch seconds, or an ISO 8601 time with a zone, as epoch seconds."""
+    from datetime import datetime
+
+    from signers.clock import epoch
+    from signers.errors import ConfigError
+
+    if value == "now":
+        return epoch(None)
+    try:
+        return epoch(float(value))
+    except ValueError:
+        pass
+    try:
+        return epoch(datetime.fromisoformat(value))
+    except ValueError as e:
+        raise ConfigError(f"--not-after {value!r} is not 'now', epoch seconds or an ISO 8601 time with a zone") from e
 
 
 def _normal(code_hash: str) -> str:

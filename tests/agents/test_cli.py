@@ -148,3 +148,15 @@ def test_custom_lifecycle_from_a_file(capsys: pytest.CaptureFixture[str], keys: 
     code, _, err = run(capsys, "agent", "history", "tiny", "--registry", str(registry),
                        "--lifecycle", str(tmp_path / "bad.toml"))
     assert code == 2 and "unknown field" in err
+
+
+def test_retiring_an_approver(capsys: pytest.CaptureFixture[str], keys: dict[str, Any], registry: Path) -> None:
+    _walk(capsys, keys, registry, "bot4")
+    reg = ["--registry", str(registry)]
+    assert run(capsys, "agent", "approver", keys["release"].uri, "--not-after", "now", *reg)[0] == 0
+    assert run(capsys, "agent", "history", "bot4", *reg)[0] == 0  # what it approved before still verifies
+    code, _, err = run(capsys, "agent", "suspend", "bot4", "--key", keys["release"].uri, *reg)
+    assert code == 1 and "no longer holds" in err
+    code, _, err = run(capsys, "agent", "approver", keys["release"].uri, "--not-after", "someday", *reg)
+    assert code == 2 and "not-after" in err
+    assert run(capsys, "agent", "approver", keys["release"].uri, *reg)[0] == 2  # neither --role nor --not-after

@@ -232,3 +232,23 @@ def test_lifecycle_from_configuration(keys: dict[str, Any], approvers: Approvers
 def test_bad_lifecycle_configuration(table: dict[str, Any]) -> None:
     with pytest.raises(PolicyError):
         Lifecycle.from_dict(table)
+
+
+def test_retired_approver_keeps_past_approvals_but_signs_nothing_new(keys: dict[str, Any],
+                                                                     approvers: Approvers) -> None:
+    import time
+
+    history = walk(keys, approvers, "agent-retiree", CODE, until="DEV_APPROVED")
+    retired = Approvers(approvers.jwks, approvers.roles, {keys["approver"].key_id: time.time() + 5})
+    assert verify_history(history.tokens, retired).stage == "DEV_APPROVED"  # signed before the end
+    later = advance(keys["approver"], history, "SUSPENDED", approvers, reason="x", now=time.time() + 60)
+    with pytest.raises(HistoryInvalid, match="transition 5"):  # signed after the end
+        verify_history(later.tokens, retired, now=time.time() + 60)
+    with pytest.raises(RoleMissing, match="no longer holds"):
+        advance(keys["approver"], history, "SUSPENDED", retired, reason="x", now=time.time() + 60)
+    again = Approvers.from_dict(retired.to_dict())
+    assert again.not_after == retired.not_after
+    with pytest.raises(PolicyError):
+        Approvers(approvers.jwks, {}, {keys["approver"].key_id: float("nan")})
+    with pytest.raises(PolicyError, match="unknown field"):
+        Approvers.from_dict({"approvers": [{"jwk": keys["approver"].public_key.to_jwk(), "roles": [], "until": 1}]})
