@@ -149,7 +149,8 @@ class Gate:
         self.histories = histories
         self.events = events
         self.leeway = leeway
-        self._audited = AuditedSigner(decision_signer, audit, checkpoint_every=None) if audit and decision_signer else None
+        # a long-lived wrapper: every 100 decisions the gate key signs a checkpoint of the chain
+        self._audited = AuditedSigner(decision_signer, audit) if audit and decision_signer else None
         self._rules: dict[tuple[str, str], Rule | None] = {}  # the policy is immutable: merge each rule once
 
     def challenge(self, *, now: datetime | float | None = None) -> Challenge:
@@ -207,6 +208,7 @@ class Gate:
         self, token: str | bytes, report: _Report, now: datetime | float | None
     ) -> tuple[AgentPassport | None, dict[str, Any]]:
         claims: dict[str, Any] = {}
+        kids: list[str] = []
 
         def signature() -> str:
             verified = verify_jws(token, self.issuer_keys, typ=PASSPORT_TYP)
@@ -217,15 +219,14 @@ class Gate:
             if not isinstance(payload, dict):
                 raise TokenInvalid("passport payload is not a JSON object")
             claims.update(payload)
-            claims["\0kid"] = verified.key.kid
+            kids.append(verified.key.kid)
             return f"issuer key {verified.key.kid[:40]}"
 
         if not report.run("signature", signature):
             report.fail("claims", _NOT_EVALUATED)
             return None, {}
-        kid = claims.pop("\0kid")
         holder: list[AgentPassport] = []
-        if not report.run("claims", lambda: holder.append(agent_passport_of(_passport_of(claims, kid)))):
+        if not report.run("claims", lambda: holder.append(agent_passport_of(_passport_of(claims, kids[0])))):
             return None, claims
         return holder[0], claims
 
