@@ -62,7 +62,7 @@ def setup(keys: dict[str, Any], approvers: Approvers) -> Iterator[dict[str, Any]
     passport = issue_agent_passport(keys["issuer"], history, name="http agent", agent_key=keys["agent"].public_key,
                                     trust_score=80, scopes=["bank:read", "bank:write"], groups=["fleet-http"])
     with serve(app) as url:
-        yield {"url": url, "passport": passport, "store": store, "seen": seen}
+        yield {"url": url, "passport": passport, "store": store, "seen": seen, "history": history}
 
 
 def _proof(client: httpx.Client, keys: dict[str, Any]) -> str:
@@ -101,10 +101,13 @@ def test_action_token_binds_the_json_body(setup: dict[str, Any], keys: dict[str,
 
 
 def test_group_revocation_mid_session(setup: dict[str, Any], keys: dict[str, Any]) -> None:
+    passport = issue_agent_passport(keys["issuer"], setup["history"], name="http agent",
+                                    agent_key=keys["agent"].public_key, trust_score=80, scopes=["bank:read"],
+                                    groups=["fleet-doomed"])  # its own group: the other tests keep theirs
     with httpx.Client(base_url=setup["url"], timeout=10) as client:
-        auth = {"Authorization": f"Bearer {setup['passport']}"}
+        auth = {"Authorization": f"Bearer {passport}"}
         assert client.get("/balance", headers={**auth, "Keyplane-Proof": _proof(client, keys)}).status_code == 200
-        revoke_group(setup["store"], "fleet-http", reason="fleet compromised")
+        revoke_group(setup["store"], "fleet-doomed", reason="fleet compromised")
         denied = client.get("/balance", headers={**auth, "Keyplane-Proof": _proof(client, keys)})
         assert denied.status_code == 403 and denied.json()["checks_failed"] == ["group-revocation"]
     last = setup["seen"][-1]
