@@ -345,3 +345,44 @@ def test_gate_from_the_policy_alone(tmp_path: Path, keys: dict[str, Any], active
         GatePolicy.load(tmp_path / "missing.toml")
     with pytest.raises(PolicyError, match="issuer's keys"):
         Gate(GatePolicy.from_dict({}))
+
+
+class SharedReplayCache:
+    """The replay-cache protocol over one dict: what a fleet's SQLite or Redis cache provides."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def consume(self, key: str, expires_at: float) -> bool:
+        if key in self.seen:
+            return False
+        self.seen[key] = expires_at
+        return True
+
+
+def test_signed_challenges_across_a_fleet(keys: dict[str, Any], active: Any) -> None:
+    from signers.agents.errors import ProofReplayed
+    from signers.passport import verify_passport
+
+    shared = SharedReplayCache()
+    node_a = ChallengeBook("payments", signer=keys["gate"], replay_cache=shared)
+    node_b = ChallengeBook("payments", signer=keys["gate"], replay_cache=shared)  # another process, same key
+    passport = verify_passport(_passport(keys, active), keys["issuer"])
+    proof = prove_possession(keys["agent"], node_a.issue())
+    assert node_b.consume(proof, passport).audience == "payments"  # b knows a's challenge: it is signed
+    with pytest.raises(ProofReplayed):
+        node_a.consume(proof, passport)  # the fleet-wide cache refuses the replay
+    with pytest.raises(ProofReplayed):
+        node_b.consume(proof, passport)  # and b's own memory too
+    stranger = ChallengeBook("payments", signer=keys["outsider"])
+    forged = prove_possession(keys["agent"], stranger.issue())
+    with pytest.raises(TokenInvalid, match="no challenge this verifier issued"):
+        node_a.consume(forged, passport)
+    other_audience = ChallengeBook("other", signer=keys["gate"])
+    with pytest.raises(TokenInvalid):
+        node_a.consume(prove_possession(keys["agent"], other_audience.issue()), passport)
+    old = prove_possession(keys["agent"], node_a.issue(now=time.time() - 1000), now=time.time() - 1000, ttl=5000)
+    with pytest.raises(TokenInvalid):
+        node_a.consume(old, passport)
+    with pytest.raises(PolicyError):
+        ChallengeBook("payments", replay_cache=object())  # type: ignore[arg-type]
