@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..clock import DEFAULT_LEEWAY, duration, epoch
 from ..errors import TokenError, TokenInvalid
 from ..jose import JWKS, parse_jws, sign_jwt, verify_jwt
-from ..passport import Challenge, Passport, make_challenge, verify_possession
+from ..passport import Challenge, Passport, make_challenge, prove_possession, verify_possession
 from .errors import PolicyError, ProofReplayed
 
 if TYPE_CHECKING:
     from ..signer import Signer
 
-__all__ = ["CHALLENGE_TYP", "ChallengeBook", "ReplayCache"]
+__all__ = ["CHALLENGE_TYP", "ChallengeBook", "ReplayCache", "answer_challenge"]
 
 CHALLENGE_TYP = "pop-challenge+jwt"
 _MAX_NONCE = 4096
@@ -162,3 +162,19 @@ def _claimed_nonce(proof: Any) -> str:
     if not isinstance(nonce, str) or not nonce or len(nonce) > _MAX_NONCE:
         raise TokenInvalid("proof of possession carries no nonce")
     return nonce
+
+
+def answer_challenge(agent_signer: Signer, challenge: Any, *, sub: str | None = None) -> str:
+    """The agent's side: a proof for a challenge as a gate serves it (``{nonce, aud, iat}`` JSON, or a Challenge).
+
+    PolicyError when `challenge` is not one.
+    """
+    if not isinstance(challenge, Challenge):
+        if not isinstance(challenge, dict):
+            raise PolicyError("a challenge is {nonce, aud, iat}")
+        nonce, aud, iat = challenge.get("nonce"), challenge.get("aud"), challenge.get("iat")
+        if not isinstance(nonce, str) or not isinstance(aud, str) or isinstance(iat, bool) \
+                or not isinstance(iat, int | float) or not nonce or len(nonce) > _MAX_NONCE:
+            raise PolicyError("a challenge is {nonce: string, aud: string, iat: number}")
+        challenge = Challenge(nonce, aud, float(iat))
+    return prove_possession(agent_signer, challenge, sub=sub)

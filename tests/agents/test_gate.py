@@ -386,3 +386,13 @@ def test_signed_challenges_across_a_fleet(keys: dict[str, Any], active: Any) -> 
         node_a.consume(old, passport)
     with pytest.raises(PolicyError):
         ChallengeBook("payments", replay_cache=object())  # type: ignore[arg-type]
+
+
+def test_answer_challenge_checks_what_the_server_sent(keys: dict[str, Any]) -> None:
+    from signers.agents.possession import answer_challenge
+
+    challenge = ChallengeBook("payments").issue()
+    assert parse_jws(answer_challenge(keys["agent"], challenge.to_dict())).claims()["nonce"] == challenge.nonce
+    for bad in ({"nonce": 1, "aud": "a", "iat": 1}, {"nonce": "n", "aud": "a", "iat": True}, "junk", {}):
+        with pytest.raises(PolicyError):
+            answer_challenge(keys["agent"], bad)

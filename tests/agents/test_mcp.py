@@ -15,12 +15,11 @@ from signers.agents.actions import sign_agent_action
 from signers.agents.events import RejectionEvents
 from signers.agents.gate import Gate
 from signers.agents.lifecycle import Approvers
-from signers.agents.mcp_gate import ACTION_META, CHALLENGE_ROUTE, PROOF_META, gated_server
+from signers.agents.mcp_gate import ACTION_META, CHALLENGE_ROUTE, gated_server, tool_call_meta
 from signers.agents.passports import issue_agent_passport
 from signers.agents.policy import GatePolicy
-from signers.agents.possession import ChallengeBook
+from signers.agents.possession import ChallengeBook, answer_challenge
 from signers.agents.revocation import revoke_group, revoke_subject
-from signers.passport import Challenge, prove_possession
 from signers.revocation import MemoryRevocationStore
 
 from .conftest import CODE
@@ -122,9 +121,9 @@ def test_proof_and_action_token_in_meta(world: dict[str, Any], keys: dict[str, A
     action = sign_agent_action(keys["issuer"], "agent-mcp", "transfer", args)
 
     async def transfer(session: ClientSession, http: Any, arguments: dict[str, Any] = args) -> Any:
-        data = (await http.get(f"{world['url']}{CHALLENGE_ROUTE}")).json()
-        proof = prove_possession(keys["agent"], Challenge(data["nonce"], data["aud"], data["iat"]))
-        return await session.call_tool("transfer", arguments, meta={PROOF_META: proof, ACTION_META: action})
+        challenge = (await http.get(f"{world['url']}{CHALLENGE_ROUTE}")).json()
+        proof = answer_challenge(keys["agent"], challenge)
+        return await session.call_tool("transfer", arguments, meta=tool_call_meta(proof=proof, action_token=action))
 
     async def tampered(session: ClientSession, http: Any) -> Any:
         return await transfer(session, http, {"to": "mallory", "amount": 7})
