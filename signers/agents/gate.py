@@ -171,14 +171,21 @@ class Gate:
         now: datetime | float | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """Run every check and return the decision (never raises for a bad token)."""
+        """Run every check and return the decision (never raises for a bad token).
+
+        Raises PolicyError only for a caller's mistake: `tool` / `server` not strings.
+        """
+        if not isinstance(tool, str) or not isinstance(server, str):
+            raise PolicyError("decide() needs the tool and server names as strings")
         report = _Report()
         key = (server, tool)
-        if key not in self._rules:
+        try:
+            rule = self._rules[key]
+        except KeyError:  # one lookup, so a concurrent clear() can never make it fail
+            rule = self.policy.rule_for(server, tool)
             if len(self._rules) > 10_000:  # unknown tool names must not grow memory without bound
                 self._rules.clear()
-            self._rules[key] = self.policy.rule_for(server, tool)
-        rule = self._rules[key]
+            self._rules[key] = rule
         if rule is None:
             report.fail("policy", f"tool {tool[:80]!r} on server {server[:80]!r} is not allowed by the gate policy")
             rule = self.policy.defaults
