@@ -110,17 +110,20 @@ class RejectionEvents:
 
     def report(self, event: RejectionEvent) -> None:
         """Deliver `event`: inline to synchronous subscribers, queued for asynchronous ones."""
-        self.reported += 1
+        with self._lock:
+            self.reported += 1
         for subscriber in list(self._sync):
             try:
                 subscriber(event)
             except Exception:  # a subscriber's failure must not change the verifier's answer
-                self.subscriber_errors += 1
+                with self._lock:
+                    self.subscriber_errors += 1
         if self._async:
             try:
                 self._queue.put_nowait(event)
             except queue.Full:
-                self.dropped += 1
+                with self._lock:
+                    self.dropped += 1
 
     def rejected(
         self,
@@ -158,8 +161,9 @@ class RejectionEvents:
                 for subscriber in list(self._async):
                     try:
                         subscriber(event)
-                    except Exception:
-                        self.subscriber_errors += 1
+                    except Exception:  # as for synchronous subscribers: counted, never propagated
+                        with self._lock:
+                            self.subscriber_errors += 1
             finally:
                 self._queue.task_done()
 
