@@ -6,7 +6,8 @@ and `signers.audit`, so it works offline with any back end's key. The submodules
 - `lifecycle`: stages, signed and chained stage transitions, verifiable histories;
 - `passports`: passports whose stage is backed by a history, with groups and trust;
 - `revocation`: subject / group revocation (``kind="sub"`` / ``"grp"``) in any store;
-- `trust`: the trust-score protocol and its default, deterministic scorer;
+- `trust`, `attestation`: the trust-score protocol, its default deterministic scorer, and
+  signed build attestations (which code hashes count as attested);
 - `gate`, `policy`, `possession`: ALLOW / DENY for a tool call, with every check reported;
 - `receipts`: signed execution receipts forming a DAG;
 - `events`, `autorevoke`: rejection events and the N-rejections auto-revoke policy;
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from .actions import AgentAction, sign_agent_action, verify_agent_action
 from .approvers import Approvers
+from .attestation import attest_build, attested_builds
 from .autorevoke import AutoRevoke
 from .errors import (
     GateDenied,
@@ -76,6 +78,8 @@ __all__ = [
     "TrustScorer",
     "advance",
     "answer_challenge",
+    "attest_build",
+    "attested_builds",
     "compute_trust",
     "issue_agent_passport",
     "register",
