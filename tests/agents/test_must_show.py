@@ -74,7 +74,8 @@ def test_real_mcp_client_allowed_then_denied_after_group_revocation(keys: dict[s
     async def session_calls(url: str) -> list[Any]:
         async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {passport}"}, timeout=20) as http, \
                 streamable_http_client(f"{url}/mcp", http_client=http) as streams:
-            async with ClientSession(streams[0], streams[1]) as session:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as session:
                 await session.initialize()
                 first = await session.call_tool("echo", {"text": "hi"})
                 revoke_group(store, "fleet-show", reason="fleet compromised")
