@@ -37,7 +37,8 @@ def state_error(error: sqlite3.Error, what: str) -> KeyplaneError:
     """The keyplane error for a SQLite failure on `what`: StateCorrupt for damage, else BackendUnavailable."""
     code = _primary_code(error)
     text = str(error)
-    if code in _CORRUPT_CODES or "malformed" in text or "not a database" in text:
+    damaged = ("malformed", "not a database", "Could not decode to UTF-8")  # the last: a flipped bit in text
+    if code in _CORRUPT_CODES or any(marker in text for marker in damaged):
         return StateCorrupt(f"{what} is damaged ({text}); restore it from a backup")
     return BackendUnavailable(f"{what}: {text}", error)
 
@@ -64,8 +65,7 @@ def open_durable_sqlite(
         try:
             if read_only:
                 db = sqlite3.connect(
-                    f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                    isolation_level=None, check_same_thread=False,
+                    _read_only_uri(path), uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +91,15 @@ def open_durable_sqlite(
             if db is not None:
                 db.close()
             raise
+
+
+def _read_only_uri(path: Path) -> str:
+    # A cleanly closed WAL database has no -wal/-shm files, and even a read-only connection
+    # would create them; with no writer around (no -wal file), open it as immutable instead.
+    uri = path.resolve().as_uri()
+    if Path(f"{path}-wal").exists():
+        return f"{uri}?mode=ro"
+    return f"{uri}?mode=ro&immutable=1"
 
 
 def _check_integrity(db: sqlite3.Connection, path: Path, what: str) -> None:
