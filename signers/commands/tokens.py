@@ -188,6 +188,7 @@ def _read_token(value: str) -> str:
 
 def _load_keys(args: argparse.Namespace) -> Any:
     """The trusted keys: a key file (--jwks) or an opened key (--key)."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.errors import ConfigError
     from signers.jose import JWKS, as_jwks
@@ -209,6 +210,7 @@ def _load_keys(args: argparse.Namespace) -> Any:
 
 def _public_key(value: str) -> Any:
     """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
 
     path = Path(value)
@@ -221,11 +223,13 @@ def _public_key(value: str) -> Any:
 
 
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.revocation import RevocationList, SQLiteRevocationStore
 
     if getattr(args, "revocation_list", None):
         issuers = args.list_iss or args.iss
         if not issuers:
+            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
             from signers.errors import ConfigError
 
             raise ConfigError("--revocation-list needs --list-iss (or --iss): the list's issuer must be pinned")
@@ -234,6 +238,7 @@ def _revocations(args: argparse.Namespace, keys: Any) -> Any:
     db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
     if db:
         if not Path(db).is_file():
+            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
             from signers.errors import ConfigError
 
             raise ConfigError(f"revocation store {db} does not exist")
@@ -257,6 +262,7 @@ def _token_sign(args: argparse.Namespace) -> int:
     import time
     import uuid
 
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.cli import print_result
     from signers.errors import ConfigError
@@ -289,6 +295,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
 
 def _token_verify(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.cli import print_result
     from signers.jose import verify_jwt
 
@@ -303,6 +310,7 @@ def _token_verify(args: argparse.Namespace) -> int:
 
 
 def _passport_issue(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.cli import print_result
     from signers.passport import code_hash_of, issue_passport
@@ -320,6 +328,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
 
 
 def _passport_verify(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.cli import print_result
     from signers.passport import verify_passport
 
@@ -344,6 +353,7 @@ def _passport_verify(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.cli import print_result
     from signers.errors import ConfigError
     from signers.revocation import SQLiteRevocationStore, revoke_token
@@ -374,6 +384,7 @@ def _revoke(args: argparse.Namespace) -> int:
                 for r in entries]},
                 [f"{r.revoked_at.isoformat()}\t{r.kind}\t{r.id}\t{r.reason}" for r in entries] or ["(none revoked)"])
         if args.sign_list:
+            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
             import signers
             from signers.revocation import issue_revocation_list
 
@@ -386,6 +397,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _jwks(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.jose import JWKS
 
@@ -396,6 +408,7 @@ def _jwks(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.audit import verify_chain
     from signers.cli import EXIT_INVALID, print_result
     from signers.errors import ConfigError

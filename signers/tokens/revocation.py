@@ -182,8 +182,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 _COLUMNS = "id, kind, reason, revoked_at, checksum"
 
 
-def _checksum(kind: str, id: str, reason: str, revoked_at: str) -> str:
-    return hashlib.sha256("\0".join((kind, id, reason, revoked_at)).encode("utf-8")).hexdigest()
+def _checksum(kind: str, ident: str, reason: str, revoked_at: str) -> str:
+    return hashlib.sha256("\0".join((kind, ident, reason, revoked_at)).encode("utf-8")).hexdigest()
 
 
 class SQLiteRevocationStore(_ListNumbers, Closing):
@@ -243,11 +243,11 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         return self._db
 
     def _row(self, row: tuple[str, str, str, str, str | None]) -> Revocation:
-        id, kind, reason, revoked_at, checksum = row
-        if not isinstance(checksum, str) or not hmac.compare_digest(checksum, _checksum(kind, id, reason, revoked_at)):
+        ident, kind, reason, revoked_at, checksum = row
+        if not isinstance(checksum, str) or not hmac.compare_digest(checksum, _checksum(kind, ident, reason, revoked_at)):
             raise StateCorrupt(f"{self._what()} is damaged: a record fails its checksum; restore it from a backup")
         try:
-            return Revocation(id, kind, reason, datetime.fromisoformat(revoked_at))
+            return Revocation(ident, kind, reason, datetime.fromisoformat(revoked_at))
         except (TypeError, ValueError) as e:
             raise StateCorrupt(f"{self._what()} is damaged: a record has an unreadable time") from e
 
