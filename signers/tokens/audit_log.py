@@ -146,7 +146,7 @@ class AuditLog(Closing):
         raise NotImplementedError
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
-        """(position, stored JSON text) in storage order, position counting from 1."""
+        """(position, stored JSON text) in storage order, from 1; StateCorrupt / BackendUnavailable / ConfigError (closed)."""
         raise NotImplementedError
 
     def records(self) -> Iterator[AuditRecord]:
@@ -173,6 +173,7 @@ class JsonlAuditLog(AuditLog):
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """See `AuditLog.append`: fsynced before it returns; BackendUnavailable when the file fails."""
         if self.read_only:
             raise ConfigError(f"audit log {self.path} is open read-only")
         with self._lock:
@@ -195,6 +196,7 @@ class JsonlAuditLog(AuditLog):
         return record
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
+        """See `AuditLog.raw_records`; a file that is gone yields nothing."""
         try:
             with self.path.open("r", encoding="utf-8", errors="replace") as f:
                 for position, line in enumerate(f, start=1):
@@ -251,6 +253,7 @@ class SQLiteAuditLog(AuditLog):
         return self._db
 
     def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """See `AuditLog.append`: one ``BEGIN IMMEDIATE`` transaction; StateCorrupt / BackendUnavailable on failure."""
         if self.read_only:
             raise ConfigError(f"audit log {self.path} is open read-only")
         with self._lock:
@@ -275,6 +278,7 @@ class SQLiteAuditLog(AuditLog):
         return record
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
+        """See `AuditLog.raw_records`."""
         with self._lock:
             try:
                 rows = self._conn().execute("SELECT record FROM audit ORDER BY seq").fetchall()

@@ -274,6 +274,7 @@ class JWKS:
         return list(self._by_thumbprint.get(key_id, ()))
 
     def to_dict(self) -> dict[str, list[dict[str, str]]]:
+        """``{"keys": [...]}`` (public keys only); raises nothing."""
         return {"keys": [jwk.to_dict() for jwk in self._keys.values()]}
 
     def to_json(self, indent: int | None = 2) -> str:

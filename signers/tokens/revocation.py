@@ -68,9 +68,13 @@ class Revocation:
 class RevocationCheck(Protocol):
     """The read side a verifier needs (a store, or a loaded signed list)."""
 
-    def is_revoked(self, id: str, *, kind: str = "jti") -> bool: ...
+    def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
+        """True when revoked; raises (StateCorrupt, BackendUnavailable, TokenExpired) rather than guess."""
+        ...
 
-    def get(self, id: str, *, kind: str = "jti") -> Revocation | None: ...
+    def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
+        """The record, or None; raises (StateCorrupt, BackendUnavailable, TokenExpired) rather than guess."""
+        ...
 
 
 @runtime_checkable
@@ -79,9 +83,13 @@ class RevocationStore(RevocationCheck, Protocol):
 
     def revoke(
         self, id: str, *, kind: str = "jti", reason: str = "unspecified", at: datetime | None = None
-    ) -> Revocation: ...
+    ) -> Revocation:
+        """Record durably, idempotently; ConfigError for a bad id or a whole token, StateCorrupt on damage."""
+        ...
 
-    def list(self, kind: str | None = None) -> Iterator[Revocation]: ...
+    def list(self, kind: str | None = None) -> Iterator[Revocation]:
+        """Every revocation (of `kind`), oldest first; StateCorrupt / BackendUnavailable when unreadable."""
+        ...
 
 
 def _validate(id: str, kind: str, reason: str = "unspecified") -> None:
@@ -124,6 +132,7 @@ class _ListNumbers:
     """A counter for signed revocation list numbers (monotonic per store)."""
 
     def next_list_number(self) -> int:
+        """The next number for a signed list; what the store raises when it cannot count."""
         raise NotImplementedError
 
 
@@ -147,19 +156,22 @@ class MemoryRevocationStore(_ListNumbers, Closing):
             return self._entries.setdefault((kind, id), record)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
+        """True when revoked; raises nothing."""
         return self.get(id, kind=kind) is not None
 
     def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
+        """The record, or None; raises nothing."""
         with self._lock:
             return self._entries.get((kind, id))
 
     def list(self, kind: str | None = None) -> Iterator[Revocation]:
+        """Every revocation (of `kind`), oldest first; raises nothing."""
         with self._lock:
             entries = [r for r in self._entries.values() if kind is None or r.kind == kind]
         return iter(sorted(entries, key=lambda r: (r.revoked_at, r.kind, r.id)))
 
     def next_list_number(self) -> int:
-        """The next signed-list number (1, 2, ...)."""
+        """The next signed-list number (1, 2, ...); raises nothing."""
         with self._lock:
             self._number += 1
             return self._number
