@@ -29,6 +29,7 @@ def run(ctx: Any) -> None:
         verify_possession,
     )
     from signers.revocation import SQLiteRevocationStore
+    from signers.tokens.replay import MemoryReplayCache
 
     issuer = ctx.signers["demo-mldsa65"]
     agent = ctx.store.create_key("demo-agent", KeySpec.ED25519)
@@ -59,7 +60,8 @@ def run(ctx: Any) -> None:
              trust_score=verified.trust_score, agent_key=verified.agent_key.key_id)
 
     challenge = make_challenge("https://bank.demo.keyplane")
-    verify_possession(prove_possession(agent, challenge, sub=verified.sub), verified, challenge)
+    verify_possession(prove_possession(agent, challenge, sub=verified.sub), verified, challenge,
+                      replay_cache=MemoryReplayCache())  # the demo leaves nothing behind in ~/.local/state
     ctx.step("the agent proved it holds the passport's key (signed a fresh challenge)")
 
     params = {"to": "acct-4711", "amount": "25.00", "currency": "EUR"}
