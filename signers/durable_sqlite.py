@@ -20,6 +20,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+from .clock import duration
 from .errors import BackendUnavailable, ConfigError, KeyplaneError, StateCorrupt
 
 __all__ = ["open_durable_sqlite", "state_error"]
@@ -54,8 +55,10 @@ def open_durable_sqlite(
 
     `read_only` opens an existing file without creating or changing anything (for
     verifiers). Raises ConfigError when a read-only file does not exist, StateCorrupt when
-    the file is damaged, BackendUnavailable when it cannot be opened in `timeout` seconds.
+    the file is damaged, BackendUnavailable when it cannot be opened in `timeout` seconds
+    (ConfigError for a NaN, infinite or negative timeout).
     """
+    timeout = duration(timeout, f"{what} timeout")
     path = Path(path)
     if read_only and not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")

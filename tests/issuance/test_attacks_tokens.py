@@ -262,3 +262,17 @@ def test_a_huge_subject_is_a_typed_error(keys: dict[str, Any]) -> None:
     with pytest.raises(TokenInvalid) as caught:
         verify_passport(token, keys["ed25519"])
     assert len(str(caught.value)) < 300  # the message never echoes the subject
+
+
+def test_other_numbers_that_would_switch_a_check_off(keys: dict[str, Any], tmp_path: Path) -> None:
+    passport = verify_passport(passport_for(keys), keys["ed25519"])
+    challenge = make_challenge("https://verifier.test")
+    stale = type(challenge)(challenge.nonce, challenge.audience, float("nan"))  # a hand-made challenge
+    with pytest.raises(ConfigError, match="issued_at"):
+        verify_possession(prove_possession(keys["agent"], challenge), passport, stale)
+    with pytest.raises(ConfigError, match="max_age"):
+        verify_possession(prove_possession(keys["agent"], challenge), passport, challenge, max_age=float("nan"))
+    with pytest.raises(ConfigError, match="min_trust_score"):
+        verify_passport(passport_for(keys), keys["ed25519"], min_trust_score=float("nan"))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="timeout"):
+        SQLiteReplayCache(tmp_path / "r.db", timeout=float("nan"))
