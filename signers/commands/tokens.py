@@ -21,6 +21,7 @@ __all__ = ["register"]
 
 _MAX_SECONDS = 253402300799.0  # the last second a datetime holds (signers.clock.MAX_EPOCH, kept lazy-import free)
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
+_PATH_LIKE = re.compile(r"[/\\]|^[^.]+\.[A-Za-z0-9]{1,8}$")  # a directory part, or name.ext
 
 
 def _seconds(text: str) -> float:
@@ -174,15 +175,49 @@ def _register_audit(subparsers: Any) -> None:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _read_token(value: str) -> str:
+def _read_text(path: Path, what: str) -> str:
+    """A UTF-8 input file; ConfigError (exit 2) naming it when missing, unreadable or binary."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    from signers.errors import ConfigError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)[:200]} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)[:200]} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {str(path)[:200]}: {e.strerror}") from None
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """An input file's bytes; ConfigError (exit 2) naming it when missing or unreadable."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    from signers.errors import ConfigError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)[:200]} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {str(path)[:200]}: {e.strerror}") from None
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # a long token is "File name too long" as a path; NUL is a ValueError
+        return False
+
+
+def _read_token(value: str, what: str = "token file") -> str:
+    """A token given inline, as a file, or ``-`` (standard input). A name that is not a token is a file."""
     if value == "-":
         return sys.stdin.read().strip()
-    try:
-        path = Path(value)
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
-    except OSError:  # a long token is "File name too long" as a path
-        pass
+    if _is_file(value):
+        return _read_text(Path(value), what).strip()
+    if _COMPACT_JWS.match(value.strip()) is None and _PATH_LIKE.search(value):
+        return _read_text(Path(value), what)  # a file name, not a token: say it is missing
     return value.strip()
 
 
@@ -196,10 +231,7 @@ def _load_keys(args: argparse.Namespace) -> Any:
     if getattr(args, "key", None):
         return JWKS.of(signers.open(args.key))
     path = Path(args.jwks)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
+    text = _read_text(path, "key file")
     if text.lstrip().startswith("{"):
         try:
             return as_jwks(json.loads(text))
@@ -213,9 +245,8 @@ def _public_key(value: str) -> Any:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
 
-    path = Path(value)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
+    if _is_file(value):
+        text = _read_text(Path(value), "agent key file")
         if text.lstrip().startswith("{"):
             return signers.PublicKey.from_jwk(text)
         return signers.PublicKey.from_pem(text)
@@ -233,7 +264,7 @@ def _revocations(args: argparse.Namespace, keys: Any) -> Any:
             from signers.errors import ConfigError
 
             raise ConfigError("--revocation-list needs --list-iss (or --iss): the list's issuer must be pinned")
-        return RevocationList.load(_read_token(args.revocation_list), keys, issuer=issuers, leeway=args.leeway,
+        return RevocationList.load(_read_token(args.revocation_list, "revocation list file"), keys, issuer=issuers, leeway=args.leeway,
                                    min_number=args.min_list_number)
     db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
     if db:
@@ -270,7 +301,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
     claims: dict[str, Any] = {}
     if args.claims:
-        text = Path(args.claims[1:]).read_text(encoding="utf-8") if args.claims.startswith("@") else args.claims
+        text = _read_text(Path(args.claims[1:]), "claims file") if args.claims.startswith("@") else args.claims
         try:
             claims = json.loads(text)
         except ValueError as e:
@@ -315,7 +346,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
     from signers.cli import print_result
     from signers.passport import code_hash_of, issue_passport
 
-    code_hash = code_hash_of(Path(args.code_file).read_bytes()) if args.code_file else args.code_hash
+    code_hash = code_hash_of(_read_bytes(Path(args.code_file), "code file")) if args.code_file else args.code_hash
     signer = signers.open(args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(

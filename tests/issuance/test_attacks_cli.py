@@ -108,3 +108,21 @@ def test_audit_verify_bounds_unchecked_records(capsys: pytest.CaptureFixture[str
 def test_jwks_can_name_ed25519_as_rfc9864(capsys: pytest.CaptureFixture[str], keys: dict[str, Any]) -> None:
     code, out, _ = run(capsys, "jwks", keys["ed25519"].uri, "--alg", "Ed25519")
     assert code == 0 and json.loads(out)["keys"][0]["alg"] == "Ed25519"
+
+
+def test_missing_and_binary_input_files_are_usage_errors(capsys: pytest.CaptureFixture[str], keys: dict[str, Any],
+                                                         tmp_path: Path) -> None:
+    jwks_file, binary = tmp_path / "jwks.json", tmp_path / "binary.bin"
+    JWKS.of(keys["ed25519"]).write(jwks_file)
+    binary.write_bytes(bytes(range(256)))
+    cases = [
+        (("token", "verify", str(tmp_path / "missing.jwt"), "--jwks", str(jwks_file)), "does not exist"),
+        (("token", "verify", str(binary), "--jwks", str(jwks_file)), "not UTF-8"),
+        (("token", "verify", "a.b.c", "--jwks", str(binary)), "not UTF-8"),
+        (("token", "sign", keys["ed25519"].uri, "--claims", f"@{tmp_path / 'none.json'}"), "does not exist"),
+        (("passport", "issue", keys["ed25519"].uri, "--sub", "s", "--name", "n", "--agent-key", str(binary),
+          "--code-file", str(tmp_path / "no-code"), "--stage", "dev", "--trust-score", "1"), "does not exist"),
+    ]
+    for argv, message in cases:
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (argv, err)
