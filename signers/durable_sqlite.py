@@ -23,7 +23,7 @@ from pathlib import Path
 from .clock import duration
 from .errors import BackendUnavailable, ConfigError, KeyplaneError, StateCorrupt
 
-__all__ = ["open_durable_sqlite", "state_error"]
+__all__ = ["open_durable_sqlite", "state_error", "translate_sqlite"]
 
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
@@ -42,6 +42,11 @@ def state_error(error: sqlite3.Error, what: str) -> KeyplaneError:
     if code in _CORRUPT_CODES or any(marker in text for marker in damaged):
         return StateCorrupt(f"{what} is damaged ({text}); restore it from a backup")
     return BackendUnavailable(f"{what}: {text}", error)
+
+
+def translate_sqlite(error: BaseException, what: str) -> KeyplaneError | None:
+    """The `signers.translation` translator for SQLite: `state_error` for sqlite3 errors, None otherwise."""
+    return state_error(error, what) if isinstance(error, sqlite3.Error) else None
 
 
 def _busy(error: sqlite3.Error) -> bool:

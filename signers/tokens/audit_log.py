@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, state_error
+from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import BackendUnavailable, ConfigError, KeyplaneError
+from ..translation import translated
 from .canonical import canonical_json
 
 try:  # POSIX; on other systems a JSONL log is safe across threads but not processes
@@ -258,7 +259,7 @@ class SQLiteAuditLog(AuditLog):
             raise ConfigError(f"audit log {self.path} is open read-only")
         with self._lock:
             db = self._conn()
-            try:
+            with translated(translate_sqlite, f"audit log {self.path}"):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -273,17 +274,12 @@ class SQLiteAuditLog(AuditLog):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, f"audit log {self.path}") from e
         return record
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
         """See `AuditLog.raw_records`."""
-        with self._lock:
-            try:
-                rows = self._conn().execute("SELECT record FROM audit ORDER BY seq").fetchall()
-            except sqlite3.Error as e:
-                raise state_error(e, f"audit log {self.path}") from e
+        with self._lock, translated(translate_sqlite, f"audit log {self.path}"):
+            rows = self._conn().execute("SELECT record FROM audit ORDER BY seq").fetchall()
         for position, (text,) in enumerate(rows, start=1):
             yield position, text
 

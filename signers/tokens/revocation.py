@@ -35,8 +35,9 @@ from typing import Protocol, runtime_checkable
 
 from ..clock import utc
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, state_error
+from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import ConfigError, StateCorrupt, TokenInvalid
+from ..translation import translated
 from .jwk import KeySource
 from .jws_parse import parse_jws
 from .jws_verify import verify_jws
@@ -229,7 +230,7 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def _migrate_and_check(self) -> None:
         db = self._conn()
-        try:
+        with translated(translate_sqlite, self._what()):
             db.execute("BEGIN IMMEDIATE")
             try:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(revocations)")}
@@ -246,8 +247,6 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
                 raise
             for row in db.execute(f"SELECT {_COLUMNS} FROM revocations"):
                 self._row(row)
-        except sqlite3.Error as e:
-            raise state_error(e, self._what()) from e
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -256,6 +255,8 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def _row(self, row: tuple[str, str, str, str, str | None]) -> Revocation:
         ident, kind, reason, revoked_at, checksum = row
+        if not all(isinstance(v, str) for v in (ident, kind, reason, revoked_at)):
+            raise StateCorrupt(f"{self._what()} is damaged: a record has a column of the wrong type")
         if not isinstance(checksum, str) or not hmac.compare_digest(checksum, _checksum(kind, ident, reason, revoked_at)):
             raise StateCorrupt(f"{self._what()} is damaged: a record fails its checksum; restore it from a backup")
         try:
@@ -275,7 +276,7 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         when = utc(at, "revocation time").isoformat(timespec="microseconds")
         with self._lock:
             db = self._conn()
-            try:
+            with translated(translate_sqlite, self._what()):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute(
@@ -288,8 +289,6 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
         return self._row(row)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
@@ -298,13 +297,10 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
         """The revocation record, or None; StateCorrupt / BackendUnavailable when the store cannot answer."""
-        with self._lock:
-            try:
-                row = self._conn().execute(
-                    f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)
-                ).fetchone()
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
+        with self._lock, translated(translate_sqlite, self._what()):
+            row = self._conn().execute(
+                f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)
+            ).fetchone()
         return self._row(row) if row else None
 
     def list(self, kind: str | None = None) -> Iterator[Revocation]:
@@ -313,18 +309,15 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         params: tuple[str, ...] = ()
         if kind is not None:
             query, params = query + " WHERE kind = ?", (kind,)
-        with self._lock:
-            try:
-                rows = self._conn().execute(query + " ORDER BY revoked_at, kind, id", params).fetchall()
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
+        with self._lock, translated(translate_sqlite, self._what()):
+            rows = self._conn().execute(query + " ORDER BY revoked_at, kind, id", params).fetchall()
         return iter([self._row(r) for r in rows])
 
     def next_list_number(self) -> int:
         """The next signed-list number, atomically across processes; StateCorrupt / BackendUnavailable on failure."""
         with self._lock:
             db = self._conn()
-            try:
+            with translated(translate_sqlite, self._what()):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute(
@@ -336,8 +329,6 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
         return int(value)
 
     def close(self) -> None:
