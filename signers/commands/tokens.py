@@ -17,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from signers.clock import DEFAULT_LEEWAY, MAX_EPOCH  # tiny (stdlib only): the one place times are defined
+
 __all__ = ["register"]
 
-_MAX_SECONDS = 253402300799.0  # the last second a datetime holds (signers.clock.MAX_EPOCH, kept lazy-import free)
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
 _PATH_LIKE = re.compile(r"[/\\]|^[^.]+\.[A-Za-z0-9]{1,8}$")  # a directory part, or name.ext
 
@@ -30,7 +31,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or value > _MAX_SECONDS:
+    if not math.isfinite(value) or value < 0 or value > MAX_EPOCH:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} must be a finite, non-negative number of seconds")
     return value
 
@@ -69,7 +70,8 @@ def _add_trust(parser: argparse.ArgumentParser) -> None:
     keys.add_argument("--key", help="trust this key URI or configured key name instead")
     parser.add_argument("--aud", action="append", help="accepted audience (repeatable); required if the token has aud")
     parser.add_argument("--iss", action="append", help="accepted issuer (repeatable)")
-    parser.add_argument("--leeway", type=_seconds, default=30.0, help="clock skew tolerated, seconds (default 30)")
+    parser.add_argument("--leeway", type=_seconds, default=DEFAULT_LEEWAY,
+                        help=f"clock skew tolerated, seconds (default {DEFAULT_LEEWAY:g})")
     revs = parser.add_mutually_exclusive_group()
     revs.add_argument("--revocations", help="SQLite revocation store to check (default: $KEYPLANE_REVOCATIONS)")
     revs.add_argument("--revocation-list", help="signed revocation list (JWT file) to check, verified with the same keys")
