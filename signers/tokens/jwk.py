@@ -17,7 +17,7 @@ import copy
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
 from typing import TYPE_CHECKING, Any, Union
@@ -133,7 +133,7 @@ class JWK:
     kid: str
     alg: SignatureAlgorithm | None = None
     use: str | None = None
-    alg_name: str | None = None
+    alg_name: str | None = field(default=None, compare=False)  # a spelling: EdDSA and Ed25519 are one key
 
     @classmethod
     def of(cls, item: PublicKey | Signer | JWK, *, kid: str | None = None, alg: str | None = None) -> JWK:
