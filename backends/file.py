@@ -33,7 +33,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from signers.algorithms import KeySpec, SignatureAlgorithm
+from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from signers.errors import (
     AlgorithmNotSupported,
     AuthenticationFailed,
@@ -67,6 +67,17 @@ class FileSigner(BaseSigner):
 
     def sign(self, message: bytes) -> bytes:
         return sign_with_private_key(self._key, self.algorithm, bytes(message))
+
+    def sign_mu(self, mu: bytes) -> bytes:
+        """ML-DSA over a caller-computed FIPS 204 mu (64 bytes), e.g. for a composite's labelled context.
+
+        ConfigError unless 64 bytes; AlgorithmNotSupported for non-ML-DSA keys.
+        """
+        if self.public_key.family is not KeyFamily.MLDSA:
+            raise AlgorithmNotSupported(f"external mu is ML-DSA only, not {self.public_key.spec.value}")
+        if len(mu) != 64:
+            raise ConfigError(f"an ML-DSA mu is 64 bytes, not {len(mu)}")
+        return self._key.sign_mu(bytes(mu))  # type: ignore[union-attr]
 
 
 class FileKeyStore(BaseKeyStore):
