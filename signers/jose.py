@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +53,7 @@ __all__ = [
     "check_not_revoked",
     "epoch",
     "parse_jws",
+    "register_jose_algorithm",
     "sign_jws",
     "sign_jwt",
     "verify_jws",
@@ -90,6 +91,25 @@ def algorithm_from_jose(name: object) -> SignatureAlgorithm:
     if alg is None:
         raise TokenInvalid(f"unsupported algorithm {name[:40]!r}")
     return alg
+
+
+# -- algorithms outside SignatureAlgorithm (hook) ----------------------------------------
+# Composite ML-DSA (signers.composite.jose) registers its JOSE names here. `sign_jws`
+# accepts a signer whose algorithm carries a registered name; `verify_jws` hands a token
+# with that ``alg`` and the caller's key source to the registered verifier, which returns
+# (key with ``.kid``, algorithm) or raises TokenInvalid; `JWKS.from_dict` keeps JWKs whose
+# ``alg`` is registered (`JWKS.extension_keys`) instead of skipping them. A registered
+# name never shadows a built-in one, and none / HMAC names are refused.
+
+ExtensionVerifier = Callable[["UnverifiedJWS", Any], tuple[Any, Any]]
+_EXTENSIONS: dict[str, ExtensionVerifier] = {}
+
+
+def register_jose_algorithm(name: str, verifier: ExtensionVerifier) -> None:
+    """Let `sign_jws` / `verify_jws` handle ``alg`` `name` with `verifier`; ConfigError for a reserved name."""
+    if name in _BY_JOSE_NAME or name.lower() == "none" or name.upper().startswith("HS"):
+        raise ConfigError(f"JOSE algorithm name {name!r} is reserved")
+    _EXTENSIONS[name] = verifier
 
 
 def canonical_json(value: Any) -> bytes:
@@ -163,9 +183,11 @@ class JWK:
 class JWKS:
     """An immutable JSON Web Key Set: the keys a verifier trusts, looked up by ``kid``."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("_keys", "extension_keys")
 
-    def __init__(self, keys: Iterable[JWK] = ()) -> None:
+    def __init__(self, keys: Iterable[JWK] = (), extension_keys: Iterable[Mapping[str, Any]] = ()) -> None:
+        # Public JWKs of registered extension algorithms (see register_jose_algorithm), as given.
+        self.extension_keys: tuple[dict[str, Any], ...] = tuple(dict(k) for k in extension_keys)
         by_kid: dict[str, JWK] = {}
         for jwk in keys:
             if jwk.kid in by_kid and by_kid[jwk.kid] != jwk:
@@ -197,16 +219,20 @@ class JWKS:
         if not isinstance(data, Mapping) or not isinstance(data.get("keys"), list):
             raise ConfigError('JWKS must be a JSON object with a "keys" list')
         keys: list[JWK] = []
+        extension_keys: list[Mapping[str, Any]] = []
         for entry in data["keys"]:
             if not isinstance(entry, Mapping):
                 raise ConfigError("JWKS entry is not a JSON object")
             if entry.get("kty") == "oct" or entry.get("use") == "enc":
                 continue
+            if entry.get("alg") in _EXTENSIONS:
+                extension_keys.append(entry)
+                continue
             try:
                 keys.append(JWK.from_dict(entry))
             except AlgorithmNotSupported:
                 continue
-        return cls(keys)
+        return cls(keys, extension_keys)
 
     @classmethod
     def load(cls, path: str | Path) -> JWKS:
@@ -220,7 +246,7 @@ class JWKS:
         return self._keys.get(kid)
 
     def to_dict(self) -> dict[str, list[dict[str, str]]]:
-        return {"keys": [jwk.to_dict() for jwk in self._keys.values()]}
+        return {"keys": [*(jwk.to_dict() for jwk in self._keys.values()), *self.extension_keys]}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -276,7 +302,10 @@ def sign_jws(
     ``"Ed25519"`` (RFC 9864) instead of the default ``"EdDSA"`` for an Ed25519 signer.
     """
     name = alg or signer.algorithm.jose_name
-    if _BY_JOSE_NAME.get(name) is not signer.algorithm:
+    if name in _EXTENSIONS:
+        if signer.algorithm.jose_name != name:
+            raise ConfigError(f"alg {name!r} is not a name for the signer's algorithm {signer.algorithm.value}")
+    elif _BY_JOSE_NAME.get(name) is not signer.algorithm:
         raise ConfigError(f"alg {name!r} is not a name for the signer's algorithm {signer.algorithm.value}")
     protected: dict[str, Any] = {"alg": name}
     if typ is not None:
@@ -446,9 +475,16 @@ def verify_jws(
     `algorithms` narrows what is accepted further; `typ`, when given, must match the
     header's ``typ`` (case-insensitive, ``application/`` prefix optional, RFC 7515 4.1.9).
     """
-    key_set = as_jwks(keys)
     jws = parse_jws(token, max_size=max_size)
     header = jws.header
+    extension = _EXTENSIONS.get(header["alg"]) if isinstance(header.get("alg"), str) else None
+    if extension is not None:
+        if algorithms is not None and header["alg"] not in {str(a) for a in algorithms}:
+            raise TokenInvalid(f"algorithm mismatch: {header['alg']} is not among the accepted algorithms")
+        _check_header(header, typ, frozenset(understood_crit))
+        key, algorithm = extension(jws, keys)
+        return VerifiedJWS(header, jws.payload, key, algorithm)
+    key_set = as_jwks(keys)
     alg = algorithm_from_jose(header.get("alg"))
     if algorithms is not None:
         allowed = {SignatureAlgorithm.parse(a) for a in algorithms}

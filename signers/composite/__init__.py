@@ -15,6 +15,7 @@ signers.open("composite:MLDSA65-Ed25519-SHA512?mldsa=...&classical=...")   # the
 from __future__ import annotations
 
 from .capabilities import MU_SIZE, MuSigner
+from .jose import CompositeJWK, composite_jwks, verify_composite_jws
 from .local import LocalSigner, export_private_key, generate, import_pkcs8, import_private_key, to_pkcs8
 from .public_key import CompositePublicKey
 from .signer import CompositeSigner
@@ -27,11 +28,13 @@ __all__ = [
     "PREFIX",
     "UNIMPLEMENTED",
     "CompositeAlgorithm",
+    "CompositeJWK",
     "CompositeKeyStore",
     "CompositePublicKey",
     "CompositeSigner",
     "LocalSigner",
     "MuSigner",
+    "composite_jwks",
     "composite_uri",
     "export_private_key",
     "generate",
@@ -39,4 +42,5 @@ __all__ = [
     "import_private_key",
     "parse_composite_uri",
     "to_pkcs8",
+    "verify_composite_jws",
 ]
