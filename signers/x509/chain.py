@@ -12,7 +12,8 @@ Web PKI validator: no name constraints, no policies. The first failure is raised
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -20,12 +21,12 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
-from signers.errors import ConfigError
+from signers.errors import ConfigError, InvalidSignature
 
 from .errors import CertificateError, Reason
 from .profile import extended_key_usage
 
-__all__ = ["MAX_PATH", "verify_chain"]
+__all__ = ["MAX_PATH", "register_signature_verifier", "verify_chain"]
 
 MAX_PATH = 16  # a loop or an absurd chain stops here
 _UNDERSTOOD = frozenset({
@@ -34,6 +35,29 @@ _UNDERSTOOD = frozenset({
     ExtensionOID.EXTENDED_KEY_USAGE,
     ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
 })
+
+
+# Signature algorithms `cryptography` cannot check (composite ML-DSA, signers.composite) register
+# a checker per OID: called with (certificate or CRL, issuer certificate), it raises
+# signers.errors.InvalidSignature when the signature does not verify. (hook)
+_SIGNATURE_VERIFIERS: dict[str, Callable[[Any, x509.Certificate], None]] = {}
+
+
+def register_signature_verifier(oid: str, verifier: Callable[[Any, x509.Certificate], None]) -> None:
+    """Check signatures with algorithm `oid` with `verifier` (certificates and CRLs)."""
+    _SIGNATURE_VERIFIERS[oid] = verifier
+
+
+def _extra_signature_failure(signed: Any, issuer: x509.Certificate) -> str | None:
+    """None when a registered verifier accepts `signed`; why not when it refuses; "" when none is registered."""
+    verifier = _SIGNATURE_VERIFIERS.get(signed.signature_algorithm_oid.dotted_string)
+    if verifier is None:
+        return ""
+    try:
+        verifier(signed, issuer)
+    except InvalidSignature as e:
+        return f"signature does not verify with the issuer's key: {e}"
+    return None
 
 
 def verify_chain(
@@ -110,6 +134,9 @@ def _key_identifier(certificate: x509.Certificate, oid: x509.ObjectIdentifier) -
 
 def _signed_by(certificate: x509.Certificate, issuer: x509.Certificate) -> str | None:
     """None when `issuer`'s key verifies `certificate`'s signature; else why not."""
+    extra = _extra_signature_failure(certificate, issuer)
+    if extra != "":
+        return extra
     try:
         certificate.verify_directly_issued_by(issuer)
     except _CryptoInvalidSignature:
@@ -172,10 +199,14 @@ def _check_revocation(
             raise CertificateError(Reason.BAD_CRL, certificate, f"no CRL from {issuer.subject.rfc4514_string()!r}")
         return
     for revocation_list in relevant:
-        try:
-            valid = revocation_list.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-        except (TypeError, ValueError, UnsupportedAlgorithm):
-            valid = False
+        extra = _extra_signature_failure(revocation_list, issuer)
+        if extra != "":
+            valid = extra is None
+        else:
+            try:
+                valid = revocation_list.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
+            except (TypeError, ValueError, UnsupportedAlgorithm):
+                valid = False
         if not valid:
             raise CertificateError(Reason.BAD_CRL, certificate, "the CRL's signature does not verify with its issuer")
         if when < revocation_list.last_update_utc:
