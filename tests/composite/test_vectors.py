@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import re
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 
@@ -122,3 +127,13 @@ def test_halves_in_reverse_order_are_refused() -> None:
     size = key.variant.mldsa_signature_size
     with pytest.raises(InvalidSignature):
         key.verify(case.s[size:] + case.s[:size], VECTORS.message)
+
+
+def test_vendored_files_match_their_published_checksums() -> None:
+    folder = Path(__file__).resolve().parents[1] / "vectors" / "composite"
+    listed = re.findall(r"^([0-9a-f]{64})  (\S+)", (folder / "README.md").read_text(), re.MULTILINE)
+    assert len(listed) == 3
+    for digest, name in listed:
+        path = folder / name
+        data = gzip.decompress((folder / f"{name}.gz").read_bytes()) if not path.exists() else path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest, name
