@@ -140,6 +140,14 @@ class CompositePublicKey:
         return KeyFamily.MLDSA
 
     @property
+    def key(self) -> Any:
+        """No single `cryptography` key exists for a composite: AlgorithmNotSupported, naming what to use instead."""
+        raise AlgorithmNotSupported(
+            f"a {self._variant.value} key has no single cryptography key object: use .mldsa / .classical, "
+            "CompositePublicKey.verify, or signers.composite.CompositeCertificateAuthority for certificates"
+        )
+
+    @property
     def mldsa(self) -> PublicKey:
         return self._mldsa
 

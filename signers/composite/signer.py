@@ -87,9 +87,10 @@ class CompositeSigner:
         classical = _executor().submit(self.classical_signer.sign, representative)
         try:
             mldsa_signature = self._mu_signer.sign_mu(self._mu(representative))
-        finally:
-            classical_signature = classical.result()
-        return self._checked(representative, mldsa_signature, classical_signature)
+        except BaseException:
+            classical.cancel()  # the ML-DSA half's error is the one to report; the other half is discarded
+            raise
+        return self._checked(representative, mldsa_signature, classical.result())
 
     async def sign_async(self, message: bytes, *, context: bytes = b"") -> bytes:
         """As `sign`, both halves concurrently on the event loop (each half's own `sign_async`)."""

@@ -18,6 +18,7 @@ from signers.errors import ConfigError, KeyplaneError
 from signers.registry import open as open_key
 from signers.registry import open_store
 from signers.signer import BaseKeyStore, Capabilities, KeyInfo, KeyStore
+from signers.uri import parse_uri
 
 from .signer import CompositeSigner
 from .uri import CompositeURI, composite_uri, parse_composite_uri
@@ -35,7 +36,7 @@ class CompositeKeyStore(BaseKeyStore):
 
     def __init__(self, parsed: CompositeURI) -> None:
         self._parsed = parsed
-        self.uri = composite_uri(parsed.variant, parsed.mldsa, parsed.classical)
+        self.uri = composite_uri(parsed.variant, _public(parsed.mldsa), _public(parsed.classical))
         self._stores: dict[str, KeyStore] = {}
 
     @classmethod
@@ -106,3 +107,6 @@ class CompositeKeyStore(BaseKeyStore):
         return store
 
 
+def _public(half: str) -> str:
+    """A half's URI without secret-valued attributes (``pin-value=`` ...); a keyplane.toml name as is."""
+    return parse_uri(half).public().format() if ":" in half else half

@@ -15,8 +15,15 @@ import pytest
 
 import signers
 from signers import KeySpec
-from signers.composite import CompositeAlgorithm, CompositeSigner, LocalSigner, composite_jwks, composite_uri
-from signers.errors import InvalidSignature, TokenInvalid
+from signers.composite import (
+    CompositeAlgorithm,
+    CompositeSigner,
+    LocalSigner,
+    MuSigner,
+    composite_jwks,
+    composite_uri,
+)
+from signers.errors import AlgorithmNotSupported, ConfigError, InvalidSignature, TokenInvalid
 from signers.jose import JWKS
 from signers.keys import b64url_decode, b64url_encode
 from signers.local_keys import generate_private_key
@@ -76,3 +83,20 @@ def test_reopened_by_uri_has_the_same_key_id(hybrid: CompositeSigner) -> None:
     again = signers.open(hybrid.uri)
     assert again.key_id == hybrid.key_id
     again.public_key.verify(again.sign(b"m"), b"m")
+
+
+def test_sign_mu_hooks_refuse_bad_input(hybrid: CompositeSigner, file_store_uri: str) -> None:
+    """The external-mu signing added to the OpenBao and file signers: exact 64 bytes, ML-DSA keys only."""
+    bao_signer = hybrid.mldsa_signer
+    with signers.open_store(file_store_uri) as store:
+        file_pq, file_ed = store.create_key("pq", KeySpec.ML_DSA_65), store.create_key("ed", KeySpec.ED25519)
+    for half in (bao_signer, file_pq):
+        assert isinstance(half, MuSigner)
+        for bad in (b"", b"\x00" * 63, b"\x00" * 65):
+            with pytest.raises(ConfigError):
+                half.sign_mu(bad)
+        mu = hybrid._mu(VARIANT.message_representative(b"m"))  # the mu the composite signs
+        signature = half.sign_mu(mu)
+        half.public_key.verify_mu(signature, mu)
+    with pytest.raises(AlgorithmNotSupported):
+        file_ed.sign_mu(b"\x00" * 64)  # type: ignore[attr-defined]

@@ -24,6 +24,7 @@ from signers.composite import (
 )
 from signers.errors import AlgorithmNotSupported, ConfigError, InvalidSignature, KeyExists, KeyNotFound
 from signers.local_keys import generate_private_key
+from signers.x509 import CertificateAuthority
 
 V = CompositeAlgorithm
 MESSAGE = b"pay 10 EUR to account 42"
@@ -277,3 +278,27 @@ def test_composite_store_create_list_delete(tmp_path: Path, monkeypatch: pytest.
         assert list(store.list_keys()) == []
         with pytest.raises(KeyNotFound):
             store.open("issuer")
+
+
+def test_secret_values_in_a_half_never_reach_the_composite_uri() -> None:
+    half = "pkcs11:token=t;object=k?module-path=/x.so&pin-value=hunter2"
+    store = CompositeKeyStore.from_uri(composite_uri(V.MLDSA65_ED25519_SHA512, "pq", half))
+    assert "hunter2" not in store.uri and "hunter2" not in repr(store)
+
+
+def test_the_classical_ca_refuses_a_composite_signer_with_a_typed_error() -> None:
+    with pytest.raises(AlgorithmNotSupported, match="CompositeCertificateAuthority"):
+        CertificateAuthority.create_root(_composite(V.MLDSA65_ED25519_SHA512), "CN=x")
+
+
+def test_an_ml_dsa_half_failure_is_the_error_reported() -> None:
+    class _Failing(LocalSigner):
+        def sign_mu(self, mu: bytes) -> bytes:
+            raise KeyNotFound("the ML-DSA key is gone")
+
+    signer = CompositeSigner(_Failing(generate_private_key(KeySpec.ML_DSA_65)),
+                             LocalSigner(generate_private_key(KeySpec.ED25519)), V.MLDSA65_ED25519_SHA512)
+    with pytest.raises(KeyNotFound, match="gone"):
+        signer.sign(MESSAGE)
+    with pytest.raises(KeyNotFound, match="gone"):
+        asyncio.run(signer.sign_async(MESSAGE))
