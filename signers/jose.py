@@ -199,9 +199,11 @@ class JWKS:
     def of(cls, *items: PublicKey | Signer | JWK | JWKS) -> JWKS:
         """A key set from Signers (pinned to their algorithm), PublicKeys, JWKs and other sets."""
         keys: list[JWK] = []
+        extension_keys: list[Mapping[str, Any]] = []
         for item in items:
             keys.extend(item if isinstance(item, JWKS) else [JWK.of(item)])
-        return cls(keys)
+            extension_keys.extend(item.extension_keys if isinstance(item, JWKS) else ())
+        return cls(keys, extension_keys)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | str | bytes) -> JWKS:

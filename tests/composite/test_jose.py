@@ -66,6 +66,9 @@ def test_mixed_key_set_keeps_both_kinds() -> None:
     assert classical.key_id in key_set and len(key_set.extension_keys) == 1
     verify_jwt(sign_jwt(composite, _claims()), key_set)
     verify_jwt(sign_jwt(classical, _claims()), key_set)
+    merged = JWKS.of(key_set, LocalSigner(generate_private_key(KeySpec.ED25519)))  # sets merge with their composites
+    verify_jwt(sign_jwt(composite, _claims()), merged)
+    verify_jwt(sign_jwt(composite, _claims()), [key_set])
 
 
 def test_tampered_or_mismatched_tokens_are_refused() -> None:
