@@ -171,6 +171,23 @@ class VaultTransitSigner(BaseSigner):
         raise BackendUnavailable(f"Transit returned a signature for {self.name!r} v{self.version} that its "
                                  f"public key rejects ({len(signature)} bytes); not handing it out")
 
+    def sign_mu(self, mu: bytes) -> bytes:
+        """ML-DSA over a caller-computed FIPS 204 mu (64 bytes): OpenBao's ``hash_algorithm=mldsa-mu``.
+
+        What composite signatures need (their ML-DSA context is the composite label).
+        ConfigError unless 64 bytes; AlgorithmNotSupported for non-ML-DSA keys.
+        """
+        if self.algorithm.family is not KeyFamily.MLDSA:
+            raise AlgorithmNotSupported(f"external mu is ML-DSA only, not {self.algorithm.value}")
+        if len(mu) != 64:
+            raise ConfigError(f"an ML-DSA mu is 64 bytes, not {len(mu)}")
+        if self._outages_seen != self._store.connection.outages:
+            self._recheck()
+        body = dict(self._body, input=base64.b64encode(bytes(mu)).decode("ascii"), prehashed=True,
+                    hash_algorithm="mldsa-mu")
+        reply = self._store.connection.post_json(self._path, body, self._what)
+        return _signature_from(reply, self)
+
     def _recheck(self) -> None:
         """After an outage, make sure the server still holds this key version before signing with it.
 
