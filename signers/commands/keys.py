@@ -1,4 +1,4 @@
-"""``keyplane keys create|list|pubkey|sign|verify``."""
+"""``keyplane keys create|import|list|pubkey|sign|verify`` (import lives in `keys_import`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .io import default_store, read_input, read_signature
+from .keys_import import register_import
 
 __all__ = ["register"]
 
@@ -23,6 +24,8 @@ def register(subparsers: Any) -> None:
     create.add_argument("--store", help="store URI or name (default: $KEYPLANE_STORE)")
     create.add_argument("--algorithm", help="signature algorithm (default: the spec's)")
     create.set_defaults(func=_create)
+
+    register_import(sub)
 
     lst = sub.add_parser("list", help="list the keys in a store")
     lst.add_argument("--store", help="store URI or name (default: $KEYPLANE_STORE)")
