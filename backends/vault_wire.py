@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,13 +16,15 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.exceptions import UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, keywrap, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
 
 from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from signers.errors import AlgorithmNotSupported, BackendUnavailable, ConfigError, InvalidSignature, KeyNotFound
 from signers.keys import PublicKey
+
+from .key_wrap import rsa_aes_key_wrap
 
 # -- mapping tables --------------------------------------------------------------------
 
@@ -183,21 +184,12 @@ def types_from_help(reply: Any) -> frozenset[str] | None:
 
 
 def wrap_for_import(wrapping_key_pem: str, pkcs8_der: bytes) -> str:
-    """Transit BYOK ciphertext: RSA-OAEP-SHA256(ephemeral AES-256 key) || AES-KWP(that key, PKCS#8 DER), base64.
-
-    The shape Transit's ``keys/:name/import`` expects with ``hash_function=SHA256`` (the
-    wrapping key is the mount's RSA-4096 ``wrapping_key``); the ephemeral key is never kept.
-    """
+    """Transit BYOK ciphertext (``hash_function=SHA256``): `rsa_aes_key_wrap` of the PKCS#8 DER, base64."""
     try:
         wrapping = serialization.load_pem_public_key(wrapping_key_pem.encode("ascii"))
     except (ValueError, UnsupportedAlgorithm) as e:
         raise BackendUnavailable("Transit returned a wrapping key that is not a PEM public key", e) from e
-    if not isinstance(wrapping, rsa.RSAPublicKey):
-        raise BackendUnavailable("Transit's wrapping key is not an RSA key")
-    ephemeral = os.urandom(32)
-    wrapped_key = wrapping.encrypt(ephemeral, padding.OAEP(mgf=padding.MGF1(hashes.SHA256()),
-                                                           algorithm=hashes.SHA256(), label=None))
-    return base64.b64encode(wrapped_key + keywrap.aes_key_wrap_with_padding(ephemeral, pkcs8_der)).decode("ascii")
+    return base64.b64encode(rsa_aes_key_wrap(wrapping, pkcs8_der)).decode("ascii")
 
 
 def digest_is_valid(public_key: PublicKey, signature: bytes, digest: bytes, algorithm: SignatureAlgorithm) -> bool:
