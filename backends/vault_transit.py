@@ -15,7 +15,8 @@ query              environment                         meaning
 ``ca-cert``        ``VAULT_CACERT`` / ``BAO_CACERT``    PEM bundle trusted for https
 ``client-cert``    ``VAULT_CLIENT_CERT`` / ``BAO_...``  client certificate (PEM) for mutual TLS
 ``client-key``     ``VAULT_CLIENT_KEY`` / ``BAO_...``   its private key (PEM)
-``timeout``                                            seconds per call, retries included (default 10)
+``timeout``                                            seconds per call, retries included (default 10;
+                                                       creating / rotating / importing 60)
 ``version``                                            key version to sign with (key URIs)
 ``algorithm``                                          e.g. ``RS256`` instead of the default
 =================  ==================================  ======================================
@@ -39,7 +40,6 @@ answer decide.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import re
@@ -49,7 +49,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
-from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
+from signers.algorithms import KeySpec, SignatureAlgorithm
 from signers.errors import (
     AlgorithmNotSupported,
     BackendUnavailable,
@@ -61,12 +61,12 @@ from signers.errors import (
 )
 from signers.keys import PublicKey
 from signers.secrets import Secret, resolve_secret
-from signers.signature_format import digest
-from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
+from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
-from signers.uri_options import check_create_options, checked_uri
+from signers.uri_options import UriOptions, check_create_options, checked_uri
 
-from .vault_http import DEFAULT_TIMEOUT, TLSOptions, VaultConnection
+from .vault_http import DEFAULT_KEYGEN_TIMEOUT, DEFAULT_TIMEOUT, TLSOptions, VaultConnection
+from .vault_signer import VaultTransitSigner
 from .vault_wire import (
     CLASSICAL_TYPES,
     HASHICORP_MLDSA_SETS,
@@ -75,11 +75,8 @@ from .vault_wire import (
     OPENBAO_MLDSA_TYPES,
     KeyRecord,
     check_name,
-    digest_is_valid,
     key_record,
     parse_signature,
-    sign_parameters,
-    signature_from,
     types_from_help,
     version_number,
     wrap_for_import,
@@ -101,89 +98,6 @@ _ENV = {  # query attribute -> environment variable suffix (VAULT_x / BAO_x)
 }
 
 
-class VaultTransitSigner(BaseSigner):
-    """Signs with one version of one Transit key: one HTTP round trip per signature."""
-
-    def __init__(
-        self, store: VaultTransitKeyStore, name: str, version: int, uri: str,
-        algorithm: SignatureAlgorithm, public_key: PublicKey,
-    ) -> None:
-        super().__init__(uri, algorithm, public_key)
-        self._store = store  # keeps the connection alive as long as the signer
-        self.name = name
-        self.version = version
-        self._path = f"{store.mount}/sign/{name}"
-        self._body = sign_parameters(algorithm, version)
-        self._what = f"signing with {name!r} v{version}"
-        self._outages_seen = store.connection.outages
-
-    def sign(self, message: bytes) -> bytes:
-        if self._outages_seen != self._store.connection.outages:
-            self._recheck()
-        message = bytes(message)
-        data = digest(self.algorithm, message) if self.algorithm.hash_name else message
-        body = dict(self._body, input=base64.b64encode(data).decode("ascii"))
-        reply = self._store.connection.post_json(self._path, body, self._what)
-        signature = signature_from(reply, self.name, self.version, self.algorithm)
-        if not self.public_key.is_valid(signature, message, self.algorithm):
-            self._refuse(signature)
-        return signature
-
-    def sign_digest(self, digest: bytes) -> bytes:
-        """Sign a precomputed digest (Transit ``prehashed=true``): ECDSA and RSA; never hashed again.
-
-        Raises ConfigError for a digest of the wrong length, AlgorithmNotSupported for
-        Ed25519 and ML-DSA (Transit signs their whole message). Verified before it is returned.
-        """
-        if self.algorithm.family not in (KeyFamily.EC, KeyFamily.RSA):
-            raise AlgorithmNotSupported(f"{self.algorithm.value} signs whole messages; it has no digest form")
-        size = self.algorithm.hash_algorithm().digest_size
-        digest = bytes(digest)
-        if len(digest) != size:
-            raise ConfigError(f"{self.algorithm.value} signs a {size}-byte digest, not {len(digest)} bytes")
-        if self._outages_seen != self._store.connection.outages:
-            self._recheck()
-        body = dict(self._body, input=base64.b64encode(digest).decode("ascii"))
-        reply = self._store.connection.post_json(self._path, body, self._what)
-        signature = signature_from(reply, self.name, self.version, self.algorithm)
-        if not digest_is_valid(self.public_key, signature, digest, self.algorithm):
-            self._refuse(signature)
-        return signature
-
-    def _refuse(self, signature: bytes) -> None:
-        """A signature this signer's public key rejects: find out why, and never hand it out.
-
-        The usual cause is a server that was restarted or restored and holds another key
-        under the same name and version (urllib3 reconnects silently, so no outage is
-        seen): KeyNotFound. The same key answering a bad signature is a server fault.
-        """
-        self._recheck()  # KeyNotFound when the key is gone or replaced
-        raise BackendUnavailable(f"Transit returned a signature for {self.name!r} v{self.version} that its "
-                                 f"public key rejects ({len(signature)} bytes); not handing it out")
-
-    def _recheck(self) -> None:
-        """After an outage, make sure the server still holds this key version before signing with it.
-
-        A restarted or restored server may have lost the key, or hold a different key under
-        the same name and version; signing on would return signatures this signer's
-        public_key does not verify.
-        """
-        outages = self._store.connection.outages
-        try:
-            current = self._store._read(self.name).public_key(self.version)
-        except KeyNotFound as e:
-            raise KeyNotFound(f"key {self.name!r} v{self.version} is no longer on the server ({e}); "
-                              "it was deleted, or the server lost its state") from e
-        if current != self.public_key:
-            raise KeyNotFound(f"key {self.name!r} v{self.version} on the server is no longer the key this signer "
-                              "opened (deleted and re-created?); open it again")
-        self._outages_seen = outages
-
-    def rotate(self) -> VaultTransitSigner:
-        """Add a key version on the server; a Signer for it (this one keeps its version)."""
-        return self._store.rotate_key(self.name, self.algorithm)
-
-
 class VaultTransitKeyStore(BaseKeyStore):
     """A Transit mount on one Vault / OpenBao server."""
 
@@ -191,17 +105,20 @@ class VaultTransitKeyStore(BaseKeyStore):
 
     def __init__(
         self, *, scheme: str, addr: str, token: Secret, token_source: str, mount: str = "transit",
-        namespace: str | None = None, tls: TLSOptions | None = None, timeout: float = DEFAULT_TIMEOUT,
+        namespace: str | None = None, tls: TLSOptions | None = None, timeout: float | None = None,
     ) -> None:
         tls = tls or TLSOptions()
         self.scheme = scheme
         self.addr = addr.rstrip("/")
         self.mount = mount
         self.namespace = namespace
-        self.connection = VaultConnection(self.addr, token, namespace=namespace, tls=tls, timeout=timeout)
+        # Not given: 10 s per call, 60 s for the calls that make the server generate a key.
+        self.connection = VaultConnection(
+            self.addr, token, namespace=namespace, tls=tls, timeout=timeout or DEFAULT_TIMEOUT,
+            keygen_timeout=timeout or DEFAULT_KEYGEN_TIMEOUT)
         query = {"addr": self.addr, "mount": mount, "namespace": namespace, "token-source": token_source,
                  "ca-cert": tls.ca_cert, "client-cert": tls.client_cert, "client-key": tls.client_key,
-                 "timeout": None if timeout == DEFAULT_TIMEOUT else f"{timeout:g}"}
+                 "timeout": None if timeout is None else f"{timeout:g}"}
         self._query = {k: v for k, v in query.items() if v is not None}
         self.uri = KeyURI(scheme, "", "", {}, self._query).format()
         self._offered: frozenset[str] | None = None  # key types the server lists, once known
@@ -240,7 +157,7 @@ class VaultTransitKeyStore(BaseKeyStore):
             raise ConfigError(f"{parsed.scheme}: client-key given without client-cert")
         return cls(scheme=parsed.scheme, addr=addr, token=token, token_source=source, mount=mount,
                    namespace=setting("namespace"), tls=tls,
-                   timeout=options.number("timeout", DEFAULT_TIMEOUT, minimum=0.01, maximum=3600))
+                   timeout=_optional_timeout(options))
 
     # -- capabilities --------------------------------------------------------------------
 
@@ -493,3 +410,10 @@ def _token(source: str | None, prefixes: tuple[str, ...]) -> tuple[Secret, str]:
         if os.environ.get(variable):
             return Secret(os.environ[variable]), f"env:{variable}"
     raise ConfigError(f"no token: add ?token-source=env:NAME (or file:PATH), or set {prefixes[0]}TOKEN")
+
+
+def _optional_timeout(options: UriOptions) -> float | None:
+    """The ``timeout`` attribute (a finite number of seconds, 0.01..3600), or None when not given."""
+    if options.text("timeout") is None:
+        return None
+    return options.number("timeout", DEFAULT_TIMEOUT, minimum=0.01, maximum=3600)
