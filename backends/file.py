@@ -325,6 +325,8 @@ class FileKeyStore(BaseKeyStore):
         for info in self.list_keys():
             path = self.directory / f"{info.name}.pem"
             data, _ = read_private_file(path, MAX_KEY_FILE, f"no key {info.name!r}")
+            if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
+                continue  # a certificate or other PEM beside the keys: nothing this password must open
             try:
                 serialization.load_pem_private_key(parse_key_file(data, path)[2], password=password)
             except (ValueError, TypeError, UnsupportedAlgorithm):

@@ -31,9 +31,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..clock import DEFAULT_LEEWAY, duration, epoch
-from ..errors import TokenError, TokenInvalid
+from ..errors import TokenError, TokenInvalid, TokenReplayed
 from ..jose import JWKS, parse_jws, sign_jwt, verify_jwt
 from ..passport import Challenge, Passport, make_challenge, prove_possession, verify_possession
+from ..tokens.replay import MemoryReplayCache, ReplayCache
 from .errors import PolicyError, ProofReplayed
 
 if TYPE_CHECKING:
@@ -75,6 +76,9 @@ class ChallengeBook:
         self.signer = signer
         self._keys: JWKS | None = JWKS.of(signer) if signer is not None else None
         self.replay_cache = replay_cache
+        # The tokens layer consumes a proof's nonce itself; this book hands it its own cache
+        # (the shared one when given) so proofs never land in the process-wide default cache.
+        self._nonce_cache: ReplayCache = replay_cache if replay_cache is not None else MemoryReplayCache()
         self._lock = threading.Lock()
         self._open: OrderedDict[str, Challenge] = OrderedDict()
         self._used: OrderedDict[str, float] = OrderedDict()  # nonce -> when its challenge expires
@@ -118,15 +122,15 @@ class ChallengeBook:
             challenge = self._signed_challenge(nonce, leeway, now)
         if challenge is None:
             raise TokenInvalid("proof of possession answers no challenge this verifier issued (or it expired)")
-        verify_possession(proof, passport, challenge, max_age=self.max_age, leeway=leeway, now=now)
+        try:
+            verify_possession(proof, passport, challenge, max_age=self.max_age, leeway=leeway, now=now,
+                              replay_cache=self._nonce_cache)
+        except TokenReplayed as e:  # a concurrent consume, or another verifier sharing the cache, won
+            raise ProofReplayed("proof of possession replayed: its challenge was already answered") from e
         until = challenge.issued_at + self.max_age + leeway
         with self._lock:
-            fresh = self._open.pop(nonce, None) is not None if self.signer is None else nonce not in self._used
-            if not fresh:  # a concurrent consume won the race
-                raise ProofReplayed("proof of possession replayed: its challenge was already answered")
+            self._open.pop(nonce, None)
             self._used[nonce] = until
-        if self.replay_cache is not None and not self.replay_cache.consume(f"pop:{self.audience}:{nonce}", until):
-            raise ProofReplayed("proof of possession replayed: another verifier already accepted it")
         return challenge
 
     def _signed_challenge(self, nonce: str, leeway: float, now: datetime | float | None) -> Challenge:
