@@ -12,24 +12,26 @@ from typing import Any
 
 from ..algorithms import KeySpec
 from ..errors import TokenRevoked
-from ..jose import JWKS
-from ..passport import (
-    code_hash_of,
-    issue_passport,
-    make_challenge,
-    prove_possession,
-    sign_action,
-    verify_action,
-    verify_passport,
-    verify_possession,
-)
-from ..revocation import SQLiteRevocationStore
 
 __all__ = ["run"]
 
 
 def run(ctx: Any) -> None:
     """Add the issuance steps to `ctx` (a `signers.commands.demo.DemoContext`); raises KeyplaneError on failure."""
+    # lazy: jose / passport / revocation (and sqlite3) load only when the demo runs, not for --help
+    from ..jose import JWKS
+    from ..passport import (  # lazy: as above
+        code_hash_of,
+        issue_passport,
+        make_challenge,
+        prove_possession,
+        sign_action,
+        verify_action,
+        verify_passport,
+        verify_possession,
+    )
+    from ..revocation import SQLiteRevocationStore  # lazy: as above
+
     issuer = ctx.signers["demo-mldsa65"]
     agent = ctx.store.create_key("demo-agent", KeySpec.ED25519)
     ctx.signers["demo-agent"] = agent
