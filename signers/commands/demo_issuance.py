@@ -20,7 +20,7 @@ def run(ctx: Any) -> None:
     """Add the issuance steps to `ctx` (a `signers.commands.demo.DemoContext`); raises KeyplaneError on failure."""
     # lazy: jose / passport / revocation (and sqlite3) load only when the demo runs, not for --help
     from ..jose import JWKS
-    from ..passport import (  # lazy: as above
+    from ..passport import (
         code_hash_of,
         issue_passport,
         make_challenge,
@@ -30,7 +30,7 @@ def run(ctx: Any) -> None:
         verify_passport,
         verify_possession,
     )
-    from ..revocation import SQLiteRevocationStore  # lazy: as above
+    from ..revocation import SQLiteRevocationStore
 
     issuer = ctx.signers["demo-mldsa65"]
     agent = ctx.store.create_key("demo-agent", KeySpec.ED25519)
