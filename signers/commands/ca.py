@@ -25,6 +25,9 @@ from typing import TYPE_CHECKING, Any
 
 from signers.errors import ConfigError
 
+from .common import EXIT_INVALID, open_key, print_result
+from .io import read_bytes, read_public_key
+
 if TYPE_CHECKING:
     from cryptography import x509
 
@@ -153,13 +156,13 @@ def _locate(args: argparse.Namespace, *, creating: bool = False) -> _Location:
 
 
 @contextlib.contextmanager
-def _open_ca(location: _Location) -> Iterator[CertificateAuthority]:
-    """The CA at `location`, with its revocation database open for the duration."""
-    import signers
+def _open_ca(location: _Location, args: argparse.Namespace) -> Iterator[CertificateAuthority]:
+    """The CA at `location` (its key opened with `args`' configuration), with its revocation database open."""
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.revocation import SQLiteRevocationStore
     from signers.x509 import CertificateAuthority, read_certificates
 
-    signer = signers.open(location.key)
+    signer = open_key(args, location.key)
     certificates = read_certificates(location.cert)
     parents: list[x509.Certificate] = []
     if location.chain.is_file():
@@ -177,8 +180,7 @@ def _key_reference(given: str, signer_uri: str) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
-    import signers
-    from signers.cli import print_result
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import CertificateAuthority, write_pem
 
     location = _locate(args, creating=True)
@@ -187,14 +189,14 @@ def _init(args: argparse.Namespace) -> int:
     directory = location.directory
     if (directory / STATE_FILE).exists():
         raise ConfigError(f"{directory} already holds a CA ({STATE_FILE}); init never overwrites")
-    signer = signers.open(location.key)
+    signer = open_key(args, location.key)
     days = datetime.timedelta(days=args.days) if args.days else None
     if args.parent:
         parent_args = argparse.Namespace(dir=args.parent, key=None, cert=None, revocations=None)
         options: dict[str, Any] = {"path_length": 0 if args.path_length is None else args.path_length}
         if days:
             options["validity"] = days
-        with _open_ca(_locate(parent_args)) as parent:
+        with _open_ca(_locate(parent_args), args) as parent:
             ca = parent.create_intermediate(signer, args.subject, **options)
     else:
         root_options: dict[str, Any] = {"path_length": args.path_length}
@@ -216,6 +218,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _request_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import SubjectAltNames
 
     names = SubjectAltNames.parse(args.san)
@@ -230,37 +233,31 @@ def _request_keywords(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _issue(args: argparse.Namespace) -> int:
-    import signers
-
-    if args.pubkey:
-        text = Path(args.pubkey).read_text(encoding="utf-8")
-        public_key = signers.PublicKey.from_jwk(text) if text.lstrip().startswith("{") else signers.PublicKey.from_pem(text)
-    else:
-        public_key = signers.open(args.for_key).public_key
-    with _open_ca(_locate(args)) as ca:
+    public_key = read_public_key(args.pubkey) if args.pubkey else open_key(args, args.for_key).public_key
+    with _open_ca(_locate(args), args) as ca:
         certificate = ca.issue(public_key, args.subject, **_request_keywords(args))
     return _emit_certificate(args, certificate)
 
 
 def _sign_csr(args: argparse.Namespace) -> int:
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import load_csr
 
-    csr = load_csr(Path(args.csr).read_bytes())
+    csr = load_csr(read_bytes(args.csr, "CSR file"))
     keywords = _request_keywords(args)
     if args.subject:
         keywords["subject"] = args.subject
-    with _open_ca(_locate(args)) as ca:
+    with _open_ca(_locate(args), args) as ca:
         certificate = ca.sign_csr(csr, **keywords)
     return _emit_certificate(args, certificate)
 
 
 def _csr(args: argparse.Namespace) -> int:
-    import signers
-    from signers.cli import print_result
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import SubjectAltNames, create_csr, to_pem
 
     names = SubjectAltNames.parse(args.san)
-    request = create_csr(signers.open(args.key), args.subject, dns_names=names.dns_names, uris=names.uris,
+    request = create_csr(open_key(args, args.key), args.subject, dns_names=names.dns_names, uris=names.uris,
                          emails=names.emails, ip_addresses=names.ip_addresses)
     pem = to_pem(request).decode("ascii")
     if args.out:
@@ -271,7 +268,7 @@ def _csr(args: argparse.Namespace) -> int:
 
 
 def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -> int:
-    from signers.cli import print_result
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import to_pem, write_pem
 
     pem = to_pem(certificate).decode("ascii")
@@ -285,7 +282,7 @@ def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from signers.cli import print_result
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import read_certificates
 
     if args.certificate:
@@ -295,7 +292,7 @@ def _revoke(args: argparse.Namespace) -> int:
             serial = int(args.serial.replace(":", ""), 16)
         except ValueError:
             raise ConfigError(f"serial {args.serial!r} is not hexadecimal") from None
-    with _open_ca(_locate(args)) as ca:
+    with _open_ca(_locate(args), args) as ca:
         record = ca.revoke(serial, args.reason)
     data = {"ok": True, "serial": f"{serial:x}", "reason": record.reason, "revoked_at": record.revoked_at.isoformat()}
     print_result(args, data, f"revoked {serial:x} ({record.reason}) at {record.revoked_at.isoformat()}; "
@@ -304,13 +301,14 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _crl(args: argparse.Namespace) -> int:
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from cryptography.x509 import CRLNumber
 
-    from signers.cli import print_result
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import to_pem, write_pem
 
     location = _locate(args)
-    with _open_ca(location) as ca:
+    with _open_ca(location, args) as ca:
         crl = ca.crl(validity=datetime.timedelta(hours=args.hours))
     out = Path(args.out) if args.out else (location.directory / "crl.pem" if location.directory else None)
     if out is not None:
@@ -326,7 +324,7 @@ def _crl(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from signers.cli import EXIT_INVALID, print_result
+    # lazy: x509 (and sqlite3) load only when a ca command runs
     from signers.x509 import CertificateError, load_crl, read_certificates, verify_chain
 
     given = read_certificates(args.certificate)
@@ -340,7 +338,7 @@ def _verify(args: argparse.Namespace) -> int:
         roots.append(chain[-1])
     if not roots:
         raise ConfigError("give --roots FILE (or --dir of a CA) to say which root is trusted")
-    crls = [load_crl(Path(path).read_bytes()) for path in args.crl]
+    crls = [load_crl(read_bytes(path, "CRL file")) for path in args.crl]
     at = _parse_time(args.at) if args.at else None
     try:
         path = verify_chain(leaf, intermediates, roots, at=at, crls=crls, require_crl=args.require_crl,

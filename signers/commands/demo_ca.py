@@ -17,6 +17,7 @@ AGENT_ID = "spiffe://keyplane.demo/agent/demo-agent"
 
 def run(ctx: Any) -> None:
     """`ctx` is a `signers.commands.demo.DemoContext`."""
+    # lazy: x509 loads only when the demo runs
     from signers.revocation import SQLiteRevocationStore
     from signers.x509 import CertificateAuthority, CertificateError, Reason, verify_chain, write_pem
 

@@ -15,6 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+from ..keys import PublicKey
+from .common import EXIT_INVALID, open_key, print_result
+from .io import looks_like_path, read_bytes, read_public_key, read_text, read_token
+
 __all__ = ["register"]
 
 
@@ -130,60 +135,42 @@ def _register_audit(subparsers: Any) -> None:
 
 
 def _read_token(value: str) -> str:
-    if value == "-":
-        return sys.stdin.read().strip()
-    try:
-        path = Path(value)
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
-    except OSError:  # a long token is "File name too long" as a path
-        pass
-    return value.strip()
+    return read_token(value)  # a missing file is reported as missing, not as a malformed token
 
 
 def _load_keys(args: argparse.Namespace) -> Any:
     """The trusted keys: a key file (--jwks) or an opened key (--key)."""
-    import signers
-    from signers.errors import ConfigError
+    # lazy: issuance modules load only when a token command runs
     from signers.jose import JWKS, as_jwks
 
     if getattr(args, "key", None):
-        return JWKS.of(signers.open(args.key))
+        return JWKS.of(open_key(args, args.key))
     path = Path(args.jwks)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
+    text = read_text(path, "key file")
     if text.lstrip().startswith("{"):
         try:
             return as_jwks(json.loads(text))
         except ValueError as e:
             raise ConfigError(f"{path} is not JSON") from e
-    return as_jwks(signers.PublicKey.from_pem(text))
+    return as_jwks(PublicKey.from_pem(text))
 
 
-def _public_key(value: str) -> Any:
-    """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
-    import signers
-
-    path = Path(value)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        if text.lstrip().startswith("{"):
-            return signers.PublicKey.from_jwk(text)
-        return signers.PublicKey.from_pem(text)
-    return signers.open(value).public_key
+def _public_key(args: argparse.Namespace, value: str) -> Any:
+    """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name."""
+    if Path(value).is_file() or (":" not in value and looks_like_path(value)):  # a path, not a key name
+        return read_public_key(value, "agent key file")
+    return open_key(args, value).public_key
 
 
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
+    # lazy: issuance modules load only when a token command runs
     from signers.revocation import RevocationList, SQLiteRevocationStore
 
     if getattr(args, "revocation_list", None):
-        return RevocationList.load(_read_token(args.revocation_list), keys, leeway=args.leeway)
+        return RevocationList.load(read_token(args.revocation_list, "revocation list"), keys, leeway=args.leeway)
     db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
     if db:
         if not Path(db).is_file():
-            from signers.errors import ConfigError
 
             raise ConfigError(f"revocation store {db} does not exist")
         return SQLiteRevocationStore(db)
@@ -206,14 +193,12 @@ def _token_sign(args: argparse.Namespace) -> int:
     import time
     import uuid
 
-    import signers
-    from signers.cli import print_result
-    from signers.errors import ConfigError
+    # lazy: issuance modules load only when a token command runs
     from signers.jose import sign_jwt
 
     claims: dict[str, Any] = {}
     if args.claims:
-        text = Path(args.claims[1:]).read_text(encoding="utf-8") if args.claims.startswith("@") else args.claims
+        text = read_text(args.claims[1:], "claims file") if args.claims.startswith("@") else args.claims
         try:
             claims = json.loads(text)
         except ValueError as e:
@@ -230,7 +215,7 @@ def _token_sign(args: argparse.Namespace) -> int:
     claims.setdefault("nbf", now)
     claims.setdefault("exp", now + int(args.ttl))
     claims.setdefault("jti", str(uuid.uuid4()))
-    signer = signers.open(args.key)
+    signer = open_key(args, args.key)
     token = sign_jwt(signer, claims, typ=args.typ or None, alg=args.alg)
     print_result(args, {"ok": True, "token": token, "kid": signer.key_id, "alg": signer.algorithm.value,
                         "claims": claims}, token)
@@ -238,7 +223,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
 
 def _token_verify(args: argparse.Namespace) -> int:
-    from signers.cli import print_result
+    # lazy: issuance modules load only when a token command runs
     from signers.jose import verify_jwt
 
     keys = _load_keys(args)
@@ -252,15 +237,14 @@ def _token_verify(args: argparse.Namespace) -> int:
 
 
 def _passport_issue(args: argparse.Namespace) -> int:
-    import signers
-    from signers.cli import print_result
+    # lazy: issuance modules load only when a token command runs
     from signers.passport import code_hash_of, issue_passport
 
-    code_hash = code_hash_of(Path(args.code_file).read_bytes()) if args.code_file else args.code_hash
-    signer = signers.open(args.key)
+    code_hash = code_hash_of(read_bytes(args.code_file, "code file")) if args.code_file else args.code_hash
+    signer = open_key(args, args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(
-        signer, sub=args.sub, name=args.name, agent_key=_public_key(args.agent_key), code_hash=code_hash,
+        signer, sub=args.sub, name=args.name, agent_key=_public_key(args, args.agent_key), code_hash=code_hash,
         stage=args.stage, trust_score=args.trust_score, scopes=args.scope, ttl=args.ttl, iss=args.iss, aud=aud,
     )
     _write(args.out, token)
@@ -269,7 +253,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
 
 
 def _passport_verify(args: argparse.Namespace) -> int:
-    from signers.cli import print_result
+    # lazy: issuance modules load only when a token command runs
     from signers.passport import verify_passport
 
     keys = _load_keys(args)
@@ -293,8 +277,7 @@ def _passport_verify(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from signers.cli import print_result
-    from signers.errors import ConfigError
+    # lazy: issuance modules load only when a token command runs
     from signers.revocation import SQLiteRevocationStore
 
     db = args.db or os.environ.get("KEYPLANE_REVOCATIONS")
@@ -315,31 +298,30 @@ def _revoke(args: argparse.Namespace) -> int:
                 for r in entries]},
                 [f"{r.revoked_at.isoformat()}\t{r.kind}\t{r.id}\t{r.reason}" for r in entries] or ["(none revoked)"])
         if args.sign_list:
-            import signers
+            # lazy: issuance modules load only when a token command runs
             from signers.revocation import issue_revocation_list
 
             if not args.iss:
                 raise ConfigError("--sign-list needs --iss (the list's issuer)")
-            token = issue_revocation_list(signers.open(args.sign_list), store, issuer=args.iss, ttl=args.ttl)
+            token = issue_revocation_list(open_key(args, args.sign_list), store, issuer=args.iss, ttl=args.ttl)
             _write(args.out, token)
             print_result(args, {"ok": True, "token": token}, token)
     return 0
 
 
 def _jwks(args: argparse.Namespace) -> int:
-    import signers
+    # lazy: issuance modules load only when a token command runs
     from signers.jose import JWKS
 
-    jwks = JWKS.of(*(signers.open(k) for k in args.keys))
+    jwks = JWKS.of(*(open_key(args, k) for k in args.keys))
     _write(args.out, jwks.to_json())
     print(jwks.to_json())
     return 0
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    # lazy: issuance modules load only when a token command runs
     from signers.audit import verify_chain
-    from signers.cli import EXIT_INVALID, print_result
-    from signers.errors import ConfigError
 
     if not Path(args.log).is_file():
         raise ConfigError(f"audit log {args.log} does not exist")
