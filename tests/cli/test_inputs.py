@@ -103,3 +103,19 @@ def test_an_unwritable_output_is_one_line(capsys: pytest.CaptureFixture[str], ma
     code = main(["keys", "sign", material["key"], "--in", str(tmp_path / "m"), "--out", str(tmp_path / "no" / "sig")])
     err = capsys.readouterr().err
     assert code == 2 and "its directory does not exist" in err and len(err.strip().splitlines()) == 1
+
+
+def test_config_flag_reaches_token_and_ca_commands(capsys: pytest.CaptureFixture[str], material: dict[str, str],
+                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEYPLANE_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)  # no ./keyplane.toml here: only the flag can name the file
+    config = tmp_path / "elsewhere.toml"
+    config.write_text(f'[keys.issuer]\nuri = "{material["key"]}"\n')
+    assert main(["--config", str(config), "token", "sign", "issuer", "--sub", "s"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert main(["--config", str(config), "token", "verify", token, "--key", "issuer"]) == 0
+    assert main(["--config", str(config), "jwks", "issuer"]) == 0
+    assert main(["--config", str(config), "ca", "csr", "--key", "issuer", "--subject", "CN=x"]) == 0
+    capsys.readouterr()
+    assert main(["token", "sign", "issuer"]) == 2  # without the flag the name is unknown
+    assert "no key named 'issuer'" in capsys.readouterr().err

@@ -236,3 +236,11 @@ def test_check_block(block: Block, tmp_path: Path, summary_lines: list[str]) -> 
         _check_toml(block)
     else:
         compile(block.code, block.id, "exec")
+
+
+def test_pytest_form_option_names_in_the_docs_exist() -> None:
+    registered = set(re.findall(r'addoption\(\s*"(--keyplane-[a-z-]+)"', (ROOT / "conformance" / "plugin.py").read_text()))
+    assert "--keyplane-store" in registered
+    for page in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+        for option in set(re.findall(r"--keyplane-[a-z-]+", page.read_text(encoding="utf-8"))):
+            assert option.rstrip("-") in registered, f"{page.relative_to(ROOT)} names {option}, which pytest does not know"
