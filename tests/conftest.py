@@ -20,14 +20,14 @@ pytest_plugins = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-VECTORS = ROOT.parent / "shared" / "vectors"
+VECTORS = ROOT / "tests" / "vectors"  # vendored: see tests/vectors/README.md
 REPORTS = ROOT / "reports"
 
 
 @pytest.fixture(scope="session")
 def vectors_dir() -> Path:
     if not VECTORS.is_dir():
-        pytest.fail(f"test vectors not found at {VECTORS}: the repository must sit beside shared/")
+        pytest.fail(f"test vectors not found at {VECTORS}: the checkout is incomplete")
     return VECTORS
 
 

@@ -7,6 +7,7 @@ recorded in ACCEPTABLE and checked, so a change of behaviour shows up here.
 
 from __future__ import annotations
 
+import gzip
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,7 @@ _SEED_CLASSES: dict[KeySpec, Any] = {
 
 
 def load(vectors_dir: Path, name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((vectors_dir / "wycheproof" / name).read_text())
+    data: dict[str, Any] = json.loads(gzip.decompress((vectors_dir / "wycheproof" / f"{name}.gz").read_bytes()))
     return data
 
 
