@@ -1,6 +1,6 @@
 """The conformance suite on the gcpkms back end against the local KMS emulator.
 
-Writes reports/conformance-gcp.{md,json}. Every row must pass but one, which is a limit
+Writes docs/conformance-reports/conformance-gcp.{md,json}. Every row must pass but one, which is a limit
 of Cloud KMS itself, not of the back end: AsymmetricSign takes Ed25519 (pure EdDSA) only as
 the whole message in `data`, at most 64 KiB, and Cloud KMS has no pre-hashed Ed25519, so
 the 1 MiB message of Ed25519/sign-verify is refused with AlgorithmNotSupported. That row
