@@ -55,7 +55,11 @@ def _list_items(worker: Worker) -> str:
         raise Unsupported("the store does not claim list (Capabilities.list is False)")
     problems: list[str] = []
     count = 0
-    for info in worker.store.list_keys():
+    try:
+        items = list(worker.store.list_keys())
+    except KeyplaneError as e:  # a typed refusal (e.g. an empty key ring that does not exist yet)
+        return f"list_keys raised {type(e).__name__} before the run made a key (the listing row judges listing)"
+    for info in items:
         count += 1
         if not isinstance(info, KeyInfo):
             problems.append(f"an item is a {type(info).__name__}, not KeyInfo")

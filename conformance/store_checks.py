@@ -37,7 +37,9 @@ __all__ = ["STORE_STEPS", "call_with_deadline", "concurrency_step", "listing_ste
 T = TypeVar("T")
 WORK_SECONDS = 4.0  # what the threaded check aims to take on a device of the measured latency
 MIN_PER_THREAD, MAX_PER_THREAD = 5, 200
-_SECRET_ATTRIBUTES = ("pin-value", "password", "token", "secret", "passphrase")
+# Attributes that carry a secret inline (RFC 7512's pin-value and the like); `token` is not one:
+# in a pkcs11: URI it is the token's label. Secrets belong behind a `*-source` attribute.
+_SECRET_ATTRIBUTES = ("pin-value", "password", "passphrase", "secret", "client-secret", "secret-key")
 
 
 def call_with_deadline(fn: Callable[[], T], limit: float) -> T:

@@ -1,7 +1,7 @@
 """`keyplane emulator aws` + `keyplane conformance run awskms://127.0.0.1:PORT/`: 0 FAIL, every spec real;
 and a plain moto server is diagnosed (double-hashed DIGEST, PSS salt, ML-DSA refused) instead of bare FAILs.
 
-Both servers run as their own processes (the CLI command, and moto's own `moto.server`),
+Both servers run as their own processes (the CLI command, and moto's own ThreadedMotoServer),
 so nothing here depends on the in-process patch of the session's moto fixture.
 """
 
@@ -72,7 +72,10 @@ def emulator(tmp_path: Path) -> Iterator[int]:
 @pytest.fixture
 def plain_moto(tmp_path: Path) -> Iterator[int]:
     port = _free_port()
-    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    serve = ("import threading; from moto.server import ThreadedMotoServer; "
+             f"ThreadedMotoServer(ip_address='127.0.0.1', port={port}, verbose=False).start(); "
+             "threading.Event().wait()")  # moto as published (threaded, like its Docker image), unpatched
+    command = [sys.executable, "-c", serve]
     with _serve(command, port, _env(tmp_path)):
         yield port
 
@@ -100,8 +103,8 @@ def test_a_plain_moto_server_is_diagnosed_not_just_failed(plain_moto: int, tmp_p
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in _env(tmp_path).items():
         monkeypatch.setenv(name, value)
-    target = Target(f"awskms://127.0.0.1:{plain_moto}/", specs=[KeySpec.P256, KeySpec.RSA2048, KeySpec.ML_DSA_44],
-                    page=2)
+    target = Target(f"awskms://127.0.0.1:{plain_moto}/?read-timeout=5&max-attempts=2",
+                    specs=[KeySpec.P256, KeySpec.RSA2048, KeySpec.ML_DSA_44], page=2)
     report = run_conformance(target)
     sign = report.row("P-256", "sign-verify")
     assert sign is not None and sign.status == "fail"

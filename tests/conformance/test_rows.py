@@ -101,7 +101,7 @@ def test_a_password_in_key_info_uri_fails_listing_and_secrets(file_store_uri: st
 def test_a_blocking_sign_async_fails_event_loop_only(file_store_uri: str) -> None:
     report = run(file_store_uri, "blockingasync", [ED])
     assert failed(report) == {("Ed25519", "event-loop")}, report.to_markdown()
-    assert "sign_async blocks the loop" in detail(report, "Ed25519", "event-loop")
+    assert "sign_async returned without ever yielding to the event loop" in detail(report, "Ed25519", "event-loop")
 
 
 def test_a_slow_device_passes_with_a_workload_that_fits(file_store_uri: str) -> None:
@@ -176,3 +176,23 @@ def test_secrets_row_names_its_sources_and_warns_without_any(file_store_uri: str
                                   env={"KEYPLANE_PASSWORD": "correct horse battery staple"}))
     row = bare.row("store", "secrets")
     assert row is not None and row.status == "not-supported" and row.detail.startswith("WARNING:")
+
+
+def test_the_pytest_form_survives_an_abort_and_writes_its_report(file_store_uri: str, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    uri = "aborting:" + file_store_uri.split(":", 1)[1]
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--pyargs", "conformance",
+         f"--keyplane-store={uri}", "--keyplane-spec=P-256", "--keyplane-spec=Ed25519", "--keyplane-page=2",
+         f"--keyplane-plugin=aborting={ROW_PLUGINS['aborting']}", f"--keyplane-report={tmp_path / 'aborting'}"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    failed_items = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
+    assert any("[P-256-create]" in line and "SIGABRT" in line for line in failed_items), result.stdout
+    assert not any("[Ed25519-sign-verify]" in line for line in failed_items), result.stdout
+    data = json.loads((tmp_path / "aborting.json").read_text())
+    assert len(data["rows"]) == 2 * len(CHECKS) + len(STORE_CHECKS)
