@@ -6,6 +6,7 @@ another URI scheme, registered through Target.plugins.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import signal
@@ -159,6 +160,19 @@ class BlockingAsyncSigner(_Wrapped):
 class BlockingAsyncStore(_FileLike):
     def wrap(self, signer: FileSigner) -> BaseSigner:
         return BlockingAsyncSigner(signer)
+
+
+class YieldThenBlockSigner(BlockingAsyncSigner):
+    """Yields to the loop once, then signs on the loop's thread: only the stall shows it."""
+
+    async def sign_async(self, message: bytes) -> bytes:
+        await asyncio.sleep(0)
+        return self.sign(message)
+
+
+class YieldThenBlockStore(_FileLike):
+    def wrap(self, signer: FileSigner) -> BaseSigner:
+        return YieldThenBlockSigner(signer)
 
 
 class SlowDeviceSigner(_Wrapped):
@@ -367,6 +381,7 @@ ROW_PLUGINS = {
         "forgetfulpaging": "ForgetfulPagingStore",
         "secretlisting": "SecretInListingStore",
         "blockingasync": "BlockingAsyncStore",
+        "yieldthenblock": "YieldThenBlockStore",
         "slowdevice": "SlowDeviceStore",
         "nokeyid": "NoKeyIdStore",
         "aborting": "AbortingStore",

@@ -104,6 +104,13 @@ def test_a_blocking_sign_async_fails_event_loop_only(file_store_uri: str) -> Non
     assert "sign_async returned without ever yielding to the event loop" in detail(report, "Ed25519", "event-loop")
 
 
+def test_a_sign_async_that_yields_then_blocks_fails_event_loop_by_its_stall(file_store_uri: str) -> None:
+    report = run(file_store_uri, "yieldthenblock", [ED], page=2)
+    assert failed(report) == {("Ed25519", "event-loop")}, report.to_markdown()
+    text = detail(report, "Ed25519", "event-loop")
+    assert "the event loop stalled for" in text and "the control (sign in worker threads) stalled" in text, text
+
+
 def test_a_slow_device_passes_with_a_workload_that_fits(file_store_uri: str) -> None:
     report = run(file_store_uri, "slowdevice", [ED])
     assert report.ok, report.to_markdown()
