@@ -115,11 +115,13 @@ def as_jwks(keys: KeySource) -> JWKS:
         parsed = _documents.get(f"{extensions_generation()}d{key}", lambda: _from_document(keys))
         _identities.put(keys, parsed)
         return parsed
+    if isinstance(getattr(keys, "public_key", None), PublicKey) and hasattr(keys, "algorithm"):
+        return JWKS([JWK.of(keys)])  # type: ignore[arg-type]  # a Signer
     extension = _extension_document(keys)
     if extension is not None:
         return JWKS((), [extension])
     if hasattr(keys, "public_key") and hasattr(keys, "algorithm"):
-        return JWKS([JWK.of(keys)])  # type: ignore[arg-type]
+        return JWKS([JWK.of(keys)])  # type: ignore[arg-type]  # JWK.of says why it is not a key
     if isinstance(keys, Iterable):
         return JWKS.of(*(as_jwks(k) for k in keys))
     raise ConfigError(f"not a key source: {type(keys).__name__}")
