@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, encode_dss_signature
 
-from backends.file import _ALGORITHM_LINE, FileKeyStore, FileSigner, _write_new
+from backends.file import FileKeyStore, FileSigner
+from backends.file_format import key_file_bytes, write_new
 from signers.algorithms import KeySpec, SignatureAlgorithm
 from signers.errors import BatchSignError, ConfigError, KeyDisabled, KeyExists, KeyNotFound, KeyplaneError
 from signers.keys import PublicKey
@@ -247,9 +248,8 @@ class _Importing(_FileLike):
         if path.exists():
             raise KeyExists(name)
         spec = PublicKey(private_key.public_key()).spec
-        pem = private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.BestAvailableEncryption(password))
-        _write_new(path, f"{_ALGORITHM_LINE}{spec.default_algorithm.value}\n".encode() + pem)
+        chosen = SignatureAlgorithm.parse(algorithm) if algorithm else spec.default_algorithm
+        write_new(path, key_file_bytes(private_key, name, chosen.value, password))
         return self.open(name, algorithm)
 
 
