@@ -77,9 +77,9 @@ def test_public_key_matches_the_servers_and_key_id_is_stable(
 
 
 def test_capabilities_detect_mldsa_from_the_servers_own_description(store: VaultTransitKeyStore) -> None:
-    caps = store.capabilities
+    caps = signers.capabilities_of(store)
     assert {KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87} <= caps.key_specs
-    assert KeySpec.SECP256K1 not in caps.key_specs and caps.rotate and caps.prehash
+    assert KeySpec.SECP256K1 not in caps.key_specs and caps.implements("rotate") and caps.prehash
 
 
 def test_unsupported_spec_names_what_transit_offers(store: VaultTransitKeyStore, key_name: str) -> None:
