@@ -51,6 +51,7 @@ __all__ = ["OWNED_SECTIONS", "Config", "KeyEntry"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _STORE_FIELDS = frozenset({"uri"})
 _KEY_FIELDS = frozenset({"uri", "store", "name", "algorithm"})
+_MAX_DEPTH = 32  # tables and arrays inside each other: far more than any keyplane.toml needs
 _CORE_SECTIONS = frozenset({"stores", "keys"})
 # Sections owned (and validated) by a layer above the core: kept as raw tables for it.
 OWNED_SECTIONS = frozenset({"agents", "server"})
@@ -147,6 +148,8 @@ class Config:
                 raise ConfigError(f"config {chosen} is not valid TOML: {e}") from None
             except RecursionError:
                 raise ConfigError(f"config {chosen} is nested too deeply to be a keyplane.toml") from None
+            if _too_deep(data):  # the parser's own limit moves with the recursion limit: ours does not
+                raise ConfigError(f"config {chosen} is nested too deeply to be a keyplane.toml")
         config = cls._from_dict(data, chosen)
         config._apply_environment(env)
         return config
@@ -216,6 +219,18 @@ class Config:
         if uri is None:
             raise ConfigError(f"no store named {name!r} in {self.path or 'the configuration'}")
         return uri
+
+
+def _too_deep(data: Any) -> bool:
+    """True when tables / arrays nest more than `_MAX_DEPTH` levels (checked without recursion)."""
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _tables(value: Any, where: str, section: str) -> dict[str, Mapping[str, Any]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -196,3 +197,14 @@ def test_unknown_fields_in_stores_and_keys_are_still_refused_next_to_owned_secti
 def test_the_repr_names_owned_sections_without_their_values(tmp_path: Path) -> None:
     config = load(tmp_path, f'[server]\ntoken = "{PIN}"\n')
     assert "server" in repr(config) and PIN not in repr(config)
+
+
+def test_deep_nesting_is_refused_whatever_the_recursion_limit(tmp_path: Path) -> None:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # Hypothesis raises it while a test runs: the parser then gets through
+    try:
+        with pytest.raises(ConfigError, match="nested too deeply"):
+            load(tmp_path, "a = " + "{b=" * 5_000 + "1" + "}" * 5_000)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert load(tmp_path, '[agents.gate.servers.tools.tools.add]\nscopes = [["a"]]\n').section("agents")
