@@ -20,6 +20,11 @@ The file is ``--config`` / `Config.load(path)`, else ``$KEYPLANE_CONFIG``, else
 and ``KEYPLANE_STORE_<NAME>_URI`` override (or add) entries, so a deployment can change
 one key without editing the file. Names are letters, digits, ``-`` and ``_``.
 
+The layers above the core keep their settings in the same file, in sections they own and
+validate themselves: ``[agents]`` (gate policies, the lifecycle, auto-revocation; read by
+`signers.agents`) and ``[server]`` (``keyplane serve``). `Config.section(name)` hands
+such a section over as a plain mapping; this module only checks that it is a table.
+
 Every mistake is a ConfigError naming the place: an unknown section or field (a typo is
 an error, never ignored), a ``uri`` that is not a URI (so a key cannot name itself or
 another key and loop), a file nested too deeply to parse. The repr of a `Config` or
@@ -28,6 +33,7 @@ another key and loop), a file nested too deeply to parse. The repr of a `Config`
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import tomllib
@@ -40,11 +46,15 @@ from .algorithms import SignatureAlgorithm
 from .errors import ConfigError
 from .uri import parse_uri, redacted
 
-__all__ = ["Config", "KeyEntry"]
+__all__ = ["OWNED_SECTIONS", "Config", "KeyEntry"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _STORE_FIELDS = frozenset({"uri"})
 _KEY_FIELDS = frozenset({"uri", "store", "name", "algorithm"})
+_MAX_DEPTH = 32  # tables and arrays inside each other: far more than any keyplane.toml needs
+_CORE_SECTIONS = frozenset({"stores", "keys"})
+# Sections owned (and validated) by a layer above the core: kept as raw tables for it.
+OWNED_SECTIONS = frozenset({"agents", "server"})
 
 
 def _checked_uri(value: object, where: str) -> str:
@@ -85,10 +95,23 @@ class Config:
     stores: dict[str, str] = field(default_factory=dict)
     keys: dict[str, KeyEntry] = field(default_factory=dict)
     path: Path | None = None
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict)  # [agents], [server]: raw, for their owners
 
     def __repr__(self) -> str:
+        # The owned sections are named, never shown: their owners know which of their values are secret.
         stores = {name: redacted(uri) for name, uri in self.stores.items()}
-        return f"Config(path={self.path!r}, stores={stores!r}, keys={self.keys!r})"
+        return (f"Config(path={self.path!r}, stores={stores!r}, keys={self.keys!r}, "
+                f"sections={sorted(self.sections)!r})")
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A copy of the ``[name]`` table owned by a layer above the core (``agents``, ``server``).
+
+        An absent section is an empty mapping; the owner validates what it holds. Raises
+        ConfigError for a name that is not one of `OWNED_SECTIONS` (a typo in the caller).
+        """
+        if name not in OWNED_SECTIONS:
+            raise ConfigError(f"no configuration section [{name}]: the owned sections are {sorted(OWNED_SECTIONS)}")
+        return copy.deepcopy(self.sections.get(name, {}))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
@@ -125,6 +148,8 @@ class Config:
                 raise ConfigError(f"config {chosen} is not valid TOML: {e}") from None
             except RecursionError:
                 raise ConfigError(f"config {chosen} is nested too deeply to be a keyplane.toml") from None
+            if _too_deep(data):  # the parser's own limit moves with the recursion limit: ours does not
+                raise ConfigError(f"config {chosen} is nested too deeply to be a keyplane.toml")
         config = cls._from_dict(data, chosen)
         config._apply_environment(env)
         return config
@@ -132,10 +157,15 @@ class Config:
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any], path: Path | None) -> Config:
         where = str(path) if path else "config"
-        unknown = set(data) - {"stores", "keys"}
+        unknown = set(data) - _CORE_SECTIONS - OWNED_SECTIONS
         if unknown:
-            raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected [stores.*] and [keys.*]")
+            raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected [stores.*], [keys.*], "
+                              f"{', '.join(f'[{name}]' for name in sorted(OWNED_SECTIONS))}")
         config = cls(path=path)
+        for name in sorted(OWNED_SECTIONS & set(data)):
+            if not isinstance(data[name], Mapping):
+                raise ConfigError(f"{where}: [{name}] must be a table")
+            config.sections[name] = dict(data[name])
         for name, table in _tables(data.get("stores", {}), where, "stores").items():
             unknown = set(table) - _STORE_FIELDS
             if unknown:
@@ -189,6 +219,18 @@ class Config:
         if uri is None:
             raise ConfigError(f"no store named {name!r} in {self.path or 'the configuration'}")
         return uri
+
+
+def _too_deep(data: Any) -> bool:
+    """True when tables / arrays nest more than `_MAX_DEPTH` levels (checked without recursion)."""
+    pending: list[tuple[Any, int]] = [(data, 0)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > _MAX_DEPTH:
+            return True
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+        pending.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _tables(value: Any, where: str, section: str) -> dict[str, Mapping[str, Any]]:

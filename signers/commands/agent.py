@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import epoch
 from ..errors import ConfigError
 from .agent_io import public_key_of, revocation_store_argument
-from .common import environment_default, open_key, print_result
+from .common import config_of, environment_default, open_key, print_result
 from .io import read_bytes, read_text, write_bytes
 
 if TYPE_CHECKING:
@@ -109,7 +109,8 @@ def register(subparsers: Any) -> None:
 
 def _registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="registry directory (default: $KEYPLANE_AGENTS or ./agents)")
-    parser.add_argument("--lifecycle", help="TOML file whose [agents.lifecycle] replaces the default stages and roles")
+    parser.add_argument("--lifecycle", help="TOML file whose [agents.lifecycle] replaces the default stages and roles "
+                                            "(default: the configuration file's [agents.lifecycle], if any)")
 
 
 def _signing(parser: argparse.ArgumentParser) -> None:
@@ -161,15 +162,21 @@ def approvers_of(args: argparse.Namespace, path: str | None = None) -> Approvers
 
 
 def lifecycle_of(args: argparse.Namespace) -> Lifecycle:
-    """The lifecycle: ``[agents.lifecycle]`` of the --lifecycle file, else the default.
+    """The lifecycle: ``[agents.lifecycle]`` of the --lifecycle file, else of the configuration file
+    (``--config`` / ``$KEYPLANE_CONFIG`` / ./keyplane.toml), else the default.
 
-    Raises ConfigError when the file is missing, not TOML, or has no ``[agents.lifecycle]``.
+    Raises ConfigError when the --lifecycle file is missing, not TOML, or has no ``[agents.lifecycle]``,
+    and PolicyError when the table is not a valid lifecycle.
     """
     # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 
     if not getattr(args, "lifecycle", None):
-        return DEFAULT_LIFECYCLE
+        config = config_of(args)
+        table = config.section("agents").get("lifecycle")
+        if table is None:
+            return DEFAULT_LIFECYCLE
+        return Lifecycle.from_dict(table, where=f"{config.path}: [agents.lifecycle]")
     try:
         data = tomllib.loads(read_text(args.lifecycle, "lifecycle file"))
     except (tomllib.TOMLDecodeError, RecursionError) as e:

@@ -144,10 +144,15 @@ def test_custom_lifecycle_from_a_file(capsys: pytest.CaptureFixture[str], keys: 
     assert code == 0 and "NEW -> LIVE" in out
     code, _, err = run(capsys, "agent", "history", "tiny", "--registry", str(registry))  # default lifecycle: refused
     assert code == 1 and "HistoryInvalid" in err
+    code, out, err = run(capsys, "--config", str(lifecycle), "agent", "history", "tiny", "--registry", str(registry))
+    assert code == 0 and "tiny: LIVE" in out, err  # keyplane.toml's [agents.lifecycle] when no --lifecycle
     (tmp_path / "bad.toml").write_text("[agents.lifecycle]\nstagez = []\n")
     code, _, err = run(capsys, "agent", "history", "tiny", "--registry", str(registry),
                        "--lifecycle", str(tmp_path / "bad.toml"))
     assert code == 2 and "unknown field" in err
+    code, _, err = run(capsys, "--config", str(tmp_path / "bad.toml"), "agent", "history", "tiny",
+                       "--registry", str(registry))
+    assert code == 2 and "unknown field" in err  # validated by the agents layer, from the configuration too
 
 
 def test_retiring_an_approver(capsys: pytest.CaptureFixture[str], keys: dict[str, Any], registry: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,63 @@ def test_wrongly_typed_fields_are_config_errors(tmp_path: Path, text: str) -> No
     with pytest.raises(ConfigError) as caught:
         load(tmp_path, text)
     assert PIN not in str(caught.value)
+
+
+# -- sections owned by the layers above the core ------------------------------------------
+
+
+def test_agents_and_server_sections_are_kept_raw_for_their_owners(tmp_path: Path) -> None:
+    config = load(tmp_path, '[keys.ca]\nuri = "file:/tmp/ca"\n'
+                            '[agents.gate.defaults]\nmin_stage = "ACTIVE"\n[agents.lifecycle]\nstages = ["A", "B"]\n'
+                            '[server]\nlisten = "127.0.0.1:8443"\n')
+    assert config.section("agents") == {"gate": {"defaults": {"min_stage": "ACTIVE"}}, "lifecycle": {"stages": ["A", "B"]}}
+    assert config.section("server") == {"listen": "127.0.0.1:8443"}
+    assert config.keys["ca"].uri == "file:/tmp/ca"  # the core sections are still read
+
+
+def test_an_absent_owned_section_is_empty_and_a_copy_cannot_change_the_config(tmp_path: Path) -> None:
+    config = load(tmp_path, '[agents.gate]\nproof = true\n')
+    assert config.section("server") == {}
+    config.section("agents")["gate"]["proof"] = False
+    assert config.section("agents")["gate"]["proof"] is True
+
+
+def test_a_section_name_that_no_layer_owns_is_refused_by_section() -> None:
+    with pytest.raises(ConfigError, match="owned sections"):
+        Config().section("agent")
+
+
+@pytest.mark.parametrize("text", ['[agent.gate]\nproof = true\n', '[servers]\nlisten = "x"\n', 'listen = "x"\n',
+                                  '[store.hsm]\nuri = "file:/tmp/x"\n'])
+def test_other_unknown_sections_are_still_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="unknown section"):
+        load(tmp_path, text)
+
+
+@pytest.mark.parametrize("text", ['agents = "gate"\n', 'server = 8443\n', 'agents = ["gate"]\n'])
+def test_an_owned_section_that_is_not_a_table_is_refused(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError, match="must be a table"):
+        load(tmp_path, text)
+
+
+def test_unknown_fields_in_stores_and_keys_are_still_refused_next_to_owned_sections(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown field"):
+        load(tmp_path, '[agents.gate]\n[stores.hsm]\nuri = "file:/tmp/x"\npin = "1234"\n')
+    with pytest.raises(ConfigError, match="unknown field"):
+        load(tmp_path, '[server]\n[keys.ca]\nuri = "file:/tmp/x"\nalgoritm = "ES256"\n')
+
+
+def test_the_repr_names_owned_sections_without_their_values(tmp_path: Path) -> None:
+    config = load(tmp_path, f'[server]\ntoken = "{PIN}"\n')
+    assert "server" in repr(config) and PIN not in repr(config)
+
+
+def test_deep_nesting_is_refused_whatever_the_recursion_limit(tmp_path: Path) -> None:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(20_000)  # Hypothesis raises it while a test runs: the parser then gets through
+    try:
+        with pytest.raises(ConfigError, match="nested too deeply"):
+            load(tmp_path, "a = " + "{b=" * 5_000 + "1" + "}" * 5_000)
+    finally:
+        sys.setrecursionlimit(limit)
+    assert load(tmp_path, '[agents.gate.servers.tools.tools.add]\nscopes = [["a"]]\n').section("agents")
