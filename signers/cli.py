@@ -50,7 +50,7 @@ __all__ = [
 COMMAND_GROUP = "keyplane.commands"
 # Built-in command modules, each with register(subparsers); imported at start-up, so
 # they must import nothing heavy at module level.
-_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion", "agent", "gate", "receipt", "eth", "store")
+_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion", "agent", "gate", "receipt", "eth", "store", "serve")
 
 
 class _Parser(argparse.ArgumentParser):

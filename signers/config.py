@@ -45,6 +45,8 @@ __all__ = ["Config", "KeyEntry"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 _STORE_FIELDS = frozenset({"uri"})
 _KEY_FIELDS = frozenset({"uri", "store", "name", "algorithm"})
+# Sections other modules own and check themselves (`keyplane serve`, the agents' gate policy).
+_OWNED_ELSEWHERE = frozenset({"server", "agents"})
 
 
 def _checked_uri(value: object, where: str) -> str:
@@ -125,7 +127,7 @@ class Config:
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any], path: Path | None) -> Config:
         where = str(path) if path else "config"
-        unknown = set(data) - {"stores", "keys"}
+        unknown = set(data) - {"stores", "keys"} - _OWNED_ELSEWHERE
         if unknown:
             raise ConfigError(f"{where}: unknown section(s) {sorted(unknown)}; expected [stores.*] and [keys.*]")
         config = cls(path=path)
