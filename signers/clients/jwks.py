@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import ConfigError, TokenError
@@ -43,15 +44,17 @@ def _policy(ttl: float, min_interval: float, hard_expiry: float | None, timeout:
 class JWKSClient(JWKS):
     """A JWKS that follows `url`; see the module docstring. Thread-safe.
 
-    `client` is an ``httpx.Client`` to use (proxies, TLS, transport); one is made otherwise.
+    `client` is an ``httpx.Client`` to use (proxies, TLS, transport); one is made otherwise;
+    `clock` is monotonic seconds (tests give a controllable one).
     Lookups raise BackendUnavailable when no set could be fetched or it is past `hard_expiry`.
     """
 
     def __init__(self, url: str, *, ttl: float = 300.0, min_interval: float = 10.0,
-                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None) -> None:
+                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(())
         self.document: CachedDocument[JWKS] = CachedDocument(url, _parse_jwks,
-                                                             _policy(ttl, min_interval, hard_expiry, timeout))
+                                                             _policy(ttl, min_interval, hard_expiry, timeout), clock)
         self._client = client if client is not None else httpx_module().Client(trust_env=False)
         self._owns_client = client is None
         self._refreshing = threading.Lock()
@@ -109,9 +112,10 @@ class AsyncJWKSClient:
     """`JWKSClient` for asyncio code: ``keys = await client.keys_for(token)`` then verify with `keys`."""
 
     def __init__(self, url: str, *, ttl: float = 300.0, min_interval: float = 10.0,
-                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None) -> None:
+                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.document: CachedDocument[JWKS] = CachedDocument(url, _parse_jwks,
-                                                             _policy(ttl, min_interval, hard_expiry, timeout))
+                                                             _policy(ttl, min_interval, hard_expiry, timeout), clock)
         self._client = client if client is not None else httpx_module().AsyncClient(trust_env=False)
         self._owns_client = client is None
         self._refreshing = asyncio.Lock()

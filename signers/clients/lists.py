@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import datetime
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -47,8 +48,9 @@ T = TypeVar("T")
 class _Follower(Generic[T]):
     """A `CachedDocument` refreshed over a sync httpx client."""
 
-    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any) -> None:
-        self.document: CachedDocument[T] = CachedDocument(url, parse, policy)
+    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
         self._client = client if client is not None else httpx_module().Client(trust_env=False)
         self._owns_client = client is None
         self._refreshing = threading.Lock()
@@ -72,8 +74,9 @@ class _Follower(Generic[T]):
 class _AsyncFollower(Generic[T]):
     """A `CachedDocument` refreshed over an async httpx client."""
 
-    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any) -> None:
-        self.document: CachedDocument[T] = CachedDocument(url, parse, policy)
+    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
         self._client = client if client is not None else httpx_module().AsyncClient(trust_env=False)
         self._owns_client = client is None
         self._refreshing = asyncio.Lock()
@@ -121,10 +124,11 @@ class RevocationListClient(_Follower[RevocationList]):
     """
 
     def __init__(self, url: str, keys: KeySource, *, issuer: str, ttl: float = 60.0, min_interval: float = 5.0,
-                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None) -> None:
+                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.tracker = ListNumberTracker()
         super().__init__(url, _revocation_parser(keys, issuer, self.tracker),
-                         _policy(ttl, min_interval, hard_expiry, timeout), client)
+                         _policy(ttl, min_interval, hard_expiry, timeout), client, clock)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
         return self.current().is_revoked(id, kind=kind)
@@ -137,10 +141,11 @@ class AsyncRevocationListClient(_AsyncFollower[RevocationList]):
     """`RevocationListClient` for asyncio: ``revocations = await client.current()`` (a RevocationList)."""
 
     def __init__(self, url: str, keys: KeySource, *, issuer: str, ttl: float = 60.0, min_interval: float = 5.0,
-                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None) -> None:
+                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.tracker = ListNumberTracker()
         super().__init__(url, _revocation_parser(keys, issuer, self.tracker),
-                         _policy(ttl, min_interval, hard_expiry, timeout), client)
+                         _policy(ttl, min_interval, hard_expiry, timeout), client, clock)
 
 
 # -- CRLs ------------------------------------------------------------------------------------------

@@ -57,8 +57,9 @@ VERIFY = Body("Verify", {
     "required_stage": Field("string", description="passport: minimum stage", max_length=40),
 })
 REVOKE = Body("Revoke", {
-    "kind": Field("string", True, "what to revoke", choices=("jti", "sub", "grp", "x509", "caller")),
-    "id": Field("string", True, "the jti, agent id, group, hex serial or caller name", max_length=1024),
+    "kind": Field("string", True, "what to revoke", choices=("jti", "sub", "grp", "x509", "status", "caller")),
+    "id": Field("string", True, "the jti, agent id, group, hex serial, status list index or caller name",
+                max_length=1024),
     "reason": Field("string", description="why", max_length=500),
 })
 GATE = Body("GateQuery", {
@@ -100,8 +101,11 @@ async def issue_action(request: Request) -> JSONResponse:
     authorize(request, "actions:issue")
     body = await read_body(request, ACTION, _limit(request))
     service = request.app.state.service
+    claims = dict(body.get("claims") or {})
+    if service.status_lists is not None:  # a status list index, so the token can be revoked by status
+        claims["status"] = await call(request, "allocate-status", service.status_lists.allocate)
     token = await call(request, "issue-action", sign_agent_action, service.issuer, body["sub"], body["action"],
-                       body["params"], claims=body.get("claims"), include_params=body.get("include_params", False),
+                       body["params"], claims=claims, include_params=body.get("include_params", False),
                        ttl=body.get("ttl", 300), iss=service.config.issuer, aud=body.get("aud"),
                        passport_jti=body.get("passport_jti"), field="claims")
     service.metrics.inc("keyplane_actions_issued_total")
@@ -155,6 +159,11 @@ def _revoke(service: Any, kind: str, id: str, reason: str) -> dict[str, Any]:
         if service.ca is None:
             raise Problem(404, "Not Found", "this service has no CA ([server.ca])", field="kind")
         record = service.ca.revoke(int(id.removeprefix("0x"), 16), reason)
+    elif kind == "status":
+        if service.status_lists is None:
+            raise Problem(404, "Not Found", "this service publishes no status list ([server.status_list])", field="kind")
+        service.status_lists.set_status(int(id), reason=reason)
+        record = service.revocations.get(f"{service.status_lists.uri}#{int(id)}", kind="status")
     else:
         record = service.revocations.revoke(id, kind=kind, reason=reason)
     service.record("revoke", {"kind": kind, "id": id, "reason": reason})
@@ -167,6 +176,8 @@ async def revoke(request: Request) -> JSONResponse:
     kind, ident = body["kind"], body["id"]
     if kind == "x509" and not _SERIAL.match(ident):
         raise Problem(400, "Invalid Field", "'id' must be a certificate serial in hex", field="id")
+    if kind == "status" and not (ident.isdigit() and len(ident) < 10):
+        raise Problem(400, "Invalid Field", "'id' must be a status list index", field="id")
     service = request.app.state.service
     result = await call(request, "revoke", _revoke, service, kind, ident, body.get("reason", "unspecified"),
                         field="id")
