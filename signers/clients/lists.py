@@ -244,10 +244,11 @@ def _headers(response: Any) -> Mapping[str, str]:
 class StatusListClient(StatusListCache):
     """A `StatusListCache` fetching each list URI over HTTP (with ETag); ``check(claims)`` checks a token."""
 
-    def __init__(self, keys: KeySource, *, issuer: str | None = None, timeout: float = 5.0, client: Any = None) -> None:
+    def __init__(self, keys: KeySource, *, issuer: str | None = None, timeout: float = 5.0, client: Any = None,
+                 clock: Callable[[], float] = time.time) -> None:
         self._http = client if client is not None else httpx_module().Client(trust_env=False)
         self._conditional = _ConditionalGet(timeout)
-        super().__init__(keys, self._get, issuer=issuer)
+        super().__init__(keys, self._get, issuer=issuer, clock=clock)
 
     def _get(self, uri: str) -> bytes:
         response = self._http.get(uri, headers=self._conditional.headers(uri), timeout=self._conditional.timeout)

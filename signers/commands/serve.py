@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -62,5 +63,12 @@ def _serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(uvicorn.Config(app, host=config.host, port=config.port, log_config=None,
                                            access_log=False, timeout_graceful_shutdown=args.grace,
                                            server_header=False, lifespan="on"))
+    # uvicorn re-raises the stop signal after its graceful shutdown; a stop we asked for is a clean exit
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _exit_cleanly)
     server.run()
     return 0
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
