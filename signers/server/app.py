@@ -118,7 +118,34 @@ def create_app(service: Service) -> Any:
     app.state.documents = public.DocumentCache()
     app.state.jwks_body = service.jwks_document()
     app.state.openapi = openapi_document(config.issuer)
-    return AccessLog(app, service.metrics)
+    return AccessLog(SecurityHeaders(app), service.metrics)
+
+
+_CSP = (b"default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
+        b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+
+
+class SecurityHeaders:
+    """nosniff and no framing on every answer; a strict CSP on the dashboard (no inline script, no CDN)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        dashboard = scope.get("path", "").startswith("/dashboard")
+
+        async def sending(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.setdefault("headers", [])
+                headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+                if dashboard:
+                    headers += [(b"content-security-policy", _CSP), (b"cache-control", b"no-cache")]
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 def build(config: ServerConfig, **service_options: Any) -> Any:

@@ -113,7 +113,7 @@ function render(data) {
     cell(row, r.type);
     cell(row, r.agent || r.who || r.id || "");
     cell(row, r.type === "decision" ? (r.allow ? "ALLOW " : "DENY ") + r.server + "/" + r.tool
-             : r.type === "stage" ? r.from + " \u2192 " + r.to : r.what || r.kind || "");
+             : r.type === "stage" ? (r.from || "-") + " \u2192 " + r.to : r.what || r.kind || "");
     cell(row, r.reason || r.why || "");
   });
   fill("revocations", data.revocations, (row, r) => {
@@ -124,7 +124,9 @@ function render(data) {
   });
   const audit = data.audit;
   $("audit").textContent = (audit.ok ? "verified" : "BROKEN: " + audit.reason) + " \u2014 " + audit.records
-    + " records, head " + audit.head + ", " + audit.checkpoints_verified + " signed checkpoints verified";
+    + " records, head " + audit.head + ", "
+    + (audit.signed ? audit.checkpoints_verified + " signed checkpoints verified"
+                    : "hash chain only (no signed checkpoint yet)");
   $("audit").className = audit.ok ? "ok" : "error";
 }
 
