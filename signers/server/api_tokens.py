@@ -76,6 +76,18 @@ def _limit(request: Request) -> int:
     return int(request.app.state.config.max_body)
 
 
+def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey) -> tuple[str, Any, Any] | None:
+    history = service.registry.history(body["agent"])
+    if history is None:
+        return None
+    trust = compute_trust(TrustInputs.collect(history.stage, history.code_hash, attested_builds=service.attested))
+    token = issue_agent_passport(
+        service.issuer, history, name=body.get("name", body["agent"]), agent_key=agent_key,
+        scopes=body.get("scopes", ()), groups=body.get("groups", ()), trust=trust,
+        ttl=min(body.get("ttl", 3600), service.config.passport_ttl), iss=service.config.issuer, aud=body.get("aud"))
+    return token, history, trust
+
+
 async def issue_passport(request: Request) -> JSONResponse:
     authorize(request, "passports:issue")
     body = await read_body(request, PASSPORT, _limit(request))
@@ -84,15 +96,10 @@ async def issue_passport(request: Request) -> JSONResponse:
         agent_key = PublicKey.from_jwk(body["agent_key"])
     except KeyplaneError as e:
         raise problem_for(e, "agent_key") from e
-    history = await call(request, "read-history", service.registry.history, body["agent"], field="agent")
-    if history is None:
+    issued = await call(request, "issue-passport", _issue_passport, service, body, agent_key, field="agent")
+    if issued is None:
         raise Problem(404, "Unknown Agent", f"agent {body['agent']!r} is not registered", field="agent")
-    trust = compute_trust(TrustInputs.collect(history.stage, history.code_hash, attested_builds=service.attested))
-    token = await call(request, "issue-passport", issue_agent_passport, service.issuer, history,
-                       name=body.get("name", body["agent"]), agent_key=agent_key, scopes=body.get("scopes", ()),
-                       groups=body.get("groups", ()), trust=trust, ttl=min(body.get("ttl", 3600),
-                                                                          service.config.passport_ttl),
-                       iss=service.config.issuer, aud=body.get("aud"), field="agent")
+    token, history, trust = issued
     service.metrics.inc("keyplane_passports_issued_total")
     return JSONResponse({"token": token, "stage": history.stage, "trust_score": trust.score}, status_code=201)
 
@@ -182,6 +189,8 @@ async def revoke(request: Request) -> JSONResponse:
     result = await call(request, "revoke", _revoke, service, kind, ident, body.get("reason", "unspecified"),
                         field="id")
     request.app.state.documents.invalidate()
+    if kind == "caller":
+        request.app.state.callers_revoked.clear()
     service.metrics.inc("keyplane_revocations_total", kind=kind)
     service.remember({"type": "revocation", "by": caller.name, **result})
     if kind == "sub":

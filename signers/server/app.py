@@ -26,7 +26,7 @@ from . import api_agents as agents
 from . import api_tokens as tokens
 from . import public
 from .config import Caller, ServerConfig
-from .http import Problem, RateLimiter, problem_for, problem_response
+from .http import CallerRevocations, Problem, RateLimiter, problem_for, problem_response
 from .logs import AccessLog
 from .openapi import openapi_document
 from .service import Service
@@ -115,6 +115,7 @@ def create_app(service: Service) -> Any:
     app.state.config = config
     app.state.admin = Caller("admin", config.admin_token, frozenset({"admin"})) if config.admin_token else None
     app.state.limiter = RateLimiter(config.rate_limit, config.rate_window)
+    app.state.callers_revoked = CallerRevocations(service.revocations)
     app.state.documents = public.DocumentCache()
     app.state.jwks_body = service.jwks_document()
     app.state.openapi = openapi_document(config.issuer)

@@ -38,7 +38,7 @@ from ..errors import (
 from ..tokens.audit_signer import audit_context
 from .config import Caller
 
-__all__ = ["Body", "Field", "Problem", "RateLimiter", "authorize", "call", "find_caller", "problem_for", "problem_response",
+__all__ = ["Body", "CallerRevocations", "Field", "Problem", "RateLimiter", "authorize", "call", "find_caller", "problem_for", "problem_response",
            "read_body"]
 
 PROBLEM_TYPE = "application/problem+json"
@@ -231,6 +231,39 @@ class RateLimiter:
             return (1.0 - tokens) / per_second
 
 
+class CallerRevocations:
+    """Whether a caller is revoked (``kind="caller"`` in the store), asked at most once a second per caller.
+
+    The event loop must not wait on a database for every request; a revocation made through
+    this service clears the cache at once, one made elsewhere takes effect within `ttl`.
+    Raises the problem of the store's error (503 when it is down).
+    """
+
+    def __init__(self, store: Any, ttl: float = 1.0) -> None:
+        self.store = store
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._checked: dict[str, tuple[float, bool]] = {}
+
+    def revoked(self, name: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            held = self._checked.get(name)
+        if held is not None and now - held[0] < self.ttl:
+            return held[1]
+        try:
+            answer = bool(self.store.is_revoked(name, kind="caller"))
+        except KeyplaneError as e:
+            raise problem_for(e) from e
+        with self._lock:
+            self._checked[name] = (now, answer)
+        return answer
+
+    def clear(self) -> None:
+        with self._lock:
+            self._checked.clear()
+
+
 def find_caller(header: str | None, callers: Mapping[str, Caller], admin: Caller | None) -> Caller | None:
     """The caller whose token is in `header` (every token compared, in constant time)."""
     if not header or not header.startswith("Bearer ") or len(header) > 4096:
@@ -251,11 +284,7 @@ def authorize(request: Request, scope: str) -> Caller:
         raise Problem(401, "Unauthorized", "a valid bearer token is required",
                       headers={"WWW-Authenticate": 'Bearer realm="keyplane"'})
     request.state.caller = caller.name
-    try:
-        revoked = state.service.revocations.is_revoked(caller.name, kind="caller")
-    except KeyplaneError as e:
-        raise problem_for(e) from e
-    if revoked:
+    if state.callers_revoked.revoked(caller.name):
         raise Problem(403, "Caller Revoked", f"caller {caller.name!r} is revoked")
     if not caller.allows(scope):
         raise Problem(403, "Insufficient Scope", f"this call needs the scope {scope!r}",

@@ -25,16 +25,22 @@ __all__ = ["AGENT_ID", "SERVICE_ROLES", "AgentRegistry"]
 
 AGENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$")
 SERVICE_ROLES = ("registrar", "approver", "release-approver", "operator")
+_CACHED = 10_000  # verified histories kept, keyed by the exact file contents
 
 
 class AgentRegistry:
-    """Verified histories by agent id, in `directory`; thread-safe."""
+    """Verified histories by agent id, in `directory`; thread-safe.
+
+    A history is verified whenever its file's contents differ from the last verified
+    contents (so an edit on disk is re-verified at once, a forged one refused).
+    """
 
     def __init__(self, directory: Path, service_keys: JWKS, *, roles: Iterable[str] = SERVICE_ROLES,
                  lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> None:
         self.directory = Path(directory)
         self.lifecycle = lifecycle
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+        self._verified: dict[str, tuple[str, AgentHistory]] = {}
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as e:
@@ -72,12 +78,21 @@ class AgentRegistry:
         except PolicyError:
             return None
         try:
-            tokens = [line.strip() for line in file.read_text(encoding="utf-8").splitlines() if line.strip()]
+            text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except OSError as e:
             raise ConfigError(f"cannot read history of {agent!r}: {e.strerror}") from e
-        return verify_history(tokens, self.approvers, lifecycle=self.lifecycle, agent=agent)
+        cached = self._verified.get(agent)
+        if cached is not None and cached[0] == text:
+            return cached[1]  # the same bytes verified before: verifying them again proves nothing new
+        tokens = [line.strip() for line in text.splitlines() if line.strip()]
+        history = verify_history(tokens, self.approvers, lifecycle=self.lifecycle, agent=agent)
+        with self._lock:
+            self._verified[agent] = (text, history)
+            while len(self._verified) > _CACHED:
+                self._verified.pop(next(iter(self._verified)))
+        return history
 
     def save(self, history: AgentHistory) -> None:
         """Write a history that extends (or starts) the stored one; PolicyError if another write came first."""
