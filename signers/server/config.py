@@ -224,7 +224,10 @@ def _number(value: Any, where: str) -> float:
 def _secret(value: Any, where: str) -> Secret | None:
     if value is None:
         return None
-    return resolve_secret(_string(value, where), where)
+    secret = resolve_secret(_string(value, where), where)
+    if len(secret.reveal()) < 16:
+        raise ConfigError(f"{where}: the token must be at least 16 characters")
+    return secret
 
 
 def _table(value: Any, where: str, known: frozenset[str]) -> Mapping[str, Any]:
