@@ -132,6 +132,18 @@ class FileSigner(BaseSigner):
         if file_identity(st) != self._identity:
             raise KeyNotFound(f"key file {self._path} was replaced after this signer opened it; open the key again")
 
+    def sign_mu(self, mu: bytes) -> bytes:
+        """ML-DSA over a caller-computed FIPS 204 mu (64 bytes), e.g. for a composite's labelled context.
+
+        ConfigError unless 64 bytes; AlgorithmNotSupported for non-ML-DSA keys.
+        """
+        if self.public_key.family is not KeyFamily.MLDSA:
+            raise AlgorithmNotSupported(f"external mu is ML-DSA only, not {self.public_key.spec.value}")
+        if len(mu) != 64:
+            raise ConfigError(f"an ML-DSA mu is 64 bytes, not {len(mu)}")
+        self._check_file()
+        return self._key.sign_mu(bytes(mu))  # type: ignore[union-attr]
+
 
 class FileKeyStore(BaseKeyStore):
     capabilities = Capabilities(
@@ -313,6 +325,8 @@ class FileKeyStore(BaseKeyStore):
         for info in self.list_keys():
             path = self.directory / f"{info.name}.pem"
             data, _ = read_private_file(path, MAX_KEY_FILE, f"no key {info.name!r}")
+            if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in data:
+                continue  # a certificate or other PEM beside the keys: nothing this password must open
             try:
                 serialization.load_pem_private_key(parse_key_file(data, path)[2], password=password)
             except (ValueError, TypeError, UnsupportedAlgorithm):

@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar
@@ -56,6 +58,8 @@ _RETRY_STATUSES = frozenset({500, 502, 503, 504})
 _SAFE_METHODS = frozenset({"GET", "HEAD", "LIST", "DELETE", "OPTIONS"})  # repeatable management calls
 _CONNECT_TIMEOUT = 5.0
 DEFAULT_TIMEOUT = 10.0  # seconds, the whole call including retries
+DEFAULT_KEYGEN_TIMEOUT = 60.0  # creating / rotating / importing: the server generates an RSA-4096 key on its CPU
+_KEYGEN_PATH = re.compile(r"/v1/.+/keys/[^/]+(?:/import|/rotate)?$")
 _BACKOFF_MAX = 2.0
 
 
@@ -81,6 +85,7 @@ class VaultConnection:
         timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
         backoff: float = 0.05,
+        keygen_timeout: float | None = None,
     ) -> None:
         hvac = require("hvac", "vault", "hashivault")
         requests = require("requests", "vault", "hashivault")
@@ -90,6 +95,9 @@ class VaultConnection:
         self.timeout = timeout
         self.outages = 0  # failed round trips (unreachable, 5xx); signers re-check their key after one
         self._policy = _RetryPolicy(timeout, min(_CONNECT_TIMEOUT, timeout), retries, backoff)
+        keygen = keygen_timeout if keygen_timeout is not None else timeout
+        self.keygen_timeout = keygen
+        keygen_policy = _RetryPolicy(keygen, min(_CONNECT_TIMEOUT, keygen), retries, backoff)
         tls = tls or TLSOptions()
         ca = tls.ca_cert or _default_ca_bundle()
 
@@ -99,7 +107,7 @@ class VaultConnection:
         # On the session itself: hvac prefers a session's verify (True by default) over its own argument.
         session.verify = ca if ca else True
         session.cert = cert
-        session.mount(self.addr + "/", _deadline_adapter(requests, self._policy))
+        session.mount(self.addr + "/", _deadline_adapter(requests, self._policy, keygen_policy))
         self.hvac = hvac.Client(
             url=self.addr, token=token.reveal(), verify=ca if ca else True, cert=cert,
             timeout=timeout, session=session, namespace=namespace,
@@ -167,9 +175,20 @@ class VaultConnection:
     # -- the one error translation ------------------------------------------------------
 
     def translate(self, error: BaseException, what: str) -> NoReturn:
-        """Raise the `signers.errors` equivalent of an hvac / requests / urllib3 failure, chained."""
+        """Raise the `signers.errors` equivalent of an hvac / requests / urllib3 failure, chained ``from`` it.
+
+        Anything that is not an SDK, HTTP or socket failure is re-raised as it is: a bug must
+        not pass for an outage.
+        """
         if isinstance(error, KeyplaneError):
             raise error
+        translated = self.translation(error, what)
+        if translated is None:
+            raise error
+        raise translated from error
+
+    def translation(self, error: BaseException, what: str) -> KeyplaneError | None:
+        """The one table of this back end: the keyplane error for an hvac / requests / urllib3 failure, or None."""
         hvac = require("hvac", "vault", "hashivault")
         exc = hvac.exceptions
         where = f"{what} at {self.addr}"
@@ -177,39 +196,45 @@ class VaultConnection:
             detail = _server_errors(error)
             if isinstance(error, exc.Forbidden):
                 if self._token_rejected(detail):
-                    raise AuthenticationFailed(f"{where}: the token was rejected ({detail})") from error
-                raise PermissionDenied(f"{where}: the token's policy does not allow this ({detail})") from error
+                    return AuthenticationFailed(f"{where}: the token was rejected ({detail})")
+                return PermissionDenied(f"{where}: the token's policy does not allow this ({detail})")
             if isinstance(error, exc.Unauthorized):
-                raise AuthenticationFailed(f"{where}: not authenticated ({detail})") from error
+                return AuthenticationFailed(f"{where}: not authenticated ({detail})")
             if "no handler for route" in detail:
-                raise ConfigError(f"{where}: nothing is mounted at that path; check ?mount= ({detail})") from error
+                return ConfigError(f"{where}: nothing is mounted at that path; check ?mount= ({detail})")
             if isinstance(error, exc.InvalidPath):
-                raise KeyNotFound(f"{where}: not found ({detail or 'no such path'})") from error
+                return KeyNotFound(f"{where}: not found ({detail or 'no such path'})")
             if isinstance(error, exc.InvalidRequest):
                 lowered = detail.lower()
                 if "not found" in lowered or "no existing key" in lowered:
-                    raise KeyNotFound(f"{where}: {detail}") from error
+                    return KeyNotFound(f"{where}: {detail}")
                 if "unknown key type" in lowered or ("key type" in lowered and "support" in lowered):
-                    raise AlgorithmNotSupported(f"{where}: the server answered: {detail}") from error
+                    return AlgorithmNotSupported(f"{where}: the server answered: {detail}")
                 if "already exists" in lowered:
-                    raise KeyExists(f"{where}: {detail}") from error
-                raise ConfigError(f"{where}: the server refused the request: {detail}") from error
+                    return KeyExists(f"{where}: {detail}")
+                return ConfigError(f"{where}: the server refused the request: {detail}")
             if isinstance(error, exc.ParamValidationError):
-                raise ConfigError(f"{where}: {detail}") from error
+                return ConfigError(f"{where}: {detail}")
             # 429, 5xx (after retries), sealed, unexpected statuses: the service, not the caller.
             self.outages += 1
             if "higher than the latest key version" in detail:  # Transit answers 500 for a missing version
-                raise KeyNotFound(f"{where}: {detail}") from error
-            raise BackendUnavailable(f"{where}: the server failed: {detail}", error) from error
+                return KeyNotFound(f"{where}: {detail}")
+            return BackendUnavailable(f"{where}: the server failed: {detail}", error)
         if _is_tls_verification_failure(error):
-            raise ConfigError(
+            return ConfigError(
                 f"{where}: TLS certificate verification failed; give the server's CA with ?ca-cert=PATH "
                 "(or VAULT_CACERT / BAO_CACERT)"
-            ) from error
+            )
         if _is_transport_error(error):
             self.outages += 1
-            raise BackendUnavailable(f"{where}: cannot reach the server ({type(error).__name__})", error) from error
-        raise error  # not an SDK, HTTP or socket failure: a bug, which must not pass for an outage
+            return BackendUnavailable(f"{where}: cannot reach the server ({type(error).__name__})", error)
+        return None  # not an SDK, HTTP or socket failure
+
+    def item_error(self, detail: str, what: str) -> KeyplaneError:
+        """The typed error for one failed item of a batch (Transit's per-item ``error`` text)."""
+        hvac = require("hvac", "vault", "hashivault")
+        error = self.translation(hvac.exceptions.InvalidRequest(detail, errors=[detail]), what)
+        return error if error is not None else ConfigError(f"{what} at {self.addr}: {detail}")
 
     def _token_rejected(self, detail: str) -> bool:
         """Is a 403 a bad token (AuthenticationFailed) rather than a missing policy grant?
@@ -272,7 +297,7 @@ class _RetryPolicy:
             number += 1
 
 
-def _deadline_adapter(requests: Any, policy: _RetryPolicy) -> Any:
+def _deadline_adapter(requests: Any, policy: _RetryPolicy, keygen_policy: _RetryPolicy) -> Any:
     """A requests HTTPAdapter that retries within `policy`'s deadline (urllib3 itself never retries)."""
 
     class DeadlineAdapter(requests.adapters.HTTPAdapter):
@@ -282,7 +307,8 @@ def _deadline_adapter(requests: Any, policy: _RetryPolicy) -> Any:
         def send(self, request: Any, stream: bool = False, timeout: Any = None, verify: Any = True,
                  cert: Any = None, proxies: Any = None) -> Any:
             safe = request.method in _SAFE_METHODS
-            attempts = policy.attempts()
+            keygen = request.method == "POST" and _KEYGEN_PATH.search(urllib.parse.urlsplit(request.url).path)
+            attempts = (keygen_policy if keygen else policy).attempts()
             while True:
                 attempt = next(attempts)
                 try:

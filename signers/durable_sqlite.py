@@ -20,9 +20,10 @@ import sqlite3
 import time
 from pathlib import Path
 
+from .clock import duration
 from .errors import BackendUnavailable, ConfigError, KeyplaneError, StateCorrupt
 
-__all__ = ["open_durable_sqlite", "state_error"]
+__all__ = ["open_durable_sqlite", "state_error", "translate_sqlite"]
 
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
@@ -37,9 +38,15 @@ def state_error(error: sqlite3.Error, what: str) -> KeyplaneError:
     """The keyplane error for a SQLite failure on `what`: StateCorrupt for damage, else BackendUnavailable."""
     code = _primary_code(error)
     text = str(error)
-    if code in _CORRUPT_CODES or "malformed" in text or "not a database" in text:
+    damaged = ("malformed", "not a database", "Could not decode to UTF-8")  # the last: a flipped bit in text
+    if code in _CORRUPT_CODES or any(marker in text for marker in damaged):
         return StateCorrupt(f"{what} is damaged ({text}); restore it from a backup")
     return BackendUnavailable(f"{what}: {text}", error)
+
+
+def translate_sqlite(error: BaseException, what: str) -> KeyplaneError | None:
+    """The `signers.translation` translator for SQLite: `state_error` for sqlite3 errors, None otherwise."""
+    return state_error(error, what) if isinstance(error, sqlite3.Error) else None
 
 
 def _busy(error: sqlite3.Error) -> bool:
@@ -53,8 +60,10 @@ def open_durable_sqlite(
 
     `read_only` opens an existing file without creating or changing anything (for
     verifiers). Raises ConfigError when a read-only file does not exist, StateCorrupt when
-    the file is damaged, BackendUnavailable when it cannot be opened in `timeout` seconds.
+    the file is damaged, BackendUnavailable when it cannot be opened in `timeout` seconds
+    (ConfigError for a NaN, infinite or negative timeout).
     """
+    timeout = duration(timeout, f"{what} timeout")
     path = Path(path)
     if read_only and not path.is_file():
         raise ConfigError(f"{what} {path} does not exist")
@@ -64,8 +73,7 @@ def open_durable_sqlite(
         try:
             if read_only:
                 db = sqlite3.connect(
-                    f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=timeout,
-                    isolation_level=None, check_same_thread=False,
+                    _read_only_uri(path), uri=True, timeout=timeout, isolation_level=None, check_same_thread=False
                 )
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,6 +99,15 @@ def open_durable_sqlite(
             if db is not None:
                 db.close()
             raise
+
+
+def _read_only_uri(path: Path) -> str:
+    # A cleanly closed WAL database has no -wal/-shm files, and even a read-only connection
+    # would create them; with no writer around (no -wal file), open it as immutable instead.
+    uri = path.resolve().as_uri()
+    if Path(f"{path}-wal").exists():
+        return f"{uri}?mode=ro"
+    return f"{uri}?mode=ro&immutable=1"
 
 
 def _check_integrity(db: sqlite3.Connection, path: Path, what: str) -> None:

@@ -122,11 +122,10 @@ def _retry_policy(retries: int) -> Any:
                 return bool(super().increment(settings, response=response, error=error))
 
         _RETRY_POLICY_CLASS = BoundedRetryPolicy
-    return _RETRY_POLICY_CLASS(
-        retry_total=retries,
-        retry_connect=retries,
-        retry_read=retries,
-        retry_status=retries,
-        retry_backoff_factor=0.5,
-        retry_backoff_max=8,
-    )
+    return _RETRY_POLICY_CLASS(**retry_settings(retries))
+
+
+def retry_settings(retries: int) -> dict[str, Any]:
+    """The RetryPolicy / AsyncRetryPolicy settings: `retries` of each kind, backoff 0.5 s x 2^n up to 8 s."""
+    return {"retry_total": retries, "retry_connect": retries, "retry_read": retries, "retry_status": retries,
+            "retry_backoff_factor": 0.5, "retry_backoff_max": 8}

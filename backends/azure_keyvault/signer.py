@@ -9,6 +9,7 @@ from backends.translation import translated
 from signers.algorithms import KeyFamily, SignatureAlgorithm
 from signers.errors import BackendUnavailable
 from signers.keys import PublicKey
+from signers.sdk import require
 from signers.signature_format import checked_digest, curve_size, digest, ecdsa_raw_to_der
 from signers.signer import BaseSigner
 
@@ -32,13 +33,15 @@ class AzureKeyVaultSigner(BaseSigner):
     """
 
     def __init__(self, store: AzureKeyVaultKeyStore, uri: str, algorithm: SignatureAlgorithm,
-                 public_key: PublicKey, crypto_client: Any, version: str, kid: str) -> None:
+                 public_key: PublicKey, crypto_client: Any, version: str, key: Any) -> None:
         super().__init__(uri, algorithm, public_key)
         self._store = store  # keeps the HTTP pipeline alive as long as the signer
         self._client = crypto_client
+        self._key = key  # the fetched KeyVaultKey: async CryptographyClients are built from it, no GET
+        self._aio: tuple[Any, Any] | None = None  # (async KeyClient, its CryptographyClient) of the last loop
         self._translate = partial(translate, vault_url=store.vault_url)
         self.version = version
-        self.kid = kid
+        self.kid: str = key.id
 
     def sign(self, message: bytes) -> bytes:
         """Hash here and sign the digest in Key Vault; DER for ECDSA.
@@ -57,9 +60,43 @@ class AzureKeyVaultSigner(BaseSigner):
         """
         return self._sign_digest(checked_digest(self.algorithm, digest))
 
+    async def sign_async(self, message: bytes) -> bytes:
+        """`sign` on azure.keyvault.keys.crypto.aio (aiohttp), no worker thread (NativeAsyncSigner).
+
+        Raises what `sign` raises. Only with an injected sync credential and no async one does
+        it fall back to `sign` in a worker thread.
+        """
+        if not self._store.native_async:
+            return await super().sign_async(message)
+        hashed = digest(self.algorithm, bytes(message))
+        with translated(self._translate, f"sign with {self.uri}"):
+            result = await self._async_crypto().sign(self.algorithm.value, hashed,
+                                                     retry_on_methods=SIGN_RETRY_METHODS)
+        return self._checked(result)
+
+    async def aclose(self) -> None:
+        """Close the running loop's async pipeline (shared by the store's signers in that loop)."""
+        self._aio = None
+        await self._store._async.aclose()
+
+    def _async_crypto(self) -> Any:
+        pipeline = self._store._async.current()
+        cached = self._aio
+        if cached is not None and cached[0] is pipeline:
+            return cached[1]
+        crypto_aio = require("azure.keyvault.keys.crypto.aio", "azure", "Azure Key Vault")
+        client = crypto_aio.CryptographyClient(self._key, object(), generated_client=pipeline._client,
+                                               generated_models=pipeline._models)
+        self._aio = (pipeline, client)
+        return client
+
     def _sign_digest(self, hashed: bytes) -> bytes:
         with translated(self._translate, f"sign with {self.uri}"):
             result = self._client.sign(self.algorithm.value, hashed, retry_on_methods=SIGN_RETRY_METHODS)
+        return self._checked(result)
+
+    def _checked(self, result: Any) -> bytes:
+        """The signature of a SignResult, once it names this signer's key version and has the right size."""
         if result.key_id and result.key_id.rstrip("/").lower() != self.kid.rstrip("/").lower():
             raise BackendUnavailable(f"Key Vault signed with {result.key_id}, not {self.kid}; no signature returned")
         signature: bytes = result.signature

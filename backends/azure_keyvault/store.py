@@ -16,7 +16,8 @@ from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 from signers.uri_options import UriOptions, check_create_options, checked_uri
 
-from .client import CREDENTIALS, make_credential, make_key_client
+from .aio import AsyncPipelines, make_async_credential, make_async_key_client
+from .client import AZURE_HOSTS, CREDENTIALS, make_credential, make_key_client
 from .errors import translate
 from .keys import ALGORITHMS, SPECS, VERSION, check_name, import_jwk, public_key_of, spec_params, wire
 from .signer import AzureKeyVaultSigner
@@ -56,11 +57,15 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
         timeout: float = 30.0,
         retries: int = 3,
         query: dict[str, str] | None = None,
+        async_credential: Any = None,
     ) -> None:
         """A store on `vault_url` (``https://NAME.vault.azure.net``); prefer `from_uri`.
 
         `credential` (an azure-core TokenCredential) wins over `token` (a static bearer token),
-        which wins over the azure-identity credential named by `credential_name`.
+        which wins over the azure-identity credential named by `credential_name`. `sign_async`
+        uses an async credential: `async_credential` if given, else the async twin of the
+        above; an injected sync `credential` without an `async_credential` makes `sign_async`
+        run `sign` in a worker thread instead.
         """
         self._keys = require("azure.keyvault.keys", "azure", "Azure Key Vault")
         self._crypto = require("azure.keyvault.keys.crypto", "azure", "Azure Key Vault")
@@ -76,9 +81,17 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
         self._owned_credential = credential is None
         self._credential = credential if credential is not None else make_credential(token, credential_name, client_id)
         self._client = make_key_client(self.vault_url, host, self._credential, ca_bundle, timeout, retries)
+        self.native_async = credential is None or async_credential is not None
+
+        def async_client() -> Any:  # built inside the event loop that will use it
+            cred = async_credential or make_async_credential(token, credential_name, client_id)
+            return make_async_key_client(self.vault_url, host.lower().endswith(AZURE_HOSTS), cred, ca_bundle,
+                                         timeout, retries)
+
+        self._async = AsyncPipelines(async_client)
 
     @classmethod
-    def from_uri(cls, uri: str, credential: Any = None) -> AzureKeyVaultKeyStore:
+    def from_uri(cls, uri: str, credential: Any = None, async_credential: Any = None) -> AzureKeyVaultKeyStore:
         """A store from a store or key URI (see the package docstring); `credential` overrides the URI's.
 
         Raises ConfigError for another scheme, an unknown attribute, or a bad value (naming the attribute).
@@ -98,6 +111,7 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
             timeout=options.number("timeout", 30.0, minimum=0.001, maximum=3600),
             retries=options.integer("retries", 3, minimum=0, maximum=20),
             query=dict(parsed.query),
+            async_credential=async_credential,
         )
 
     # -- KeyStore ----------------------------------------------------------------------
@@ -204,7 +218,8 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
         self._set_enabled(name, True)
 
     def close(self) -> None:
-        """Close the HTTPS session (and the credential this store made)."""
+        """Close the HTTPS session (and the credential this store made); async pipelines close with `aclose()`."""
+        self._async.forget()
         self._client.close()
         if self._owned_credential and hasattr(self._credential, "close"):
             self._credential.close()
@@ -253,7 +268,7 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
         version = key.properties.version
         query = {"algorithm": algorithm.value} if algorithm is not public_key.spec.default_algorithm else {}
         return AzureKeyVaultSigner(self, self._key_uri(key.name, version, query), algorithm, public_key, crypto,
-                                   version, key.id)
+                                   version, key)
 
     def _key_uri(self, name: str, version: str | None, extra: dict[str, str] | None = None) -> str:
         parsed = parse_uri(self.uri)

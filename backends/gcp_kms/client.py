@@ -14,7 +14,7 @@ from signers.errors import ConfigError
 from signers.sdk import require
 from signers.secrets import Secret
 
-__all__ = ["SCOPES", "build_client", "tls_verification_failed"]
+__all__ = ["SCOPES", "build_async_client", "build_client", "tls_verification_failed"]
 
 SCOPES = ("https://www.googleapis.com/auth/cloudkms",)
 _TLS_MARKERS = ("certificate_verify_failed", "certificate verify failed", "ssl handshake failed",
@@ -30,30 +30,73 @@ def build_client(kms_v1: Any, endpoint: str | None, insecure: bool, token: Secre
     """
     grpc = require("grpc", "gcp", "gcpkms")
     if insecure:
-        transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
         channel = grpc.insecure_channel(endpoint)
         if token is not None:
             channel = grpc.intercept_channel(channel, _bearer_interceptor(grpc, token))
-        return kms_v1.KeyManagementServiceClient(transport=transports.KeyManagementServiceGrpcTransport(channel=channel))
-    if token is not None:
-        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
-        credentials = oauth2.Credentials(token.reveal())
-    elif credentials is None:
-        google_auth = require("google.auth", "gcp", "gcpkms")
-        credentials, _ = google_auth.default(scopes=list(SCOPES))
+        return kms_v1.KeyManagementServiceClient(
+            transport=transports_module().KeyManagementServiceGrpcTransport(channel=channel))
+    credentials = _credentials(token, credentials)
     if ca_bundle:
-        try:
-            with open(ca_bundle, "rb") as f:
-                roots = f.read()
-        except OSError as e:
-            raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
-        transports = require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
-        transport = transports.KeyManagementServiceGrpcTransport(
+        transport = transports_module().KeyManagementServiceGrpcTransport(
             host=endpoint or "cloudkms.googleapis.com", credentials=credentials,
-            ssl_channel_credentials=grpc.ssl_channel_credentials(root_certificates=roots))
+            ssl_channel_credentials=_roots(grpc, ca_bundle))
         return kms_v1.KeyManagementServiceClient(transport=transport)
     options = {"api_endpoint": endpoint} if endpoint else None
     return kms_v1.KeyManagementServiceClient(credentials=credentials, client_options=options)
+
+
+def build_async_client(kms_v1: Any, endpoint: str | None, insecure: bool, token: Secret | None, credentials: Any,
+                       ca_bundle: str | None) -> Any:
+    """The async (grpc.aio) client for the same options; call it inside the event loop that will use it.
+
+    Plaintext (`insecure`) uses gRPC's local-connection credentials, which carry the token as
+    call credentials but only to a loopback endpoint (the emulator): the token never passes
+    through a logging interceptor. Raises ConfigError for an unreadable CA bundle.
+    """
+    grpc = require("grpc", "gcp", "gcpkms")
+    transports = transports_module()
+    if insecure:
+        channel_credentials = grpc.local_channel_credentials(grpc.LocalConnectionType.LOCAL_TCP)
+        if token is not None:
+            channel_credentials = grpc.composite_channel_credentials(
+                channel_credentials, grpc.access_token_call_credentials(token.reveal()))
+        channel = grpc.aio.secure_channel(endpoint, channel_credentials)
+        return kms_v1.KeyManagementServiceAsyncClient(
+            transport=transports.KeyManagementServiceGrpcAsyncIOTransport(channel=channel))
+    credentials = _credentials(token, credentials)
+    if ca_bundle:
+        transport = transports.KeyManagementServiceGrpcAsyncIOTransport(
+            host=endpoint or "cloudkms.googleapis.com", credentials=credentials,
+            ssl_channel_credentials=_roots(grpc, ca_bundle))
+        return kms_v1.KeyManagementServiceAsyncClient(transport=transport)
+    options = {"api_endpoint": endpoint} if endpoint else None
+    return kms_v1.KeyManagementServiceAsyncClient(credentials=credentials, client_options=options)
+
+
+def _credentials(token: Secret | None, credentials: Any) -> Any:
+    """google-auth credentials: the static token's, the injected ones, or Application Default Credentials."""
+    if token is not None:
+        oauth2 = require("google.oauth2.credentials", "gcp", "gcpkms")
+        return oauth2.Credentials(token.reveal())
+    if credentials is None:
+        google_auth = require("google.auth", "gcp", "gcpkms")
+        credentials, _ = google_auth.default(scopes=list(SCOPES))
+    return credentials
+
+
+def _roots(grpc: Any, ca_bundle: str) -> Any:
+    """TLS channel credentials trusting the CA file `ca_bundle`; ConfigError if it cannot be read."""
+    try:
+        with open(ca_bundle, "rb") as f:
+            roots = f.read()
+    except OSError as e:
+        raise ConfigError(f"gcpkms: cannot read ca-bundle {ca_bundle!r} ({e.strerror})") from None
+    return grpc.ssl_channel_credentials(root_certificates=roots)
+
+
+def transports_module() -> Any:
+    """The SDK's transports package (optional SDK, imported when a client is built)."""
+    return require("google.cloud.kms_v1.services.key_management_service.transports", "gcp", "gcpkms")
 
 
 def tls_verification_failed(detail: str) -> bool:

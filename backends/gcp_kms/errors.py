@@ -17,7 +17,7 @@ from signers.sdk import require
 
 from .client import tls_verification_failed
 
-__all__ = ["EXCEPTIONS", "translate"]
+__all__ = ["EXCEPTIONS", "translate", "translated_error"]
 
 # google.api_core.exceptions class name -> keyplane error (checked in this order: subclasses first).
 EXCEPTIONS: dict[str, type[KeyplaneError]] = {
@@ -58,3 +58,8 @@ def translate(e: BaseException, what: str) -> KeyplaneError | None:
     if isinstance(e, Exception):
         return BackendUnavailable(text, e)
     return None
+
+
+def translated_error(e: Exception, what: str) -> KeyplaneError:
+    """`translate`, never None (anything unknown is BackendUnavailable with the cause)."""
+    return translate(e, what) or BackendUnavailable(f"Cloud KMS: cannot {what}: {type(e).__name__}", e)

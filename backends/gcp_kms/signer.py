@@ -45,25 +45,38 @@ class GcpKmsSigner(BaseSigner):
         KeyDisabled, PermissionDenied, AuthenticationFailed, ConfigError (TLS not trusted) or
         BackendUnavailable (after retries, or an answer failing its integrity checks).
         """
-        message = bytes(message)
+        return self._send(*self._request(bytes(message)))
+
+    async def sign_async(self, message: bytes) -> bytes:
+        """`sign` on the SDK's async gRPC client: no worker thread (NativeAsyncSigner); raises what `sign` raises."""
+        request, field = self._request(bytes(message))
+        store = self._store
+        response = await store._async.call(f"sign with {_short(self.version_name)}", "asymmetric_sign", request)
+        return store._checked_signature(response, self.version_name, field)
+
+    async def aclose(self) -> None:
+        """Close the async client of the running event loop (shared by the store's signers in that loop)."""
+        await self._store._async.aclose()
+
+    def _request(self, message: bytes) -> tuple[Any, str]:
+        """The AsymmetricSignRequest for `message` and the integrity field its answer must verify."""
         kms_v1 = self._store._kms
         if self._input == "digest":
-            return self._send_digest(digest(self.algorithm, message))
+            return self._digest_request(digest(self.algorithm, message)), "digest"
         if self._input == "mu":
             hasher = mldsa.MLDSAMuHasher(self.public_key.key, b"")  # type: ignore[arg-type]  # pure ML-DSA, empty context
             hasher.update(message)
             payload = hasher.finalize()
-            request = kms_v1.AsymmetricSignRequest(name=self.version_name, digest={"external_mu": payload},
-                                                   digest_crc32c=crc32c(payload))
-            return self._send(request, "digest")
+            return kms_v1.AsymmetricSignRequest(name=self.version_name, digest={"external_mu": payload},
+                                                digest_crc32c=crc32c(payload)), "digest"
         if len(message) > MAX_DATA:
             raise AlgorithmNotSupported(
                 f"Cloud KMS signs {self.gcp_algorithm} over the whole message, at most {MAX_DATA} bytes, "
                 f"and this message has {len(message)}"
                 + (" (create the key with external_mu=True to sign any length)" if self._is_mldsa() else "")
             )
-        request = kms_v1.AsymmetricSignRequest(name=self.version_name, data=message, data_crc32c=crc32c(message))
-        return self._send(request, "data")
+        return kms_v1.AsymmetricSignRequest(name=self.version_name, data=message,
+                                            data_crc32c=crc32c(message)), "data"
 
     def sign_digest(self, digest: bytes) -> bytes:
         """Sign a precomputed digest in AsymmetricSign's `digest` field, never hashing it again (DigestSigner).
@@ -71,13 +84,11 @@ class GcpKmsSigner(BaseSigner):
         Raises ConfigError for a digest of the wrong length, AlgorithmNotSupported for Ed25519
         and ML-DSA (no digest form), and what `sign` raises.
         """
-        return self._send_digest(checked_digest(self.algorithm, digest))
+        return self._send(self._digest_request(checked_digest(self.algorithm, digest)), "digest")
 
-    def _send_digest(self, payload: bytes) -> bytes:
-        kms_v1 = self._store._kms
-        request = kms_v1.AsymmetricSignRequest(name=self.version_name, digest={self._hash_field: payload},
-                                               digest_crc32c=crc32c(payload))
-        return self._send(request, "digest")
+    def _digest_request(self, payload: bytes) -> Any:
+        return self._store._kms.AsymmetricSignRequest(name=self.version_name, digest={self._hash_field: payload},
+                                                      digest_crc32c=crc32c(payload))
 
     def _send(self, request: Any, field: str) -> bytes:
         store = self._store

@@ -7,6 +7,7 @@ import random
 import re
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from backends.translation import translated
@@ -27,9 +28,10 @@ from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 from signers.uri_options import check_create_options, checked_uri
 
+from .aio import AsyncClients
 from .algorithms import ALGORITHMS, crc32c, gcp_algorithm_for
-from .client import build_client, tls_verification_failed
-from .errors import translate
+from .client import build_async_client, build_client, tls_verification_failed
+from .errors import translate, translated_error
 from .signer import GcpKmsSigner, _short
 
 __all__ = ["DEFAULT_TIMEOUT", "GcpKmsKeyStore"]
@@ -84,6 +86,9 @@ class GcpKmsKeyStore(BaseKeyStore):
                 client = build_client(self._kms, endpoint, insecure, token, credentials, ca_bundle)
         self._client = client
         self._ring_checked = False
+        # Native async (sign_async) runs on the SDK's async client, one per event loop.
+        self._async = AsyncClients(
+            partial(build_async_client, self._kms, endpoint, insecure, token, credentials, ca_bundle), timeout)
 
     @classmethod
     def from_uri(cls, uri: str) -> GcpKmsKeyStore:
@@ -259,6 +264,8 @@ class GcpKmsKeyStore(BaseKeyStore):
         self._ring_checked = True
 
     def close(self) -> None:
+        """Close the gRPC channel; async clients are dropped (close them with a signer's `aclose()`)."""
+        self._async.forget()
         client, self._client = self._client, _Closed()
         if self._owns_client and not isinstance(client, _Closed):
             client.transport.close()
@@ -382,13 +389,13 @@ class GcpKmsKeyStore(BaseKeyStore):
                 return method(request=request, retry=None, timeout=max(remaining, 0.001))
             except retryable as e:
                 if tls_verification_failed(str(getattr(e, "message", None) or e)):
-                    raise _translated(e, what) from e
+                    raise translated_error(e, what) from e
                 pause = min(0.1 * 2 ** (attempt - 1), 1.0) * random.uniform(0.5, 1.0)
                 if attempt == _ATTEMPTS or time.monotonic() + pause >= deadline:
-                    raise _translated(e, what) from e
+                    raise translated_error(e, what) from e
                 time.sleep(pause)  # back-off between retries of a transient failure
             except Exception as e:
-                raise _translated(e, what) from e
+                raise translated_error(e, what) from e
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _iterate(self, pager: Any, what: str) -> Iterator[Any]:
@@ -396,7 +403,7 @@ class GcpKmsKeyStore(BaseKeyStore):
         try:
             yield from pager
         except Exception as e:
-            raise _translated(e, what) from e
+            raise translated_error(e, what) from e
 
     def _resolve(self, uri_or_name: str) -> tuple[str, int | None]:
         """(crypto key resource name, version number or None) for a URI, resource name or key name here."""
@@ -427,9 +434,6 @@ class GcpKmsKeyStore(BaseKeyStore):
         return name
 
 
-def _translated(e: Exception, what: str) -> KeyplaneError:
-    """`translate`, never None (anything unknown is BackendUnavailable with the cause)."""
-    return translate(e, what) or BackendUnavailable(f"Cloud KMS: cannot {what}: {type(e).__name__}", e)
 
 
 class _Closed:

@@ -10,7 +10,9 @@
   params bound by an action token are the request's JSON object body (read once, bounded,
   and replayed to the application unchanged);
 - DENY answers 403 with ``{allow, reason, checks_failed, checks_passed}``; ALLOW passes the
-  request on with the `Decision` in ``scope["state"]["keyplane_decision"]``.
+  request on with the `Decision` in ``scope["state"]["keyplane_decision"]``;
+- a WebSocket is gated at its handshake the same way (a DENY closes it with code 1008),
+  so no connection type reaches the application ungated.
 
 Gate checks are CPU-only (no I/O besides the revocation store), so they run inline.
 """
@@ -60,7 +62,11 @@ class GateMiddleware:
         self.max_body = max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("type") != "http":
+        kind = scope.get("type")
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+            return
+        if kind != "http":  # lifespan: start-up and shut-down, no request to gate
             await self.app(scope, receive, send)
             return
         if scope.get("path") == CHALLENGE_PATH and scope.get("method") == "GET":
@@ -88,6 +94,25 @@ class GateMiddleware:
             await _json(send, 403, {"allow": False, "reason": decision.reason,
                                     "checks_failed": list(decision.checks_failed),
                                     "checks_passed": list(decision.checks_passed)})
+            return
+        scope.setdefault("state", {})["keyplane_decision"] = decision
+        await self.app(scope, receive, send)
+
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """A WebSocket is gated at its handshake (no body: params are {}); a DENY closes it with 1008."""
+        headers = _headers(scope)
+        token = _bearer(headers.get(b"authorization"))
+        decision = None
+        if token is not None:
+            decision = self.gate.decide(token, tool=self.tool_of(scope), server=self.server,
+                                        proof=_text(headers.get(PROOF_HEADER)),
+                                        action_token=_text(headers.get(ACTION_HEADER)), params={})
+        if decision is None or not decision.allow:
+            message = await receive()  # websocket.connect must come before the refusal
+            if message.get("type") == "websocket.connect":
+                await send({"type": "websocket.close", "code": 1008,
+                            "reason": (decision.reason if decision else "a passport is required")[:120]})
             return
         scope.setdefault("state", {})["keyplane_decision"] = decision
         await self.app(scope, receive, send)

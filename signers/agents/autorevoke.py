@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from ..clock import duration
+from ..clock import duration, epoch
 from ..errors import KeyplaneError, TokenRevoked
 from ..revocation import Revocation, RevocationStore
 from .errors import PolicyError
@@ -92,6 +92,13 @@ class AutoRevoke:
                 self._seen.pop(next(iter(self._seen)))
         if due:
             self._revoke(event.who, now)
+
+    def recent(self, agent: str, *, now: float | None = None) -> int:
+        """How many counted rejections `agent` has within the window now (a trust-score input)."""
+        current = epoch(now)
+        with self._lock:
+            times = self._seen.get(agent)
+            return sum(1 for t in times if t >= current - self.window) if times else 0
 
     def _revoke(self, agent: str, now: float) -> None:
         reason = f"auto-revoked: {self.threshold} rejections within {self.window:g} s"

@@ -110,17 +110,20 @@ class RejectionEvents:
 
     def report(self, event: RejectionEvent) -> None:
         """Deliver `event`: inline to synchronous subscribers, queued for asynchronous ones."""
-        self.reported += 1
+        with self._lock:
+            self.reported += 1
         for subscriber in list(self._sync):
             try:
                 subscriber(event)
             except Exception:  # a subscriber's failure must not change the verifier's answer
-                self.subscriber_errors += 1
+                with self._lock:
+                    self.subscriber_errors += 1
         if self._async:
             try:
                 self._queue.put_nowait(event)
             except queue.Full:
-                self.dropped += 1
+                with self._lock:
+                    self.dropped += 1
 
     def rejected(
         self,
@@ -134,7 +137,8 @@ class RejectionEvents:
         context: Mapping[str, Any] | None = None,
     ) -> RejectionEvent:
         """Build and report the event for `error`; `token` (if given) supplies unverified sub / jti."""
-        claimed_sub, claimed_jti = unverified_ids(token)
+        known = who is not None and token_id is not None
+        claimed_sub, claimed_jti = (None, None) if known else unverified_ids(token)
         event = RejectionEvent(
             what=what,
             who=_short(who) if who is not None else claimed_sub,
@@ -157,8 +161,9 @@ class RejectionEvents:
                 for subscriber in list(self._async):
                     try:
                         subscriber(event)
-                    except Exception:
-                        self.subscriber_errors += 1
+                    except Exception:  # as for synchronous subscribers: counted, never propagated
+                        with self._lock:
+                            self.subscriber_errors += 1
             finally:
                 self._queue.task_done()
 

@@ -123,7 +123,7 @@ class Gate:
     def __init__(
         self,
         policy: GatePolicy,
-        issuer_keys: KeySource,
+        issuer_keys: KeySource | None = None,
         *,
         revocations: RevocationCheck | None = None,
         challenges: ChallengeBook | None = None,
@@ -138,15 +138,20 @@ class Gate:
             raise PolicyError("Gate needs a GatePolicy (GatePolicy.load / from_dict)")
         if (audit is None) != (decision_signer is None):
             raise PolicyError("give both audit= and decision_signer= (decisions are recorded as signed records)")
+        keys = issuer_keys if issuer_keys is not None else policy.issuer_keys
+        if keys is None:
+            raise PolicyError("the gate needs the issuer's keys: issuer_keys= or jwks = \"...\" in the policy")
         self.policy = policy
-        self.issuer_keys: JWKS = as_jwks(issuer_keys)
+        self.issuer_keys: JWKS = as_jwks(keys)
         self.action_keys: JWKS | None = as_jwks(action_keys) if action_keys is not None else None
         self.revocations = revocations
         self.challenges = challenges
         self.histories = histories
         self.events = events
         self.leeway = leeway
-        self._audited = AuditedSigner(decision_signer, audit, checkpoint_every=None) if audit and decision_signer else None
+        # a long-lived wrapper: every 100 decisions the gate key signs a checkpoint of the chain
+        self._audited = AuditedSigner(decision_signer, audit) if audit and decision_signer else None
+        self._rules: dict[tuple[str, str], Rule | None] = {}  # the policy is immutable: merge each rule once
 
     def challenge(self, *, now: datetime | float | None = None) -> Challenge:
         """A fresh proof-of-possession challenge for an agent about to call a tool."""
@@ -166,9 +171,21 @@ class Gate:
         now: datetime | float | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> Decision:
-        """Run every check and return the decision (never raises for a bad token)."""
+        """Run every check and return the decision (never raises for a bad token).
+
+        Raises PolicyError only for a caller's mistake: `tool` / `server` not strings.
+        """
+        if not isinstance(tool, str) or not isinstance(server, str):
+            raise PolicyError("decide() needs the tool and server names as strings")
         report = _Report()
-        rule = self.policy.rule_for(server, tool)
+        key = (server, tool)
+        try:
+            rule = self._rules[key]
+        except KeyError:  # one lookup, so a concurrent clear() can never make it fail
+            rule = self.policy.rule_for(server, tool)
+            if len(self._rules) > 10_000:  # unknown tool names must not grow memory without bound
+                self._rules.clear()
+            self._rules[key] = rule
         if rule is None:
             report.fail("policy", f"tool {tool[:80]!r} on server {server[:80]!r} is not allowed by the gate policy")
             rule = self.policy.defaults
@@ -182,7 +199,7 @@ class Gate:
         else:
             self._checks(agent, claims, rule, report, tool, proof, action_token, params, now)
         decision = self._decision(report, agent, server, tool)
-        self._record(decision, passport_token, context, agent is not None)
+        self._record(decision, passport_token, context, agent.passport.jti if agent is not None else None)
         return decision
 
     def require(self, passport_token: str | bytes, **kwargs: Any) -> Decision:
@@ -198,6 +215,7 @@ class Gate:
         self, token: str | bytes, report: _Report, now: datetime | float | None
     ) -> tuple[AgentPassport | None, dict[str, Any]]:
         claims: dict[str, Any] = {}
+        kids: list[str] = []
 
         def signature() -> str:
             verified = verify_jws(token, self.issuer_keys, typ=PASSPORT_TYP)
@@ -208,15 +226,14 @@ class Gate:
             if not isinstance(payload, dict):
                 raise TokenInvalid("passport payload is not a JSON object")
             claims.update(payload)
-            claims["\0kid"] = verified.key.kid
+            kids.append(verified.key.kid)
             return f"issuer key {verified.key.kid[:40]}"
 
         if not report.run("signature", signature):
             report.fail("claims", _NOT_EVALUATED)
             return None, {}
-        kid = claims.pop("\0kid")
         holder: list[AgentPassport] = []
-        if not report.run("claims", lambda: holder.append(agent_passport_of(_passport_of(claims, kid)))):
+        if not report.run("claims", lambda: holder.append(agent_passport_of(_passport_of(claims, kids[0])))):
             return None, claims
         return holder[0], claims
 
@@ -299,16 +316,17 @@ class Gate:
         )
 
     def _record(self, decision: Decision, token: str | bytes, context: Mapping[str, Any] | None,
-                authenticated: bool) -> None:
+                jti: str | None) -> None:
         if not decision.allow and self.events is not None:
             self.events.rejected(
-                "gate", GateDenied(decision.reason, decision), token=token, who=decision.agent,
-                authenticated=authenticated, context={"server": decision.server, "tool": decision.tool,
+                "gate", GateDenied(decision.reason, decision), token=None if jti else token, who=decision.agent,
+                token_id=jti, authenticated=jti is not None, context={"server": decision.server, "tool": decision.tool,
                                                       "checks_failed": ",".join(decision.checks_failed),
                                                       **(context or {})},
             )
         if self._audited is not None:
-            _, jti = unverified_ids(token)
+            if jti is None:
+                _, jti = unverified_ids(token)
             body = {"iat": int(epoch(None)), "passport_jti": jti, **decision.to_dict()}
             body.pop("details")
             sign_jwt(self._audited, body, typ=DECISION_TYP)

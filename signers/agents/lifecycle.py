@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 from ..audit import AuditedSigner, AuditLog
 from ..clock import epoch, from_epoch
 from ..errors import TokenError
-from ..jose import JWKS, KeySource, as_jwks, parse_jws, sign_jwt, verify_jwt
+from ..jose import parse_jws, sign_jwt, verify_jwt
+from .approvers import Approvers
 from .errors import HistoryInvalid, PolicyError, RoleMissing, TransitionRefused
 from .events import RejectionEvents, report_to
 
@@ -42,7 +43,7 @@ __all__ = [
     "GENESIS",
     "TRANSITION_TYP",
     "AgentHistory",
-    "Approvers",
+    "Approvers",  # defined in .approvers, importable from here too
     "Lifecycle",
     "StageTransition",
     "advance",
@@ -93,12 +94,6 @@ class Lifecycle:
     def default(cls) -> Lifecycle:
         """The default: the six-stage progression, suspend / retire from anywhere, re-vet on new code."""
         base = cls()
-        steps = set(zip(base.stages, base.stages[1:], strict=False))
-        for stage in base.stages:
-            steps.add((stage, base.suspended_stage))
-            steps.add((stage, base.retired_stage))
-        steps.add((base.suspended_stage, base.retired_stage))
-        steps.add((base.suspended_stage, base.reset_stage))
         approve = frozenset({"approver", "release-approver"})
         release = frozenset({"release-approver"})
         roles = {
@@ -111,7 +106,55 @@ class Lifecycle:
             "SUSPENDED": frozenset({"operator", "approver", "release-approver"}),
             "RETIRED": frozenset({"operator", "release-approver"}),
         }
-        return cls(transitions=frozenset(steps), roles=roles)
+        return cls(transitions=base.default_transitions(), roles=roles)
+
+    def default_transitions(self) -> frozenset[tuple[str, str]]:
+        """Each stage to the next, any progression stage to SUSPENDED / RETIRED, SUSPENDED to RETIRED or re-vet."""
+        steps = set(zip(self.stages, self.stages[1:], strict=False))
+        for stage in self.stages:
+            steps.add((stage, self.suspended_stage))
+            steps.add((stage, self.retired_stage))
+        steps.add((self.suspended_stage, self.retired_stage))
+        steps.add((self.suspended_stage, self.reset_stage))
+        return frozenset(steps)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], where: str = "[agents.lifecycle]") -> Lifecycle:
+        """From an ``[agents.lifecycle]`` table: ``stages``, ``side_stages``, ``reset_stage``,
+        ``suspended_stage``, ``retired_stage``, ``transitions`` (pairs; default: `default_transitions`)
+        and a ``roles`` table (stage -> roles). PolicyError for an unknown field or stage.
+        """
+        fields_known = {"stages", "side_stages", "reset_stage", "suspended_stage", "retired_stage", "transitions",
+                        "roles"}
+        if not isinstance(data, Mapping):
+            raise PolicyError(f"{where} must be a table")
+        unknown = set(data) - fields_known
+        if unknown:
+            raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(fields_known)}")
+        base = cls.default()
+        values: dict[str, Any] = {}
+        for name in ("stages", "side_stages"):
+            if name in data:
+                values[name] = tuple(_names(data[name], f"{where}: {name}"))
+        for name in ("reset_stage", "suspended_stage", "retired_stage"):
+            if name in data:
+                if not isinstance(data[name], str):
+                    raise PolicyError(f"{where}: {name} must be a stage name")
+                values[name] = data[name]
+        if "roles" in data:
+            roles = data["roles"]
+            if not isinstance(roles, Mapping):
+                raise PolicyError(f"{where}: roles must be a table of stage = [roles]")
+            values["roles"] = {stage: frozenset(_names(r, f"{where}: roles.{stage}")) for stage, r in roles.items()}
+        elif "stages" not in data and "side_stages" not in data:
+            values["roles"] = base.roles  # the default stages keep the default roles
+        shaped = cls(**values)
+        if "transitions" not in data:
+            return cls(**values, transitions=shaped.default_transitions())
+        pairs = data["transitions"]
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise PolicyError(f"{where}: transitions must be a list of [from, to] pairs")
+        return cls(**values, transitions=frozenset((str(a), str(b)) for a, b in pairs))
 
     @property
     def all_stages(self) -> tuple[str, ...]:
@@ -173,54 +216,6 @@ class Lifecycle:
 DEFAULT_LIFECYCLE = Lifecycle.default()
 
 
-class Approvers:
-    """The approvers' public keys and the roles each key holds (by key id = JWKS kid)."""
-
-    def __init__(self, keys: KeySource, roles: Mapping[str, Iterable[str]]) -> None:
-        self.jwks: JWKS = as_jwks(keys)
-        self.roles: dict[str, frozenset[str]] = {}
-        for kid, granted in roles.items():
-            if kid not in self.jwks:
-                raise PolicyError(f"approver role given for key {kid[:60]!r}, which is not in the approvers' keys")
-            self.roles[kid] = frozenset([granted] if isinstance(granted, str) else granted)
-
-    @classmethod
-    def of(cls, by_role: Mapping[str, Iterable[Any]]) -> Approvers:
-        """From ``{"release-approver": [signer_or_public_key, ...], ...}``."""
-        roles: dict[str, set[str]] = {}
-        items = []
-        for role, holders in by_role.items():
-            for holder in holders:
-                jwks = as_jwks(holder)
-                items.append(jwks)
-                for jwk in jwks:
-                    roles.setdefault(jwk.kid, set()).add(role)
-        return cls(JWKS.of(*items), roles)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Approvers:
-        """From ``{"approvers": [{"jwk": {...}, "roles": [...]}, ...]}`` (the CLI's approvers file)."""
-        entries = data.get("approvers") if isinstance(data, Mapping) else None
-        if not isinstance(entries, list):
-            raise PolicyError("approvers file must be {'approvers': [{'jwk': {...}, 'roles': [...]}]}")
-        jwks: list[Any] = []
-        roles: dict[str, list[str]] = {}
-        for entry in entries:
-            if not isinstance(entry, Mapping) or not isinstance(entry.get("roles"), list):
-                raise PolicyError("each approver needs a 'jwk' object and a 'roles' list")
-            key_set = as_jwks(entry.get("jwk") or {})
-            jwks.append(key_set)
-            for jwk in key_set:
-                roles[jwk.kid] = [str(r) for r in entry["roles"]]
-        return cls(JWKS.of(*jwks), roles)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"approvers": [{"jwk": jwk.to_dict(), "roles": sorted(self.roles.get(jwk.kid, ()))} for jwk in self.jwks]}
-
-    def roles_of(self, kid: str) -> frozenset[str]:
-        return self.roles.get(kid, frozenset())
-
-
 @dataclass(frozen=True)
 class StageTransition:
     """One verified transition of an agent's history."""
@@ -270,6 +265,12 @@ class AgentHistory:
         return [t.token for t in self.transitions]
 
 
+def _names(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise PolicyError(f"{where} must be a list of names")
+    return list(value)
+
+
 def transition_hash(token: str) -> str:
     """SHA-256 (hex) of a transition token's compact form: the next transition's ``prev``."""
     return hashlib.sha256(token.encode("ascii")).hexdigest()
@@ -299,10 +300,15 @@ def _sign(
 ) -> AgentHistory:
     _check_inputs(agent, reason, code_hash)
     kid = approver.key_id
+    current = epoch(now)
+    issued = int(current)
     try:
         if kid not in approvers.jwks:
             raise RoleMissing(f"key {kid[:60]!r} is not among the approvers")
-        lifecycle.check(history, to, approvers.roles_of(kid), code_hash)
+        ended = approvers.not_after.get(kid)
+        if ended is not None and current > ended:  # the precise time: iat is whole seconds
+            raise RoleMissing(f"key {kid[:60]!r} no longer holds approver roles (they ended at {ended:.0f})")
+        lifecycle.check(history, to, approvers.roles_of(kid, issued), code_hash)
     except TransitionRefused as e:
         report_to(events, "stage-transition", e, who=agent, context={"to": to, "approver": kid})
         raise
@@ -310,7 +316,7 @@ def _sign(
     prev = GENESIS if history is None else history.head
     from_stage = None if history is None else history.stage
     claims = {
-        "iss": kid, "sub": agent, "jti": str(uuid.uuid4()), "iat": int(epoch(now)),
+        "iss": kid, "sub": agent, "jti": str(uuid.uuid4()), "iat": issued,
         "seq": seq, "from": from_stage, "to": to, "approver": kid, "reason": reason,
         "code_hash": code_hash, "prev": prev,
     }
@@ -320,7 +326,7 @@ def _sign(
         signing = AuditedSigner(approver, audit, context=context, checkpoint_every=None)
     token = sign_jwt(signing, claims, typ=TRANSITION_TYP)
     tokens = [*(history.tokens if history else []), token]
-    return verify_history(tokens, approvers, lifecycle=lifecycle, agent=agent)
+    return verify_history(tokens, approvers, lifecycle=lifecycle, agent=agent, now=now)
 
 
 def register(
@@ -368,6 +374,7 @@ def verify_history(
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
     agent: str | None = None,
     events: RejectionEvents | None = None,
+    now: datetime | float | None = None,
 ) -> AgentHistory:
     """Verify a history offline: every signature, the hash chain, and every rule of the lifecycle.
 
@@ -375,20 +382,21 @@ def verify_history(
     the start, signed by a key without the role, or breaking a lifecycle rule).
     """
     try:
-        return _verify_all(tokens, approvers, lifecycle, agent)
+        return _verify_all(tokens, approvers, lifecycle, agent, now)
     except HistoryInvalid as e:
         report_to(events, "history", e, who=agent, context={"transitions": len(tokens) if not isinstance(tokens, str) else 0})
         raise
 
 
-def _verify_all(tokens: Sequence[str], approvers: Approvers, lifecycle: Lifecycle, agent: str | None) -> AgentHistory:
+def _verify_all(tokens: Sequence[str], approvers: Approvers, lifecycle: Lifecycle, agent: str | None,
+                now: datetime | float | None) -> AgentHistory:
     if isinstance(tokens, str) or not tokens:
         raise HistoryInvalid("a history is a non-empty list of transition tokens")
     history: AgentHistory | None = None
     transitions: list[StageTransition] = []
     for position, token in enumerate(tokens, start=1):
         try:
-            step = _verify_step(token, position, approvers, history, lifecycle, agent)
+            step = _verify_step(token, position, approvers, history, lifecycle, agent, now)
         except HistoryInvalid:
             raise
         except TokenError as e:
@@ -407,12 +415,13 @@ def _verify_step(
     history: AgentHistory | None,
     lifecycle: Lifecycle,
     agent: str | None,
+    now: datetime | float | None,
 ) -> StageTransition:
     if not isinstance(token, str):
         raise HistoryInvalid(f"transition {position} is not a token string")
     verified = verify_jwt(
         token, approvers.jwks, typ=TRANSITION_TYP,
-        require=("sub", "iat", "jti", "seq", "from", "to", "approver", "reason", "code_hash", "prev"),
+        require=("sub", "iat", "jti", "seq", "from", "to", "approver", "reason", "code_hash", "prev"), now=now,
     )
     c = verified.claims
     if c["approver"] != verified.kid or c.get("iss") != verified.kid:
@@ -432,7 +441,7 @@ def _verify_step(
             raise HistoryInvalid(f"transition {position} claim {name!r} is not a string")
     if not _CODE_HASH.match(c["code_hash"]):
         raise HistoryInvalid(f"transition {position} code_hash is not a SHA-256 digest")
-    lifecycle.check(history, c["to"], approvers.roles_of(verified.kid), c["code_hash"])
+    lifecycle.check(history, c["to"], approvers.roles_of(verified.kid, float(c["iat"])), c["code_hash"])
     at = from_epoch(c["iat"])
     if at is None or (history is not None and at < history.transitions[-1].at):
         raise HistoryInvalid(f"transition {position} is dated before the transition it follows")

@@ -32,7 +32,15 @@ from .errors import PolicyError
 from .events import RejectionEvents, report_to
 from .gate import Decision, Gate
 
-__all__ = ["ACTION_META", "CHALLENGE_ROUTE", "PROOF_META", "PassportTokenVerifier", "ToolGate", "gated_server"]
+__all__ = [
+    "ACTION_META",
+    "CHALLENGE_ROUTE",
+    "PROOF_META",
+    "PassportTokenVerifier",
+    "ToolGate",
+    "gated_server",
+    "tool_call_meta",
+]
 
 PROOF_META = "keyplane/proof"
 ACTION_META = "keyplane/action"
@@ -117,6 +125,16 @@ class ToolGate:
             content=[self._types.TextContent(type="text", text=f"keyplane gate denied: {reason}")],
             structured_content={"keyplane": summary}, is_error=True,
         )
+
+
+def tool_call_meta(*, proof: str | None = None, action_token: str | None = None) -> dict[str, str]:
+    """The client's side: the ``_meta`` of a gated ``tools/call`` (``session.call_tool(..., meta=...)``)."""
+    meta = {}
+    if proof is not None:
+        meta[PROOF_META] = proof
+    if action_token is not None:
+        meta[ACTION_META] = action_token
+    return meta
 
 
 def _meta(meta: Any, key: str) -> str | None:

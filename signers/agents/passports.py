@@ -233,11 +233,12 @@ def verify_agent_passport(
     if required_stage is not None:
         lifecycle.require_stage(required_stage, "required_stage")
     authenticated: str | None = None
+    jti: str | None = None
     try:
         passport = verify_passport(
             token, issuer_keys, revocations=revocations, audience=audience, issuer=issuer, leeway=leeway, now=now,
         )
-        authenticated = passport.sub  # from here on, a refusal is of a verified agent
+        authenticated, jti = passport.sub, passport.jti  # from here on, a refusal is of a verified agent
         agent = agent_passport_of(passport)
         check_scopes(passport, required_scopes)
         check_trust(agent, min_trust_score)
@@ -248,7 +249,7 @@ def verify_agent_passport(
         if history is not None:
             check_backed(agent, history, approvers, lifecycle)
     except TokenError as e:
-        report_to(events, "passport", e, token=token, who=authenticated, authenticated=authenticated is not None,
-                  context=context)
+        report_to(events, "passport", e, token=None if jti else token, who=authenticated, token_id=jti,
+                  authenticated=authenticated is not None, context=context)
         raise
     return agent

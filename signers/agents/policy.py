@@ -3,6 +3,7 @@
 ```toml
 [agents.gate]
 issuer = "https://issuer.example"      # expected passport iss (optional)
+jwks = "issuer-jwks.json"              # the issuer's keys, relative to this file (optional)
 audience = "tools.example"             # expected passport aud (optional)
 
 [agents.gate.defaults]                 # every server and tool inherits these
@@ -21,6 +22,9 @@ action = "payments.transfer"           # the action name the token must carry (d
 code_hashes = ["sha256:..."]           # attested builds allowed to call it
 ```
 
+A ``[agents.lifecycle]`` table in the same file (see `Lifecycle.from_dict`) defines the
+stages the policy names; ``[agents.autorevoke]`` is read by `AutoRevoke.from_config`.
+
 Rule fields: ``min_stage``, ``min_trust``, ``scopes``, ``proof``, ``action_token``,
 ``action``, ``code_hashes``. A tool's rule overrides its server's, which overrides the
 defaults. Every mistake (an unknown field, a stage the lifecycle does not know, a wrong
@@ -35,10 +39,15 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+from ..jose import JWKS
 from .errors import PolicyError
+from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, Lifecycle
 
-__all__ = ["GatePolicy", "Rule", "ServerPolicy"]
+__all__ = ["AGENT_SECTIONS", "GatePolicy", "Rule", "ServerPolicy"]
+
+AGENT_SECTIONS = frozenset({"gate", "lifecycle", "autorevoke"})  # the tables [agents.*] may hold
 
 _UNSET: Any = None
 
@@ -109,6 +118,7 @@ class GatePolicy:
     issuer: str | None = None
     audience: str | None = None
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE
+    issuer_keys: JWKS | None = None  # from ``jwks = "issuer-jwks.json"``, so ``Gate(policy)`` needs nothing else
 
     def rule_for(self, server: str, tool: str) -> Rule | None:
         """The effective rule for `tool` on `server`, or None when the policy does not allow it at all."""
@@ -123,13 +133,14 @@ class GatePolicy:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
-                  where: str = "[agents.gate]") -> GatePolicy:
-        """From the ``[agents.gate]`` table (already parsed)."""
+                  where: str = "[agents.gate]", base: Path | None = None) -> GatePolicy:
+        """From the ``[agents.gate]`` table (already parsed); a ``jwks`` path is relative to `base`."""
         if not isinstance(data, Mapping):
             raise PolicyError(f"{where} must be a table")
-        unknown = set(data) - {"issuer", "audience", "defaults", "servers"}
+        known = {"issuer", "audience", "jwks", "defaults", "servers"}
+        unknown = set(data) - known
         if unknown:
-            raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}; expected issuer, audience, defaults, servers")
+            raise PolicyError(f"{where}: unknown field(s) {sorted(unknown)}; expected some of {sorted(known)}")
         for name in ("issuer", "audience"):
             if name in data and (not isinstance(data[name], str) or not data[name]):
                 raise PolicyError(f"{where}: {name} must be a non-empty string")
@@ -145,19 +156,45 @@ class GatePolicy:
             tools = {tool: Rule.from_dict(_table(t, f"{place}.tools.{tool}"), f"{place}.tools.{tool}", lifecycle)
                      for tool, t in tools_table.items()}
             servers[name] = ServerPolicy(Rule.from_dict(table, place, lifecycle), tools, allow)
-        return cls(servers, defaults, data.get("issuer"), data.get("audience"), lifecycle)
+        keys = _jwks(data["jwks"], base, where) if "jwks" in data else None
+        return cls(servers, defaults, data.get("issuer"), data.get("audience"), lifecycle, keys)
 
     @classmethod
-    def load(cls, path: str | Path, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE) -> GatePolicy:
-        """From a keyplane.toml's ``[agents.gate]`` section; PolicyError if it is missing or wrong."""
+    def load(cls, path: str | Path, *, lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+             events: RejectionEvents | None = None) -> GatePolicy:
+        """From a keyplane.toml's ``[agents.gate]`` section; PolicyError if it is missing or wrong (reported to `events`)."""
+        try:
+            return cls._load(path, lifecycle)
+        except PolicyError as e:
+            report_to(events, "policy", e, context={"path": str(path)})
+            raise
+
+    @classmethod
+    def _load(cls, path: str | Path, lifecycle: Lifecycle) -> GatePolicy:
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
             raise PolicyError(f"cannot read gate policy {path}: {e}") from e
-        gate = data.get("agents", {}).get("gate") if isinstance(data.get("agents"), dict) else None
-        if gate is None:
+        agents = data.get("agents")
+        if not isinstance(agents, dict) or "gate" not in agents:
             raise PolicyError(f"{path} has no [agents.gate] section")
-        return cls.from_dict(gate, lifecycle=lifecycle, where=f"{path}: [agents.gate]")
+        unknown = set(agents) - AGENT_SECTIONS
+        if unknown:
+            raise PolicyError(f"{path}: unknown section(s) [agents.{sorted(unknown)[0]}]; expected {sorted(AGENT_SECTIONS)}")
+        if "lifecycle" in agents and lifecycle is DEFAULT_LIFECYCLE:
+            lifecycle = Lifecycle.from_dict(agents["lifecycle"], where=f"{path}: [agents.lifecycle]")
+        return cls.from_dict(agents["gate"], lifecycle=lifecycle, where=f"{path}: [agents.gate]",
+                             base=Path(path).parent)
+
+
+def _jwks(value: Any, base: Path | None, where: str) -> JWKS:
+    if not isinstance(value, str) or not value:
+        raise PolicyError(f"{where}: jwks must be the path of the issuer's JWKS file")
+    path = Path(value) if base is None or Path(value).is_absolute() else base / value
+    try:
+        return JWKS.load(path)
+    except ConfigError as e:  # unreadable, not JSON, or no usable key
+        raise PolicyError(f"{where}: jwks: {e}") from e
 
 
 def _table(value: Any, where: str) -> Mapping[str, Any]:

@@ -78,6 +78,29 @@ class TrustInputs:
         return cls(stage, code_hash in set(attested_builds), receipts_verified, receipts_failed, rejections,
                    revoked_group_members)
 
+    @classmethod
+    def from_evidence(
+        cls,
+        agent: str,
+        stage: str,
+        code_hash: str,
+        *,
+        attested_builds: Iterable[str] = (),
+        receipt_checks: Iterable[Any] = (),
+        rejections: int = 0,
+        revocations: RevocationCheck | None = None,
+        group_members: Iterable[str] = (),
+    ) -> TrustInputs:
+        """Inputs from the evidence itself: `OutputCheck`s of the agent's receipts (VALID counts as
+        verified, TAMPERED as failed), rejections in the window (`AutoRevoke.recent`), and the
+        other members of its groups checked against `revocations`."""
+        checks = list(receipt_checks)
+        verified = sum(1 for c in checks if getattr(c, "valid", False))
+        revoked = revoked_members(revocations, group_members, exclude=agent) if revocations is not None else 0
+        return cls.collect(stage, code_hash, attested_builds=attested_builds, receipts_verified=verified,
+                           receipts_failed=len(checks) - verified, rejections=rejections,
+                           revoked_group_members=revoked)
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

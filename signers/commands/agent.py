@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-__all__ = ["register"]
+__all__ = ["approvers_of", "lifecycle_of", "load_history", "register"]
 
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$")
 
@@ -28,8 +28,10 @@ def register(subparsers: Any) -> None:
 
     approver = sub.add_parser("approver", help="list a key as an approver with roles (registry approvers.json)")
     approver.add_argument("key", help="the approver's key URI / configured name, or a JWK / PEM public key file")
-    approver.add_argument("--role", action="append", required=True,
+    approver.add_argument("--role", action="append", default=[],
                           help="role to grant (repeatable): registrar, approver, release-approver, operator")
+    approver.add_argument("--not-after", help="the key's roles end then (ISO 8601 time, epoch seconds, or 'now'): "
+                                              "what it signed before still verifies")
     _registry(approver)
     approver.set_defaults(func=_approver)
 
@@ -95,6 +97,7 @@ def register(subparsers: Any) -> None:
 
 def _registry(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry", help="registry directory (default: $KEYPLANE_AGENTS or ./agents)")
+    parser.add_argument("--lifecycle", help="TOML file whose [agents.lifecycle] replaces the default stages and roles")
 
 
 def _signing(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +128,8 @@ def _history_path(args: argparse.Namespace, agent: str) -> Path:
     return _directory(args) / f"{agent}.history"
 
 
-def _approvers(args: argparse.Namespace, path: str | None = None) -> Any:
+def approvers_of(args: argparse.Namespace, path: str | None = None) -> Any:
+    """The registry's approvers file (or `path`): their public keys and roles."""
     from signers.agents.lifecycle import Approvers
     from signers.errors import ConfigError
 
@@ -138,17 +142,39 @@ def _approvers(args: argparse.Namespace, path: str | None = None) -> Any:
         raise ConfigError(f"cannot read approvers file {file}: {e}") from e
 
 
-def _load_history(args: argparse.Namespace, agent: str, approvers: Any) -> Any:
+def lifecycle_of(args: argparse.Namespace) -> Any:
+    """The lifecycle: ``[agents.lifecycle]`` of the --lifecycle file, else the default."""
+    import tomllib
+
+    from signers.agents.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+    from signers.errors import ConfigError
+
+    if not getattr(args, "lifecycle", None):
+        return DEFAULT_LIFECYCLE
+    try:
+        data = tomllib.loads(Path(args.lifecycle).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"cannot read lifecycle file {args.lifecycle}: {e}") from e
+    table = data.get("agents", {}).get("lifecycle") if isinstance(data.get("agents"), dict) else None
+    if table is None:
+        raise ConfigError(f"{args.lifecycle} has no [agents.lifecycle] section")
+    return Lifecycle.from_dict(table, where=f"{args.lifecycle}: [agents.lifecycle]")
+
+
+def load_history(args: argparse.Namespace, agent: str, approvers: Any, lifecycle: Any = None) -> Any:
+    """The agent's verified history from the registry (or a history file); HistoryInvalid if refused."""
     # lazy: the CLI imports every command module at start-up
     from signers.agents.lifecycle import verify_history
     from signers.errors import ConfigError
 
-    path = Path(agent) if Path(agent).is_file() else _history_path(args, agent)
+    given_file = Path(agent).is_file()  # `agent history` also takes a history file someone handed over
+    path = Path(agent) if given_file else _history_path(args, agent)
     try:
         tokens = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     except FileNotFoundError as e:
         raise ConfigError(f"agent {agent!r} is not registered (no {path})") from e
-    return verify_history(tokens, approvers, agent=None if path.name == agent else agent)
+    return verify_history(tokens, approvers, agent=None if given_file else agent,
+                          lifecycle=lifecycle or lifecycle_of(args))
 
 
 def _save(path: Path, history: Any) -> None:
@@ -192,13 +218,19 @@ def _approver(args: argparse.Namespace) -> int:
     from signers.agents.lifecycle import Approvers
     from signers.cli import print_result
     from signers.commands.agent_io import public_key_of
+    from signers.errors import ConfigError
     from signers.jose import JWKS
 
     path = _directory(args) / "approvers.json"
-    current = _approvers(args) if path.is_file() else Approvers(JWKS(), {})
+    current = approvers_of(args) if path.is_file() else Approvers(JWKS(), {})
     key = public_key_of(args.key)
+    if not args.role and not args.not_after:
+        raise ConfigError("give --role (to grant) and/or --not-after (to end the key's roles)")
     roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
-    updated = Approvers(JWKS.of(current.jwks, key), roles)
+    ends = dict(current.not_after)
+    if args.not_after:
+        ends[key.key_id] = _when(args.not_after)
+    updated = Approvers(JWKS.of(current.jwks, key), roles, ends)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
     print_result(args, {"ok": True, "kid": key.key_id, "roles": sorted(roles[key.key_id])},
@@ -216,8 +248,8 @@ def _register_agent(args: argparse.Namespace) -> int:
         raise ConfigError(f"agent {args.agent!r} is already registered ({path})")
     code = _code_hash(args)
     assert code is not None
-    history = register_agent(signers.open(args.key), args.agent, code, _approvers(args),
-                             reason=args.reason or "registered", audit=_audit(args))
+    history = register_agent(signers.open(args.key), args.agent, code, approvers_of(args),
+                             reason=args.reason or "registered", audit=_audit(args), lifecycle=lifecycle_of(args))
     _save(path, history)
     return _print(args, history, "registered")
 
@@ -226,10 +258,10 @@ def _advance_to(args: argparse.Namespace, stage: str, verb: str) -> int:
     import signers
     from signers.agents.lifecycle import advance
 
-    approvers = _approvers(args)
-    history = _load_history(args, args.agent, approvers)
+    approvers = approvers_of(args)
+    history = load_history(args, args.agent, approvers)
     moved = advance(signers.open(args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
-                    code_hash=_code_hash(args), audit=_audit(args))
+                    code_hash=_code_hash(args), audit=_audit(args), lifecycle=lifecycle_of(args))
     _save(_history_path(args, args.agent), moved)
     return _print(args, moved, verb)
 
@@ -245,7 +277,7 @@ def _suspend(args: argparse.Namespace) -> int:
 def _history(args: argparse.Namespace) -> int:
     from signers.cli import print_result
 
-    history = _load_history(args, args.agent, _approvers(args, args.approvers))
+    history = load_history(args, args.agent, approvers_of(args, args.approvers))
     lines = [f"{t.seq:>3} {t.at.isoformat()} {t.from_stage or '-':>13} -> {t.to_stage:<13} "
              f"by {t.approver[:16]}... {t.reason}" for t in history.transitions]
     print_result(args, {"ok": True, "agent": history.agent, "stage": history.stage, "head": history.head,
@@ -258,7 +290,7 @@ def _score(args: argparse.Namespace) -> int:
     from signers.agents.trust import TrustInputs, compute_trust
     from signers.cli import print_result
 
-    history = _load_history(args, args.agent, _approvers(args))
+    history = load_history(args, args.agent, approvers_of(args))
     inputs = TrustInputs.collect(
         history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested],
         receipts_verified=args.receipts_verified, receipts_failed=args.receipts_failed, rejections=args.rejections,
@@ -268,6 +300,25 @@ def _score(args: argparse.Namespace) -> int:
     print_result(args, {"ok": True, "agent": history.agent, "trust": trust.claim(), "inputs": inputs.to_dict()},
                  f"{history.agent}: trust {trust.score} ({trust.scorer}, inputs {trust.inputs[:23]}...)")
     return 0
+
+
+def _when(value: str) -> float:
+    """'now', epoch seconds, or an ISO 8601 time with a zone, as epoch seconds."""
+    from datetime import datetime
+
+    from signers.clock import epoch
+    from signers.errors import ConfigError
+
+    if value == "now":
+        return epoch(None)
+    try:
+        return epoch(float(value))
+    except ValueError:
+        pass
+    try:
+        return epoch(datetime.fromisoformat(value))
+    except ValueError as e:
+        raise ConfigError(f"--not-after {value!r} is not 'now', epoch seconds or an ISO 8601 time with a zone") from e
 
 
 def _normal(code_hash: str) -> str:
@@ -281,7 +332,7 @@ def _passport(args: argparse.Namespace) -> int:
     from signers.cli import print_result
     from signers.commands.agent_io import public_key_of
 
-    history = _load_history(args, args.agent, _approvers(args))
+    history = load_history(args, args.agent, approvers_of(args))
     trust = None
     if args.trust_score is None:
         inputs = TrustInputs.collect(history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested])
@@ -289,6 +340,7 @@ def _passport(args: argparse.Namespace) -> int:
     token = issue_agent_passport(
         signers.open(args.key), history, name=args.name or history.agent, agent_key=public_key_of(args.agent_key),
         scopes=args.scope, groups=args.group, trust=trust, trust_score=args.trust_score, iss=args.iss, ttl=args.ttl,
+        lifecycle=lifecycle_of(args),
     )
     if args.out:
         Path(args.out).write_text(token + "\n", encoding="utf-8")

@@ -1,26 +1,20 @@
 """``keyplane ca init|issue|sign-csr|csr|revoke|crl|verify``: a CA whose key stays in its store.
 
-A CA lives in a directory (``--dir``, default ``$KEYPLANE_CA_DIR``):
-
-    ca.json          the key (URI or keyplane.toml name; never a secret) and file names
-    ca.pem           the CA certificate
-    chain.pem        the CA certificate and its issuers up to the root
-    revocations.db   revoked serials (SQLite, shared format with token revocation)
-
-``--key``, ``--cert`` and ``--revocations`` override the directory's entries (or replace the
-directory). Everything heavy is imported inside the handlers so ``keyplane --help`` stays fast.
+A CA lives in a directory (``--dir``, default ``$KEYPLANE_CA_DIR``); its layout is described
+in `signers.x509.directory`. ``--key``, ``--cert`` and ``--revocations`` override the
+directory's entries (or replace the directory). Everything heavy is imported inside the
+handlers so ``keyplane --help`` stays fast. Bad input (a missing or damaged file, NaN or a
+negative duration, a malformed serial) is a one-line ConfigError, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
-import json
+import functools
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from signers.errors import ConfigError
@@ -28,21 +22,22 @@ from signers.errors import ConfigError
 if TYPE_CHECKING:
     from cryptography import x509
 
-    from signers.x509 import CertificateAuthority
+    from signers.x509.directory import CaDirectory
 
 __all__ = ["register"]
 
-STATE_FILE = "ca.json"
+_SAN_HELP = "dns:NAME, uri:spiffe://... or uri:urn:uuid:..., email:A@B, ip:ADDR (untagged: inferred strictly)"
 
 
 def register(subparsers: Any) -> None:
+    """Add `keyplane ca ...` to the CLI's subparsers."""
     ca = subparsers.add_parser("ca", help="an X.509 certificate authority whose key stays in its key store")
     sub = ca.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
 
     init = sub.add_parser("init", help="create a root CA (or, with --parent, an intermediate) in --dir")
     _ca_location(init)
     init.add_argument("--subject", required=True, help="CA name, e.g. 'CN=Acme Root,O=Acme' or just 'Acme Root'")
-    init.add_argument("--days", type=int, default=None, help="validity in days (root 3650, intermediate 365)")
+    init.add_argument("--days", type=float, default=None, help="validity in days (root 3650, intermediate 365)")
     init.add_argument("--path-length", type=int, default=None,
                       help="CA certificates allowed below this one (root: unlimited; intermediate: 0)")
     init.add_argument("--parent", help="directory of the CA that signs this one (makes an intermediate)")
@@ -51,7 +46,7 @@ def register(subparsers: Any) -> None:
     issue = sub.add_parser("issue", help="issue a certificate for a public key")
     _ca_location(issue)
     whose = issue.add_mutually_exclusive_group(required=True)
-    whose.add_argument("--pubkey", help="the subject's public key: PEM or JWK file")
+    whose.add_argument("--pubkey", help="the subject's public key: PEM, DER or JWK file")
     whose.add_argument("--for-key", help="the subject's key as a URI or name (its public key is used)")
     _request_options(issue)
     issue.set_defaults(func=_issue)
@@ -65,14 +60,14 @@ def register(subparsers: Any) -> None:
     csr = sub.add_parser("csr", help="make a CSR signed by a key in any store")
     csr.add_argument("--key", required=True, help="key URI or name")
     csr.add_argument("--subject", required=True)
-    csr.add_argument("--san", action="append", default=[], help="dns:NAME, uri:spiffe://..., email:A@B, ip:ADDR")
+    csr.add_argument("--san", action="append", default=[], help=_SAN_HELP)
     csr.add_argument("--out", help="write the PEM here (default: print it)")
     csr.set_defaults(func=_csr)
 
     revoke = sub.add_parser("revoke", help="revoke a certificate by serial (hex) or certificate file")
     _ca_location(revoke)
     which = revoke.add_mutually_exclusive_group(required=True)
-    which.add_argument("serial", nargs="?", help="serial number in hex (as `openssl x509 -serial` prints it)")
+    which.add_argument("serial", nargs="?", help="serial in hex, any spelling (ab, 0x00AB, 00:ab are one serial)")
     which.add_argument("--certificate", help="the certificate file to revoke")
     revoke.add_argument("--reason", default="unspecified", help="RFC 5280 reason, e.g. keyCompromise, superseded")
     revoke.set_defaults(func=_revoke)
@@ -89,9 +84,10 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--untrusted", action="append", default=[], help="intermediate certificate PEM file(s)")
     verify.add_argument("--crl", action="append", default=[], help="CRL file(s) to check revocation against")
     verify.add_argument("--require-crl", action="store_true", help="fail unless every issuer's CRL is given")
+    verify.add_argument("--no-crl", action="store_true", help="with --dir: do not check the CA's own crl.pem")
     verify.add_argument("--eku", action="append", default=[], help="required extended key usage (client_auth, ...)")
     verify.add_argument("--at", help="verify as of this ISO 8601 time (default: now)")
-    verify.add_argument("--dir", help="a CA directory: its chain is trusted (root) and supplied (intermediates)")
+    verify.add_argument("--dir", help="a CA directory: its chain is trusted and its crl.pem checked (see --no-crl)")
     verify.set_defaults(func=_verify)
 
 
@@ -104,8 +100,8 @@ def _ca_location(parser: argparse.ArgumentParser) -> None:
 
 def _request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--subject", help="subject name (a CSR's own subject by default)")
-    parser.add_argument("--san", action="append", default=[], help="dns:NAME, uri:spiffe://..., email:A@B, ip:ADDR")
-    parser.add_argument("--hours", type=float, help="validity in hours (default 24; CA certificates 365 days)")
+    parser.add_argument("--san", action="append", default=[], help=_SAN_HELP)
+    parser.add_argument("--hours", type=float, help="validity in hours from now (default 24; CA certificates 365 days)")
     parser.add_argument("--key-usage", action="append", help="key usage name(s) (default digital_signature)")
     parser.add_argument("--eku", action="append", help="extended key usage(s) (default client_auth, server_auth)")
     parser.add_argument("--ca", action="store_true", help="issue a CA certificate")
@@ -113,59 +109,14 @@ def _request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write the PEM here (default: print it)")
 
 
-# -- the CA directory --------------------------------------------------------------------
+# -- shared helpers ------------------------------------------------------------------------
 
 
-@dataclass
-class _Location:
-    directory: Path | None
-    key: str
-    cert: Path
-    chain: Path
-    revocations: Path
+def _locate(args: argparse.Namespace, *, creating: bool = False) -> CaDirectory:
+    from signers.x509.directory import CaDirectory  # lazy: keeps `keyplane --help` fast
 
-
-def _locate(args: argparse.Namespace, *, creating: bool = False) -> _Location:
     given = args.dir or os.environ.get("KEYPLANE_CA_DIR")
-    directory = Path(given) if given else None
-    state: dict[str, Any] = {}
-    if directory is not None and not creating:
-        try:
-            state = json.loads((directory / STATE_FILE).read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            if not (args.key and args.cert):
-                raise ConfigError(f"{directory} is not a CA directory (no {STATE_FILE}); run `keyplane ca init`") from None
-        except ValueError as e:
-            raise ConfigError(f"{directory / STATE_FILE} is not valid JSON") from e
-    if directory is None and not (args.key and args.cert):
-        raise ConfigError("give --dir (or $KEYPLANE_CA_DIR), or both --key and --cert")
-    base = directory or Path(".")
-    key = args.key or state.get("key")
-    if not key:
-        raise ConfigError("no CA key: give --key URI or name")
-    return _Location(
-        directory=directory,
-        key=key,
-        cert=Path(args.cert) if args.cert else base / state.get("certificate", "ca.pem"),
-        chain=base / state.get("chain", "chain.pem"),
-        revocations=Path(args.revocations) if args.revocations else base / state.get("revocations", "revocations.db"),
-    )
-
-
-@contextlib.contextmanager
-def _open_ca(location: _Location) -> Iterator[CertificateAuthority]:
-    """The CA at `location`, with its revocation database open for the duration."""
-    import signers
-    from signers.revocation import SQLiteRevocationStore
-    from signers.x509 import CertificateAuthority, read_certificates
-
-    signer = signers.open(location.key)
-    certificates = read_certificates(location.cert)
-    parents: list[x509.Certificate] = []
-    if location.chain.is_file():
-        parents = [c for c in read_certificates(location.chain) if c != certificates[0]]
-    with SQLiteRevocationStore(location.revocations) as revocations:
-        yield CertificateAuthority(signer, certificates[0], chain=parents, revocations=revocations)
+    return CaDirectory.locate(given, key=args.key, cert=args.cert, revocations=args.revocations, creating=creating)
 
 
 def _key_reference(given: str, signer_uri: str) -> str:
@@ -173,42 +124,67 @@ def _key_reference(given: str, signer_uri: str) -> str:
     return given if ":" not in given else signer_uri
 
 
+def _duration(value: float | None, unit: float, what: str) -> datetime.timedelta | None:
+    """A CLI duration (`value` units of `unit` seconds); ConfigError (exit 2) for NaN, infinities and negatives."""
+    from signers.clock import duration  # lazy: keeps `keyplane --help` fast
+
+    if value is None:
+        return None
+    return datetime.timedelta(seconds=duration(value * unit, what))
+
+
+def _one_line(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Data errors `cryptography` raises as ValueError/OverflowError (a damaged certificate, an absurd
+    number) become a one-line ConfigError: exit 2, never a traceback or an ASN.1 ParseError dump."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        from signers.x509.errors import plain_error  # lazy: keeps `keyplane --help` fast
+
+        try:
+            return handler(args)
+        except (ValueError, OverflowError) as e:
+            raise ConfigError(plain_error(e)) from None
+
+    return run
+
+
 # -- handlers ------------------------------------------------------------------------------
 
 
+@_one_line
 def _init(args: argparse.Namespace) -> int:
+    """Create a root CA, or with --parent an intermediate, in a new directory."""
+    # lazy: keeps `keyplane --help` fast
     import signers
     from signers.cli import print_result
     from signers.x509 import CertificateAuthority, write_pem
+    from signers.x509.directory import open_ca
+    from signers.x509.files import summary
 
     location = _locate(args, creating=True)
     if location.directory is None:
         raise ConfigError("ca init needs --dir (or $KEYPLANE_CA_DIR)")
-    directory = location.directory
-    if (directory / STATE_FILE).exists():
-        raise ConfigError(f"{directory} already holds a CA ({STATE_FILE}); init never overwrites")
+    if (location.directory / "ca.json").exists():
+        raise ConfigError(f"{location.directory} already holds a CA (ca.json); init never overwrites")
+    if args.path_length is not None and args.path_length < 0:
+        raise ConfigError("--path-length must be 0 or more")
+    validity = _duration(args.days, 86400.0, "--days")
     signer = signers.open(location.key)
-    days = datetime.timedelta(days=args.days) if args.days else None
+    options: dict[str, Any] = {"validity": validity} if validity is not None else {}
     if args.parent:
-        parent_args = argparse.Namespace(dir=args.parent, key=None, cert=None, revocations=None)
-        options: dict[str, Any] = {"path_length": 0 if args.path_length is None else args.path_length}
-        if days:
-            options["validity"] = days
-        with _open_ca(_locate(parent_args)) as parent:
-            ca = parent.create_intermediate(signer, args.subject, **options)
+        parent_location = _locate(argparse.Namespace(dir=args.parent, key=None, cert=None, revocations=None))
+        with open_ca(parent_location) as parent:
+            ca = parent.create_intermediate(signer, args.subject, path_length=args.path_length or 0, **options)
+        parent_location.record_issued(ca.certificate)
     else:
-        root_options: dict[str, Any] = {"path_length": args.path_length}
-        if days:
-            root_options["validity"] = days
-        ca = CertificateAuthority.create_root(signer, args.subject, **root_options)
-    directory.mkdir(parents=True, exist_ok=True)
+        ca = CertificateAuthority.create_root(signer, args.subject, path_length=args.path_length, **options)
+    directory = location.directory
+    state = location.write_state(_key_reference(location.key, signer.uri))
     write_pem(directory / "ca.pem", ca.certificate)
     write_pem(directory / "chain.pem", *ca.chain)
-    state = {"key": _key_reference(location.key, signer.uri), "certificate": "ca.pem", "chain": "chain.pem",
-             "revocations": "revocations.db"}
-    (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
     certificate = ca.chain[0]
-    data = {"ok": True, "directory": str(directory), **_summary(certificate), "key": state["key"]}
+    data = {"ok": True, "directory": str(directory), **summary(certificate), "key": state["key"]}
     print_result(args, data, [f"created CA {certificate.subject.rfc4514_string()} in {directory}",
                               f"  key    {state['key']}", f"  serial {certificate.serial_number:x}",
                               f"  until  {certificate.not_valid_after_utc.isoformat()}"])
@@ -216,103 +192,153 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _request_keywords(args: argparse.Namespace) -> dict[str, Any]:
-    from signers.x509 import SubjectAltNames
+    from signers.x509 import SubjectAltNames  # lazy: keeps `keyplane --help` fast
 
+    if args.path_length is not None and args.path_length < 0:
+        raise ConfigError("--path-length must be 0 or more")
     names = SubjectAltNames.parse(args.san)
     keywords: dict[str, Any] = {"is_ca": args.ca, "path_length": args.path_length,
                                 "key_usages": args.key_usage, "extended_key_usages": args.eku}
     if names:
         keywords.update(dns_names=names.dns_names, uris=names.uris, emails=names.emails,
                         ip_addresses=names.ip_addresses)
-    if args.hours is not None:
-        keywords["validity"] = datetime.timedelta(hours=args.hours)
+    validity = _duration(args.hours, 3600.0, "--hours")
+    if validity is not None:
+        keywords["validity"] = validity
     return keywords
 
 
+@_one_line
 def _issue(args: argparse.Namespace) -> int:
+    # lazy: keeps `keyplane --help` fast
     import signers
+    from signers.x509.directory import open_ca
+    from signers.x509.files import read_public_key
 
-    if args.pubkey:
-        text = Path(args.pubkey).read_text(encoding="utf-8")
-        public_key = signers.PublicKey.from_jwk(text) if text.lstrip().startswith("{") else signers.PublicKey.from_pem(text)
-    else:
-        public_key = signers.open(args.for_key).public_key
-    with _open_ca(_locate(args)) as ca:
-        certificate = ca.issue(public_key, args.subject, **_request_keywords(args))
+    public_key = read_public_key(args.pubkey) if args.pubkey else signers.open(args.for_key).public_key
+    keywords = _request_keywords(args)
+    location = _locate(args)
+    with open_ca(location) as ca:
+        certificate = ca.issue(public_key, args.subject, **keywords)
+    location.record_issued(certificate)
     return _emit_certificate(args, certificate)
 
 
+@_one_line
 def _sign_csr(args: argparse.Namespace) -> int:
-    from signers.x509 import load_csr
+    # lazy: keeps `keyplane --help` fast
+    from signers.x509.directory import open_ca
+    from signers.x509.files import read_csr
 
-    csr = load_csr(Path(args.csr).read_bytes())
+    csr = read_csr(args.csr)
     keywords = _request_keywords(args)
     if args.subject:
         keywords["subject"] = args.subject
-    with _open_ca(_locate(args)) as ca:
+    location = _locate(args)
+    with open_ca(location) as ca:
         certificate = ca.sign_csr(csr, **keywords)
+    location.record_issued(certificate)
     return _emit_certificate(args, certificate)
 
 
+@_one_line
 def _csr(args: argparse.Namespace) -> int:
+    # lazy: keeps `keyplane --help` fast
     import signers
     from signers.cli import print_result
-    from signers.x509 import SubjectAltNames, create_csr, to_pem
+    from signers.x509 import SubjectAltNames, create_csr, to_pem, write_pem
 
     names = SubjectAltNames.parse(args.san)
     request = create_csr(signers.open(args.key), args.subject, dns_names=names.dns_names, uris=names.uris,
                          emails=names.emails, ip_addresses=names.ip_addresses)
     pem = to_pem(request).decode("ascii")
     if args.out:
-        Path(args.out).write_text(pem, encoding="ascii")
+        write_pem(args.out, request)
     print_result(args, {"ok": True, "subject": request.subject.rfc4514_string(), "pem": pem},
                  f"wrote CSR to {args.out}" if args.out else pem.rstrip())
     return 0
 
 
 def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -> int:
+    # lazy: keeps `keyplane --help` fast
     from signers.cli import print_result
     from signers.x509 import to_pem, write_pem
+    from signers.x509.files import summary
 
     pem = to_pem(certificate).decode("ascii")
     if args.out:
         write_pem(args.out, certificate)
-    summary = _summary(certificate)
-    text = (f"issued {summary['subject'] or '(no subject)'} serial {summary['serial']} until {summary['not_after']}"
+    facts = summary(certificate)
+    text = (f"issued {facts['subject'] or '(no subject)'} serial {facts['serial']} until {facts['not_after']}"
             f" -> {args.out}" if args.out else pem.rstrip())
-    print_result(args, {"ok": True, **summary, "pem": pem}, text)
+    print_result(args, {"ok": True, **facts, "pem": pem}, text)
     return 0
 
 
+@_one_line
 def _revoke(args: argparse.Namespace) -> int:
+    """Revoke a serial; with a CA directory, republish DIR/crl.pem at once so `ca verify --dir` sees it."""
+    # lazy: keeps `keyplane --help` fast
     from signers.cli import print_result
-    from signers.x509 import read_certificates
+    from signers.x509 import parse_serial, read_certificates, write_pem
+    from signers.x509.directory import open_ca
 
-    if args.certificate:
-        serial = read_certificates(args.certificate)[0].serial_number
-    else:
-        try:
-            serial = int(args.serial.replace(":", ""), 16)
-        except ValueError:
-            raise ConfigError(f"serial {args.serial!r} is not hexadecimal") from None
-    with _open_ca(_locate(args)) as ca:
+    given = read_certificates(args.certificate)[0] if args.certificate else None
+    serial = given.serial_number if given is not None else parse_serial(args.serial)
+    location = _locate(args)
+    with open_ca(location) as ca:
+        warning = _not_ours(location, ca.certificate, serial, given)
         record = ca.revoke(serial, args.reason)
-    data = {"ok": True, "serial": f"{serial:x}", "reason": record.reason, "revoked_at": record.revoked_at.isoformat()}
-    print_result(args, data, f"revoked {serial:x} ({record.reason}) at {record.revoked_at.isoformat()}; "
-                             "publish a new CRL with `keyplane ca crl`")
+        crl = ca.crl() if location.crl is not None else None
+    if crl is not None and location.crl is not None:
+        write_pem(location.crl, crl)
+    if warning:
+        print(f"keyplane: warning: {warning}; revoked anyway", file=sys.stderr)
+    data = {"ok": True, "serial": f"{serial:x}", "reason": record.reason, "revoked_at": record.revoked_at.isoformat(),
+            "warning": warning, "crl": str(location.crl) if crl is not None else None}
+    published = (f"; republished {location.crl}" if crl is not None
+                 else "; publish a new CRL with `keyplane ca crl`")
+    print_result(args, data, f"revoked {serial:x} ({record.reason}) at {record.revoked_at.isoformat()}{published}")
     return 0
 
 
+def _not_ours(location: CaDirectory, ca_certificate: x509.Certificate, serial: int,
+              given: x509.Certificate | None) -> str | None:
+    """Why `serial` does not look like one this CA issued, or None."""
+    # lazy: keeps `keyplane --help` fast
+    from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+
+    from signers.x509.errors import describe
+
+    if given is not None:
+        try:
+            given.verify_directly_issued_by(ca_certificate)
+        except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+            return f"{describe(given)} was not issued by this CA"
+        return None
+    if location.issued is None or not location.issued.is_dir():
+        return None  # no issuance record kept (explicit paths, or a CA that has issued nothing yet)
+    if location.issued_certificate(serial) is None:
+        return f"serial {serial:x} was never issued by this CA (no {location.issued / f'{serial:x}.pem'})"
+    return None
+
+
+@_one_line
 def _crl(args: argparse.Namespace) -> int:
+    # lazy: keeps `keyplane --help` fast
+    from pathlib import Path
+
     from cryptography.x509 import CRLNumber
 
     from signers.cli import print_result
     from signers.x509 import to_pem, write_pem
+    from signers.x509.directory import open_ca
 
+    validity = _duration(args.hours, 3600.0, "--hours")
     location = _locate(args)
-    with _open_ca(location) as ca:
-        crl = ca.crl(validity=datetime.timedelta(hours=args.hours))
-    out = Path(args.out) if args.out else (location.directory / "crl.pem" if location.directory else None)
+    with open_ca(location) as ca:
+        crl = ca.crl(validity=validity)
+    out = Path(args.out) if args.out else location.crl
     if out is not None:
         write_pem(out, crl)
     pem = to_pem(crl).decode("ascii")
@@ -325,22 +351,33 @@ def _crl(args: argparse.Namespace) -> int:
     return 0
 
 
+@_one_line
 def _verify(args: argparse.Namespace) -> int:
+    # lazy: keeps `keyplane --help` fast
+    from pathlib import Path
+
     from signers.cli import EXIT_INVALID, print_result
-    from signers.x509 import CertificateError, load_crl, read_certificates, verify_chain
+    from signers.x509 import CertificateError, read_certificates, verify_chain
+    from signers.x509.files import read_crl
 
     given = read_certificates(args.certificate)
     leaf, intermediates = given[0], given[1:]
     roots = [c for path in args.roots for c in read_certificates(path)]
     for path in args.untrusted:
         intermediates += read_certificates(path)
+    crls = [read_crl(path) for path in args.crl]
     if args.dir:
         chain = read_certificates(Path(args.dir) / "chain.pem")
         intermediates += chain[:-1]
         roots.append(chain[-1])
+        own_crl = Path(args.dir) / "crl.pem"
+        if not args.no_crl and own_crl.resolve() not in {Path(p).resolve() for p in args.crl}:
+            if not own_crl.is_file():
+                raise ConfigError(f"{own_crl} does not exist: publish one with `keyplane ca crl --dir {args.dir}` "
+                                  "(or pass --no-crl to verify without revocation)")
+            crls.append(read_crl(own_crl))
     if not roots:
         raise ConfigError("give --roots FILE (or --dir of a CA) to say which root is trusted")
-    crls = [load_crl(Path(path).read_bytes()) for path in args.crl]
     at = _parse_time(args.at) if args.at else None
     try:
         path = verify_chain(leaf, intermediates, roots, at=at, crls=crls, require_crl=args.require_crl,
@@ -360,17 +397,5 @@ def _parse_time(text: str) -> datetime.datetime:
     try:
         value = datetime.datetime.fromisoformat(text)
     except ValueError:
-        raise ConfigError(f"--at {text!r} is not an ISO 8601 time") from None
+        raise ConfigError(f"--at {text[:60]!r} is not an ISO 8601 time") from None
     return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
-
-
-def _summary(certificate: x509.Certificate) -> dict[str, Any]:
-    return {
-        "subject": certificate.subject.rfc4514_string(),
-        "issuer": certificate.issuer.rfc4514_string(),
-        "serial": f"{certificate.serial_number:x}",
-        "not_before": certificate.not_valid_before_utc.isoformat(),
-        "not_after": certificate.not_valid_after_utc.isoformat(),
-        "signature_algorithm": getattr(certificate.signature_algorithm_oid, "_name", None)
-        or certificate.signature_algorithm_oid.dotted_string,
-    }

@@ -16,7 +16,8 @@ AGENT_ID = "spiffe://keyplane.demo/agent/demo-agent"
 
 
 def run(ctx: Any) -> None:
-    """`ctx` is a `signers.commands.demo.DemoContext`."""
+    """`ctx` is a `signers.commands.demo.DemoContext`; raises AssertionError if a revoked certificate verified."""
+    # lazy: keeps `keyplane --help` fast
     from signers.revocation import SQLiteRevocationStore
     from signers.x509 import CertificateAuthority, CertificateError, Reason, verify_chain, write_pem
 

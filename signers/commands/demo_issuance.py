@@ -24,6 +24,7 @@ from ..passport import (
     verify_possession,
 )
 from ..revocation import SQLiteRevocationStore
+from ..tokens.replay import MemoryReplayCache
 
 __all__ = ["run"]
 
@@ -59,7 +60,8 @@ def run(ctx: Any) -> None:
              trust_score=verified.trust_score, agent_key=verified.agent_key.key_id)
 
     challenge = make_challenge("https://bank.demo.keyplane")
-    verify_possession(prove_possession(agent, challenge, sub=verified.sub), verified, challenge)
+    verify_possession(prove_possession(agent, challenge, sub=verified.sub), verified, challenge,
+                      replay_cache=MemoryReplayCache())  # the demo leaves nothing behind in ~/.local/state
     ctx.step("the agent proved it holds the passport's key (signed a fresh challenge)")
 
     params = {"to": "acct-4711", "amount": "25.00", "currency": "EUR"}

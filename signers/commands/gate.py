@@ -25,13 +25,15 @@ def register(subparsers: Any) -> None:
     check.add_argument("--server", required=True, help="the server's name in the policy")
     check.add_argument("--tool", required=True, help="the tool's name")
     check.add_argument("--policy", help="keyplane.toml with [agents.gate] (default: the configuration file)")
-    keys = check.add_mutually_exclusive_group(required=True)
-    keys.add_argument("--jwks", help="the issuer's keys: JWKS, JWK or PEM file")
+    keys = check.add_mutually_exclusive_group()
+    keys.add_argument("--jwks", help="the issuer's keys: JWKS, JWK or PEM file (default: the policy's jwks)")
     keys.add_argument("--key", help="the issuer's key URI or configured name")
     check.add_argument("--revocations", help="SQLite revocation store (default: $KEYPLANE_REVOCATIONS)")
     check.add_argument("--action-token", help="action token (inline or file)")
     check.add_argument("--params", help="the call's params as JSON, or @FILE (bound by the action token)")
     check.add_argument("--proof-key", help="answer a fresh challenge with this agent key (key URI or name)")
+    check.add_argument("--registry", help="agent registry (see `keyplane agent`): the stage must be backed by the "
+                                          "agent's verified history there")
     check.set_defaults(func=_check)
 
 
@@ -58,7 +60,17 @@ def _check(args: argparse.Namespace) -> int:
     policy = GatePolicy.load(_policy_path(args))
     store = revocation_store(args.revocations or os.environ.get("KEYPLANE_REVOCATIONS"))
     challenges = ChallengeBook(args.server)
-    gate = Gate(policy, trusted_keys(args.jwks, args.key), revocations=store, challenges=challenges)
+    histories = None
+    if args.registry:
+        from signers.commands.agent import approvers_of, load_history
+
+        approvers = approvers_of(args)
+
+        def histories(agent: str) -> Any:
+            return load_history(args, agent, approvers, policy.lifecycle)
+
+    issuer_keys = trusted_keys(args.jwks, args.key) if args.jwks or args.key else None
+    gate = Gate(policy, issuer_keys, revocations=store, challenges=challenges, histories=histories)
     params = read_json(args.params, "--params") if args.params else None
     if params is not None and not isinstance(params, dict):
         raise ConfigError("--params must be a JSON object")

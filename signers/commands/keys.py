@@ -20,6 +20,7 @@ from ..errors import ConfigError, KeyplaneError
 from ..signer import KeyInfo, KeyStore
 from .common import EXIT_USAGE, open_key, open_store, print_result, store_argument
 from .io import read_input, read_public_key, read_signature, write_bytes
+from .keys_import import register_import
 
 __all__ = ["register"]
 
@@ -217,6 +218,7 @@ def _verify(args: argparse.Namespace) -> int:
 # The actions, in the order `keyplane keys --help` lists them.
 _ACTIONS: tuple[Callable[[Any], None], ...] = (
     _register_create,
+    register_import,
     _register_list,
     _register_delete,
     _register_pubkey,

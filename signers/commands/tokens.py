@@ -17,10 +17,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from signers.clock import DEFAULT_LEEWAY, MAX_EPOCH  # tiny (stdlib only): the one place times are defined
+
 __all__ = ["register"]
 
-_MAX_SECONDS = 253402300799.0  # the last second a datetime holds (signers.clock.MAX_EPOCH, kept lazy-import free)
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
+_PATH_LIKE = re.compile(r"[/\\]|^[^.]+\.[A-Za-z0-9]{1,8}$")  # a directory part, or name.ext
 
 
 def _seconds(text: str) -> float:
@@ -29,7 +31,7 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or value > _MAX_SECONDS:
+    if not math.isfinite(value) or value < 0 or value > MAX_EPOCH:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} must be a finite, non-negative number of seconds")
     return value
 
@@ -68,7 +70,8 @@ def _add_trust(parser: argparse.ArgumentParser) -> None:
     keys.add_argument("--key", help="trust this key URI or configured key name instead")
     parser.add_argument("--aud", action="append", help="accepted audience (repeatable); required if the token has aud")
     parser.add_argument("--iss", action="append", help="accepted issuer (repeatable)")
-    parser.add_argument("--leeway", type=_seconds, default=30.0, help="clock skew tolerated, seconds (default 30)")
+    parser.add_argument("--leeway", type=_seconds, default=DEFAULT_LEEWAY,
+                        help=f"clock skew tolerated, seconds (default {DEFAULT_LEEWAY:g})")
     revs = parser.add_mutually_exclusive_group()
     revs.add_argument("--revocations", help="SQLite revocation store to check (default: $KEYPLANE_REVOCATIONS)")
     revs.add_argument("--revocation-list", help="signed revocation list (JWT file) to check, verified with the same keys")
@@ -174,20 +177,55 @@ def _register_audit(subparsers: Any) -> None:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _read_token(value: str) -> str:
+def _read_text(path: Path, what: str) -> str:
+    """A UTF-8 input file; ConfigError (exit 2) naming it when missing, unreadable or binary."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    from signers.errors import ConfigError
+
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)[:200]} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} {str(path)[:200]} is not UTF-8 text") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {str(path)[:200]}: {e.strerror}") from None
+
+
+def _read_bytes(path: Path, what: str) -> bytes:
+    """An input file's bytes; ConfigError (exit 2) naming it when missing or unreadable."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    from signers.errors import ConfigError
+
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {str(path)[:200]} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {str(path)[:200]}: {e.strerror}") from None
+
+
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # a long token is "File name too long" as a path; NUL is a ValueError
+        return False
+
+
+def _read_token(value: str, what: str = "token file") -> str:
+    """A token given inline, as a file, or ``-`` (standard input). A name that is not a token is a file."""
     if value == "-":
         return sys.stdin.read().strip()
-    try:
-        path = Path(value)
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
-    except OSError:  # a long token is "File name too long" as a path
-        pass
+    if _is_file(value):
+        return _read_text(Path(value), what).strip()
+    if _COMPACT_JWS.match(value.strip()) is None and _PATH_LIKE.search(value):
+        return _read_text(Path(value), what)  # a file name, not a token: say it is missing
     return value.strip()
 
 
 def _load_keys(args: argparse.Namespace) -> Any:
     """The trusted keys: a key file (--jwks) or an opened key (--key)."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.errors import ConfigError
     from signers.jose import JWKS, as_jwks
@@ -195,10 +233,7 @@ def _load_keys(args: argparse.Namespace) -> Any:
     if getattr(args, "key", None):
         return JWKS.of(signers.open(args.key))
     path = Path(args.jwks)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
+    text = _read_text(path, "key file")
     if text.lstrip().startswith("{"):
         try:
             return as_jwks(json.loads(text))
@@ -209,11 +244,11 @@ def _load_keys(args: argparse.Namespace) -> Any:
 
 def _public_key(value: str) -> Any:
     """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
 
-    path = Path(value)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
+    if _is_file(value):
+        text = _read_text(Path(value), "agent key file")
         if text.lstrip().startswith("{"):
             return signers.PublicKey.from_jwk(text)
         return signers.PublicKey.from_pem(text)
@@ -221,19 +256,22 @@ def _public_key(value: str) -> Any:
 
 
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.revocation import RevocationList, SQLiteRevocationStore
 
     if getattr(args, "revocation_list", None):
         issuers = args.list_iss or args.iss
         if not issuers:
+            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
             from signers.errors import ConfigError
 
             raise ConfigError("--revocation-list needs --list-iss (or --iss): the list's issuer must be pinned")
-        return RevocationList.load(_read_token(args.revocation_list), keys, issuer=issuers, leeway=args.leeway,
+        return RevocationList.load(_read_token(args.revocation_list, "revocation list file"), keys, issuer=issuers, leeway=args.leeway,
                                    min_number=args.min_list_number)
     db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
     if db:
         if not Path(db).is_file():
+            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
             from signers.errors import ConfigError
 
             raise ConfigError(f"revocation store {db} does not exist")
@@ -257,6 +295,7 @@ def _token_sign(args: argparse.Namespace) -> int:
     import time
     import uuid
 
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.cli import print_result
     from signers.errors import ConfigError
@@ -264,7 +303,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
     claims: dict[str, Any] = {}
     if args.claims:
-        text = Path(args.claims[1:]).read_text(encoding="utf-8") if args.claims.startswith("@") else args.claims
+        text = _read_text(Path(args.claims[1:]), "claims file") if args.claims.startswith("@") else args.claims
         try:
             claims = json.loads(text)
         except ValueError as e:
@@ -289,6 +328,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
 
 def _token_verify(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.cli import print_result
     from signers.jose import verify_jwt
 
@@ -303,11 +343,12 @@ def _token_verify(args: argparse.Namespace) -> int:
 
 
 def _passport_issue(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.cli import print_result
     from signers.passport import code_hash_of, issue_passport
 
-    code_hash = code_hash_of(Path(args.code_file).read_bytes()) if args.code_file else args.code_hash
+    code_hash = code_hash_of(_read_bytes(Path(args.code_file), "code file")) if args.code_file else args.code_hash
     signer = signers.open(args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(
@@ -320,6 +361,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
 
 
 def _passport_verify(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.cli import print_result
     from signers.passport import verify_passport
 
@@ -344,6 +386,7 @@ def _passport_verify(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.cli import print_result
     from signers.errors import ConfigError
     from signers.revocation import SQLiteRevocationStore, revoke_token
@@ -374,6 +417,7 @@ def _revoke(args: argparse.Namespace) -> int:
                 for r in entries]},
                 [f"{r.revoked_at.isoformat()}\t{r.kind}\t{r.id}\t{r.reason}" for r in entries] or ["(none revoked)"])
         if args.sign_list:
+            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
             import signers
             from signers.revocation import issue_revocation_list
 
@@ -386,6 +430,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _jwks(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
     from signers.jose import JWKS
 
@@ -396,6 +441,7 @@ def _jwks(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
+    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.audit import verify_chain
     from signers.cli import EXIT_INVALID, print_result
     from signers.errors import ConfigError

@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, state_error
+from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import BackendUnavailable, ConfigError, KeyplaneError
+from ..translation import translated
 from .canonical import canonical_json
 
 try:  # POSIX; on other systems a JSONL log is safe across threads but not processes
@@ -146,7 +147,7 @@ class AuditLog(Closing):
         raise NotImplementedError
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
-        """(position, stored JSON text) in storage order, position counting from 1."""
+        """(position, stored JSON text) in storage order, from 1; StateCorrupt / BackendUnavailable / ConfigError (closed)."""
         raise NotImplementedError
 
     def records(self) -> Iterator[AuditRecord]:
@@ -173,6 +174,7 @@ class JsonlAuditLog(AuditLog):
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
     def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """See `AuditLog.append`: fsynced before it returns; BackendUnavailable when the file fails."""
         if self.read_only:
             raise ConfigError(f"audit log {self.path} is open read-only")
         with self._lock:
@@ -195,6 +197,7 @@ class JsonlAuditLog(AuditLog):
         return record
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
+        """See `AuditLog.raw_records`; a file that is gone yields nothing."""
         try:
             with self.path.open("r", encoding="utf-8", errors="replace") as f:
                 for position, line in enumerate(f, start=1):
@@ -251,11 +254,12 @@ class SQLiteAuditLog(AuditLog):
         return self._db
 
     def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """See `AuditLog.append`: one ``BEGIN IMMEDIATE`` transaction; StateCorrupt / BackendUnavailable on failure."""
         if self.read_only:
             raise ConfigError(f"audit log {self.path} is open read-only")
         with self._lock:
             db = self._conn()
-            try:
+            with translated(translate_sqlite, f"audit log {self.path}"):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
@@ -270,16 +274,12 @@ class SQLiteAuditLog(AuditLog):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, f"audit log {self.path}") from e
         return record
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
-        with self._lock:
-            try:
-                rows = self._conn().execute("SELECT record FROM audit ORDER BY seq").fetchall()
-            except sqlite3.Error as e:
-                raise state_error(e, f"audit log {self.path}") from e
+        """See `AuditLog.raw_records`."""
+        with self._lock, translated(translate_sqlite, f"audit log {self.path}"):
+            rows = self._conn().execute("SELECT record FROM audit ORDER BY seq").fetchall()
         for position, (text,) in enumerate(rows, start=1):
             yield position, text
 

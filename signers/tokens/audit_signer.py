@@ -113,7 +113,7 @@ class AuditedSigner:
         return signature
 
     async def sign_async(self, message: bytes) -> bytes:
-        """`sign` in a worker thread (the log's fsync must not block the event loop)."""
+        """`sign` in a worker thread (the log's fsync must not block the event loop); raises what `sign` raises."""
         return await asyncio.to_thread(self.sign, message)
 
     def checkpoint(self) -> AuditRecord:

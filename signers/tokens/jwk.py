@@ -2,8 +2,8 @@
 
 A key set is indexed once, by ``kid`` and by thumbprint (what `PublicKey.key_id` is), so a
 lookup costs the same for one key or a thousand. A set given as a dict or JSON text is
-parsed once and cached by content: verifying many tokens against the same JWKS document
-does not re-parse its keys.
+parsed once and cached (by content, and a dict given again by identity, confirmed equal):
+verifying many tokens against the same JWKS document does not re-parse its keys.
 
 Import is strict where RFC 7518 is: EC coordinates have the full field size, RSA ``n`` has
 no leading zero byte and ``e`` is minimal, AKP (ML-DSA) keys carry their case-sensitive
@@ -13,10 +13,11 @@ key pinning.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Lock
 from typing import TYPE_CHECKING, Any, Union
@@ -132,7 +133,7 @@ class JWK:
     kid: str
     alg: SignatureAlgorithm | None = None
     use: str | None = None
-    alg_name: str | None = None
+    alg_name: str | None = field(default=None, compare=False)  # a spelling: EdDSA and Ed25519 are one key
 
     @classmethod
     def of(cls, item: PublicKey | Signer | JWK, *, kid: str | None = None, alg: str | None = None) -> JWK:
@@ -273,6 +274,7 @@ class JWKS:
         return list(self._by_thumbprint.get(key_id, ()))
 
     def to_dict(self) -> dict[str, list[dict[str, str]]]:
+        """``{"keys": [...]}`` (public keys only); raises nothing."""
         return {"keys": [jwk.to_dict() for jwk in self._keys.values()]}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -323,6 +325,40 @@ class _DocumentCache:
 _documents = _DocumentCache(_CACHE_SIZE)
 
 
+class _IdentityCache:
+    """The same dict given again: found by identity, then confirmed equal to a snapshot.
+
+    Comparing against the snapshot is a pointer walk (the strings are shared), far cheaper
+    than serialising the document; a dict changed in place no longer matches its snapshot,
+    so a key removed from a live JWKS dict is never trusted from the cache.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lock = Lock()
+        self._entries: OrderedDict[int, tuple[Mapping[str, Any], Any, JWKS]] = OrderedDict()
+
+    def get(self, document: Mapping[str, Any]) -> JWKS | None:
+        with self._lock:
+            entry = self._entries.get(id(document))
+        if entry is None or entry[0] is not document or entry[1] != document:
+            return None
+        return entry[2]
+
+    def put(self, document: Mapping[str, Any], jwks: JWKS) -> None:
+        try:
+            snapshot = copy.deepcopy(document)
+        except Exception:  # an exotic mapping that cannot be copied is simply not cached
+            return
+        with self._lock:
+            self._entries[id(document)] = (document, snapshot, jwks)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+_identities = _IdentityCache(_CACHE_SIZE)
+
+
 def _document_key(document: Mapping[str, Any]) -> str | None:
     try:
         return json.dumps(document, sort_keys=True, separators=(",", ":"))
@@ -344,12 +380,18 @@ def as_jwks(keys: KeySource) -> JWKS:
         text = keys.decode("utf-8", errors="replace") if isinstance(keys, bytes) else keys
         return _documents.get("t" + text, lambda: as_jwks(_json_document(text)))
     if isinstance(keys, Mapping):
+        cached = _identities.get(keys)
+        if cached is not None:
+            return cached
         key = _document_key(keys)
         if key is None:
             raise ConfigError("key set is not a JSON object")
         if "keys" in keys:
-            return _documents.get("d" + key, lambda: JWKS.from_dict(keys))
-        return _documents.get("d" + key, lambda: JWKS([JWK.from_dict(keys)]))
+            parsed = _documents.get("d" + key, lambda: JWKS.from_dict(keys))
+        else:
+            parsed = _documents.get("d" + key, lambda: JWKS([JWK.from_dict(keys)]))
+        _identities.put(keys, parsed)
+        return parsed
     if hasattr(keys, "public_key") and hasattr(keys, "algorithm"):
         return JWKS([JWK.of(keys)])  # type: ignore[arg-type]
     if isinstance(keys, Iterable):

@@ -130,14 +130,17 @@ def _candidates(key_set: JWKS, header: dict[str, Any], alg: SignatureAlgorithm, 
             pinned = jwk.alg.jose_name if jwk.alg else jwk.public_key.spec.value
             raise TokenInvalid(f"algorithm mismatch: token alg {header['alg']} but key {kid[:80]!r} is {pinned}")
         return [jwk]
-    matching = [jwk for jwk in key_set if jwk.allows(alg)]
+    matching: list[JWK] = []
+    for jwk in key_set:
+        if jwk.allows(alg):
+            matching.append(jwk)
+            if len(matching) > limit:  # stop counting: the answer is no either way
+                raise TokenInvalid(
+                    f"token has no kid and more than {limit} trusted keys accept alg {header['alg']}: at most "
+                    f"{limit} are tried (name the key with kid, or raise max_kidless_keys)"
+                )
     if not matching:
         raise TokenInvalid(f"algorithm mismatch: no trusted key accepts alg {header['alg']}")
-    if len(matching) > limit:
-        raise TokenInvalid(
-            f"token has no kid and {len(matching)} trusted keys accept alg {header['alg']}: at most {limit} "
-            "are tried (name the key with kid, or raise max_kidless_keys)"
-        )
     return matching
 
 

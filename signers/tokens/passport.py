@@ -138,6 +138,10 @@ def verify_passport(
     and what `revocations` raises when it cannot answer (StateCorrupt, a stale list's
     TokenExpired).
     """
+    if min_trust_score is not None and (
+        isinstance(min_trust_score, bool) or not isinstance(min_trust_score, int) or not 0 <= min_trust_score <= 100
+    ):
+        raise ConfigError("min_trust_score must be an integer from 0 to 100")  # NaN would compare False: no check
     verified = verify_jwt(
         token,
         issuer_keys,

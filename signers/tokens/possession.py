@@ -91,6 +91,7 @@ def verify_possession(
     if not isinstance(passport, Passport):
         raise ConfigError(f"verify_possession needs the verified Passport, not {type(passport).__name__}")
     skew, age = duration(leeway, "leeway"), duration(max_age, "max_age")
+    issued_at = duration(challenge.issued_at, "challenge issued_at")  # a NaN would switch the age check off
     verified = verify_jwt(
         proof,
         passport.agent_key,
@@ -103,11 +104,11 @@ def verify_possession(
     nonce = verified.claims["nonce"]
     if not isinstance(nonce, str) or not hmac.compare_digest(nonce.encode(), challenge.nonce.encode()):
         raise TokenInvalid("proof of possession answers a different challenge (nonce mismatch)")
-    if epoch(now) - challenge.issued_at > age + skew:
+    if epoch(now) - issued_at > age + skew:
         raise TokenExpired("proof of possession answers a challenge that has expired")
     sub = verified.claims.get("sub")
     if sub is not None and sub != passport.sub:
         raise TokenInvalid("proof of possession is for another agent (sub mismatch)")
     cache = replay_cache if replay_cache is not None else default_replay_cache()
-    if not cache.consume(f"pop-nonce:{challenge.audience}:{challenge.nonce}", challenge.issued_at + age + skew):
+    if not cache.consume(f"pop-nonce:{challenge.audience}:{challenge.nonce}", issued_at + age + skew):
         raise TokenReplayed("this challenge was already answered: make a new challenge for every proof")

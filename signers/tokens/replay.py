@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, state_error
+from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import ConfigError
+from ..translation import translated
 
 __all__ = ["MemoryReplayCache", "ReplayCache", "SQLiteReplayCache", "default_replay_cache"]
 
@@ -82,7 +83,7 @@ class SQLiteReplayCache(Closing):
             if self._db is None:
                 raise ConfigError(f"replay cache {self.path} is closed")
             db = self._db
-            try:
+            with translated(translate_sqlite, f"replay cache {self.path}"):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute("DELETE FROM replay WHERE key = ? AND expires_at < ?", (key, current))
@@ -94,8 +95,6 @@ class SQLiteReplayCache(Closing):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, f"replay cache {self.path}") from e
         return inserted == 1
 
     def purge(self) -> int:
@@ -103,10 +102,8 @@ class SQLiteReplayCache(Closing):
         with self._lock:
             if self._db is None:
                 raise ConfigError(f"replay cache {self.path} is closed")
-            try:
+            with translated(translate_sqlite, f"replay cache {self.path}"):
                 return self._db.execute("DELETE FROM replay WHERE expires_at < ?", (time.time(),)).rowcount
-            except sqlite3.Error as e:
-                raise state_error(e, f"replay cache {self.path}") from e
 
     def close(self) -> None:
         """Close the connection; idempotent."""

@@ -35,8 +35,9 @@ from typing import Protocol, runtime_checkable
 
 from ..clock import utc
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, state_error
+from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import ConfigError, StateCorrupt, TokenInvalid
+from ..translation import translated
 from .jwk import KeySource
 from .jws_parse import parse_jws
 from .jws_verify import verify_jws
@@ -68,9 +69,13 @@ class Revocation:
 class RevocationCheck(Protocol):
     """The read side a verifier needs (a store, or a loaded signed list)."""
 
-    def is_revoked(self, id: str, *, kind: str = "jti") -> bool: ...
+    def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
+        """True when revoked; raises (StateCorrupt, BackendUnavailable, TokenExpired) rather than guess."""
+        ...
 
-    def get(self, id: str, *, kind: str = "jti") -> Revocation | None: ...
+    def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
+        """The record, or None; raises (StateCorrupt, BackendUnavailable, TokenExpired) rather than guess."""
+        ...
 
 
 @runtime_checkable
@@ -79,9 +84,13 @@ class RevocationStore(RevocationCheck, Protocol):
 
     def revoke(
         self, id: str, *, kind: str = "jti", reason: str = "unspecified", at: datetime | None = None
-    ) -> Revocation: ...
+    ) -> Revocation:
+        """Record durably, idempotently; ConfigError for a bad id or a whole token, StateCorrupt on damage."""
+        ...
 
-    def list(self, kind: str | None = None) -> Iterator[Revocation]: ...
+    def list(self, kind: str | None = None) -> Iterator[Revocation]:
+        """Every revocation (of `kind`), oldest first; StateCorrupt / BackendUnavailable when unreadable."""
+        ...
 
 
 def _validate(id: str, kind: str, reason: str = "unspecified") -> None:
@@ -124,6 +133,7 @@ class _ListNumbers:
     """A counter for signed revocation list numbers (monotonic per store)."""
 
     def next_list_number(self) -> int:
+        """The next number for a signed list; what the store raises when it cannot count."""
         raise NotImplementedError
 
 
@@ -147,19 +157,22 @@ class MemoryRevocationStore(_ListNumbers, Closing):
             return self._entries.setdefault((kind, id), record)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
+        """True when revoked; raises nothing."""
         return self.get(id, kind=kind) is not None
 
     def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
+        """The record, or None; raises nothing."""
         with self._lock:
             return self._entries.get((kind, id))
 
     def list(self, kind: str | None = None) -> Iterator[Revocation]:
+        """Every revocation (of `kind`), oldest first; raises nothing."""
         with self._lock:
             entries = [r for r in self._entries.values() if kind is None or r.kind == kind]
         return iter(sorted(entries, key=lambda r: (r.revoked_at, r.kind, r.id)))
 
     def next_list_number(self) -> int:
-        """The next signed-list number (1, 2, ...)."""
+        """The next signed-list number (1, 2, ...); raises nothing."""
         with self._lock:
             self._number += 1
             return self._number
@@ -182,8 +195,8 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 _COLUMNS = "id, kind, reason, revoked_at, checksum"
 
 
-def _checksum(kind: str, id: str, reason: str, revoked_at: str) -> str:
-    return hashlib.sha256("\0".join((kind, id, reason, revoked_at)).encode("utf-8")).hexdigest()
+def _checksum(kind: str, ident: str, reason: str, revoked_at: str) -> str:
+    return hashlib.sha256("\0".join((kind, ident, reason, revoked_at)).encode("utf-8")).hexdigest()
 
 
 class SQLiteRevocationStore(_ListNumbers, Closing):
@@ -217,7 +230,7 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def _migrate_and_check(self) -> None:
         db = self._conn()
-        try:
+        with translated(translate_sqlite, self._what()):
             db.execute("BEGIN IMMEDIATE")
             try:
                 columns = {row[1] for row in db.execute("PRAGMA table_info(revocations)")}
@@ -234,8 +247,6 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
                 raise
             for row in db.execute(f"SELECT {_COLUMNS} FROM revocations"):
                 self._row(row)
-        except sqlite3.Error as e:
-            raise state_error(e, self._what()) from e
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
@@ -243,11 +254,13 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         return self._db
 
     def _row(self, row: tuple[str, str, str, str, str | None]) -> Revocation:
-        id, kind, reason, revoked_at, checksum = row
-        if not isinstance(checksum, str) or not hmac.compare_digest(checksum, _checksum(kind, id, reason, revoked_at)):
+        ident, kind, reason, revoked_at, checksum = row
+        if not all(isinstance(v, str) for v in (ident, kind, reason, revoked_at)):
+            raise StateCorrupt(f"{self._what()} is damaged: a record has a column of the wrong type")
+        if not isinstance(checksum, str) or not hmac.compare_digest(checksum, _checksum(kind, ident, reason, revoked_at)):
             raise StateCorrupt(f"{self._what()} is damaged: a record fails its checksum; restore it from a backup")
         try:
-            return Revocation(id, kind, reason, datetime.fromisoformat(revoked_at))
+            return Revocation(ident, kind, reason, datetime.fromisoformat(revoked_at))
         except (TypeError, ValueError) as e:
             raise StateCorrupt(f"{self._what()} is damaged: a record has an unreadable time") from e
 
@@ -263,7 +276,7 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         when = utc(at, "revocation time").isoformat(timespec="microseconds")
         with self._lock:
             db = self._conn()
-            try:
+            with translated(translate_sqlite, self._what()):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute(
@@ -276,8 +289,6 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
         return self._row(row)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
@@ -286,13 +297,10 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def get(self, id: str, *, kind: str = "jti") -> Revocation | None:
         """The revocation record, or None; StateCorrupt / BackendUnavailable when the store cannot answer."""
-        with self._lock:
-            try:
-                row = self._conn().execute(
-                    f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)
-                ).fetchone()
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
+        with self._lock, translated(translate_sqlite, self._what()):
+            row = self._conn().execute(
+                f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)
+            ).fetchone()
         return self._row(row) if row else None
 
     def list(self, kind: str | None = None) -> Iterator[Revocation]:
@@ -301,18 +309,15 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         params: tuple[str, ...] = ()
         if kind is not None:
             query, params = query + " WHERE kind = ?", (kind,)
-        with self._lock:
-            try:
-                rows = self._conn().execute(query + " ORDER BY revoked_at, kind, id", params).fetchall()
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
+        with self._lock, translated(translate_sqlite, self._what()):
+            rows = self._conn().execute(query + " ORDER BY revoked_at, kind, id", params).fetchall()
         return iter([self._row(r) for r in rows])
 
     def next_list_number(self) -> int:
         """The next signed-list number, atomically across processes; StateCorrupt / BackendUnavailable on failure."""
         with self._lock:
             db = self._conn()
-            try:
+            with translated(translate_sqlite, self._what()):
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.execute(
@@ -324,8 +329,6 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
-            except sqlite3.Error as e:
-                raise state_error(e, self._what()) from e
         return int(value)
 
     def close(self) -> None:

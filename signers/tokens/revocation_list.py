@@ -14,7 +14,6 @@ store loads it against the issuer's JWKS, pinned to the issuer, and:
 
 from __future__ import annotations
 
-import builtins
 import threading
 import time
 import uuid
@@ -177,7 +176,7 @@ class RevocationList:
                 raise TokenInvalid("revocation list has no number, so its age cannot be tracked")
             tracker.accept(claims["iss"], number)
         listed = claims["revoked"]
-        if not isinstance(listed, builtins.list):
+        if not isinstance(listed, list):
             raise TokenInvalid("revocation list claim 'revoked' is not a list")
         entries = [_entry(item) for item in listed]
         issued_at, expires_at = from_epoch(claims["iat"]), from_epoch(claims["exp"])
@@ -223,10 +222,10 @@ def _entry(item: Any) -> Revocation:
     when = item.get("revoked_at")
     if not all(isinstance(f, str) and f for f in fields):
         raise TokenInvalid("revocation list entry is malformed")
-    id, kind, reason = (str(f) for f in fields)
+    ident, kind, reason = (str(f) for f in fields)
     if isinstance(when, bool) or not isinstance(when, int | float) or not abs(when) <= MAX_EPOCH:
         raise TokenInvalid("revocation list entry time is malformed")
     revoked_at = from_epoch(when)
     if revoked_at is None:
         raise TokenInvalid("revocation list entry time is out of range")
-    return Revocation(id, kind, reason, revoked_at)
+    return Revocation(ident, kind, reason, revoked_at)

@@ -16,7 +16,7 @@ verify_chain(leaf, [], [root.certificate], crl=root.crl())
 
 from __future__ import annotations
 
-from .authority import DEFAULT_LEAF_VALIDITY, CertificateAuthority, new_serial
+from .authority import DEFAULT_LEAF_VALIDITY, CertificateAuthority
 from .chain import ChainQuestion, ChainVerifier, register_chain_verifier, verify_chain
 from .crl import reason_name
 from .csr import check_csr, create_csr
@@ -24,6 +24,7 @@ from .errors import CertificateError, InvalidCSR, PolicyRefused, Reason
 from .files import load_certificates, load_crl, load_csr, read_certificates, to_pem, write_pem
 from .policy import IssueRequest, NamePolicy, Policy
 from .profile import SubjectAltNames, extended_key_usage, key_usage, parse_name
+from .serials import new_serial, parse_serial, serial_id
 from .tbs_signing import sign_certificate, sign_crl, sign_csr
 
 __all__ = [
@@ -48,11 +49,13 @@ __all__ = [
     "load_csr",
     "new_serial",
     "parse_name",
+    "parse_serial",
     "read_certificates",
     "reason_name",
     "register_chain_verifier",
     "sign_certificate",
     "sign_crl",
+    "serial_id",
     "sign_csr",
     "to_pem",
     "verify_chain",

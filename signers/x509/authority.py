@@ -11,12 +11,13 @@ crl = issuing.crl()
 Every certificate is built by `cryptography`'s CertificateBuilder and signed by the CA's
 Signer (see tbs_signing). Leaves default to 24 hours, digitalSignature, clientAuth + serverAuth;
 serials are 128 random bits. A leaf never outlives its CA: its end is cut to the CA's.
+Validity counts from now: `not_before` is set a minute earlier (BACKDATE) for verifiers
+whose clock is behind, and a validity shorter than that minute is refused.
 """
 
 from __future__ import annotations
 
 import datetime
-import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
@@ -25,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID
 
+from signers.clock import duration, now_utc, utc
 from signers.errors import ConfigError
 from signers.keys import CryptoPublicKey, PublicKey
 from signers.revocation import MemoryRevocationStore, Revocation, RevocationStore
@@ -32,9 +34,10 @@ from signers.signer import Signer
 
 from .crl import build_crl, reason_name
 from .csr import check_csr
-from .errors import PolicyRefused
+from .errors import PolicyRefused, plain_error
 from .policy import IssueRequest, Policy
 from .profile import SubjectAltNames, extended_key_usage, key_usage, parse_name
+from .serials import new_serial, serial_id
 from .tbs_signing import sign_certificate
 
 __all__ = [
@@ -63,16 +66,16 @@ class _Clock(Protocol):
     def __call__(self) -> datetime.datetime: ...
 
 
-def _utcnow() -> datetime.datetime:
-    return datetime.datetime.now(datetime.UTC)
+def _lifetime(validity: datetime.timedelta, what: str = "validity") -> datetime.timedelta:
+    """`validity` checked: finite, and longer than the backdating (else the certificate is born useless).
 
-
-def new_serial() -> int:
-    """A positive 128-bit random serial (RFC 5280 allows up to 20 octets; CA/B asks for 64+ random bits)."""
-    while True:
-        serial = secrets.randbits(128)
-        if serial:
-            return serial
+    Raises ConfigError otherwise.
+    """
+    seconds = duration(validity, what)
+    if seconds <= BACKDATE.total_seconds():
+        raise ConfigError(f"{what} of {seconds:g} s is not longer than the {BACKDATE.total_seconds():g} s "
+                          "certificates are backdated for clock skew")
+    return datetime.timedelta(seconds=seconds)
 
 
 def _public_key(subject_key: SubjectKey) -> PublicKey:
@@ -87,7 +90,8 @@ class CertificateAuthority:
     """A CA: its Signer, its certificate (and the chain above it), a revocation store and a policy.
 
     `certificate` is None only for a CA whose certificate is still to come (it can then make a
-    CSR for itself with `signers.x509.create_csr`, but issue nothing).
+    CSR for itself with `signers.x509.create_csr`, but issue nothing). Raises ConfigError when
+    `certificate` is not a usable CA certificate for `signer`'s key.
     """
 
     def __init__(
@@ -100,7 +104,7 @@ class CertificateAuthority:
         policy: Policy | None = None,
         leaf_validity: datetime.timedelta = DEFAULT_LEAF_VALIDITY,
         crl_validity: datetime.timedelta = DEFAULT_CRL_VALIDITY,
-        clock: _Clock = _utcnow,
+        clock: _Clock = now_utc,
     ) -> None:
         if certificate is not None:
             _check_ca_certificate(certificate, signer)
@@ -131,9 +135,13 @@ class CertificateAuthority:
         path_length: int | None = None,
         **options: Any,
     ) -> CertificateAuthority:
-        """A self-signed root for `signer`'s key; `options` go to the constructor (revocations, policy, ...)."""
+        """A self-signed root for `signer`'s key; `options` go to the constructor (revocations, policy, ...).
+
+        Raises ConfigError for a bad subject or validity, and whatever the Signer raises.
+        """
         name = parse_name(subject)
-        clock: _Clock = options.get("clock", _utcnow)
+        lifetime = _lifetime(validity)
+        clock: _Clock = options.get("clock", now_utc)
         now = clock()
         public_key = signer.public_key
         ski = x509.SubjectKeyIdentifier.from_public_key(public_key.key)
@@ -144,7 +152,7 @@ class CertificateAuthority:
             .public_key(public_key.key)
             .serial_number(new_serial())
             .not_valid_before(now - BACKDATE)
-            .not_valid_after(now + validity)
+            .not_valid_after(now + lifetime)
             .add_extension(x509.BasicConstraints(ca=True, path_length=path_length), critical=True)
             .add_extension(key_usage(_CA_USAGE), critical=True)
             .add_extension(ski, critical=False)
@@ -161,7 +169,10 @@ class CertificateAuthority:
         validity: datetime.timedelta = DEFAULT_INTERMEDIATE_VALIDITY,
         **options: Any,
     ) -> CertificateAuthority:
-        """Issue a CA certificate for `signer`'s key and return that CA (its chain ends at this CA's)."""
+        """Issue a CA certificate for `signer`'s key and return that CA (its chain ends at this CA's).
+
+        Raises as `issue` (PolicyRefused when this CA's path length forbids a subordinate CA).
+        """
         certificate = self.issue(signer, subject, is_ca=True, path_length=path_length, validity=validity)
         return CertificateAuthority(signer, certificate, chain=self.chain, **options)
 
@@ -174,7 +185,7 @@ class CertificateAuthority:
 
     @property
     def chain(self) -> tuple[x509.Certificate, ...]:
-        """This CA's certificate, then its issuers up to the root."""
+        """This CA's certificate, then its issuers up to the root; ConfigError for a CA still waiting for one."""
         return (self._require_certificate(), *self.parents)
 
     @property
@@ -185,6 +196,7 @@ class CertificateAuthority:
         return self._revocations
 
     def chain_pem(self) -> bytes:
+        """`chain` as one PEM bundle; ConfigError for a CA still waiting for its certificate."""
         return b"".join(c.public_bytes(Encoding.PEM) for c in self.chain)
 
     # -- issuance ----------------------------------------------------------------------
@@ -210,6 +222,11 @@ class CertificateAuthority:
 
         A leaf needs a subject or at least one SAN. `key_usages` / `extended_key_usages` take
         names (`digital_signature`, `client_auth`); CA certificates get no EKU unless asked.
+        The certificate is valid from `not_before` (default: now, backdated a minute) until
+        `validity` after `not_before` (or after now), cut to the CA's own end.
+
+        Raises ConfigError (bad names, a naive `not_before`, a validity not longer than the backdating, an expired CA),
+        PolicyRefused (the policy or the CA's path length), and whatever the Signer raises.
         """
         ca_certificate = self._require_certificate()
         public_key = _public_key(subject_key)
@@ -219,21 +236,29 @@ class CertificateAuthority:
             raise ConfigError("a certificate needs a subject or at least one subject alternative name")
         if is_ca:
             self._check_may_issue_ca(path_length)
-        start = not_before or (self.clock() - BACKDATE)
-        lifetime = validity or (DEFAULT_INTERMEDIATE_VALIDITY if is_ca else self.leaf_validity)
-        end = min(start + lifetime, ca_certificate.not_valid_after_utc)  # never outlive the issuer
+        lifetime = _lifetime(validity if validity is not None else (
+            DEFAULT_INTERMEDIATE_VALIDITY if is_ca else self.leaf_validity))
+        now = self.clock()
+        backdated = datetime.timedelta(0)
+        if not_before is not None:
+            start = utc(not_before, "not_before")
+            end = start + lifetime
+        else:
+            backdated = BACKDATE
+            start, end = now - BACKDATE, now + lifetime  # backdated for skew; the validity counts from now
+        end = min(end, ca_certificate.not_valid_after_utc)  # never outlive the issuer
         if end <= start:
             raise ConfigError("the certificate would end before it starts (is the CA certificate expired?)")
         usage = key_usage(key_usages if key_usages is not None else (_CA_USAGE if is_ca else _LEAF_USAGE))
         default_eku: tuple[x509.ObjectIdentifier, ...] = () if is_ca else _LEAF_EKU
         eku = extended_key_usage(extended_key_usages) if extended_key_usages is not None else default_eku
         request = IssueRequest(name, public_key, names, start, end, is_ca, path_length if is_ca else None,
-                               usage, eku, csr)
+                               usage, eku, csr, backdated=backdated)
         self._apply_policy(request)
         return sign_certificate(self._builder(request), self.signer)
 
     def sign_csr(self, csr: x509.CertificateSigningRequest, **overrides: Any) -> x509.Certificate:
-        """Issue for a CSR after checking its signature (InvalidCSR if it fails).
+        """Issue for a CSR after checking its signature (InvalidCSR if it fails; otherwise raises as `issue`).
 
         Subject and SANs come from the CSR unless given in `overrides` (same keywords as
         `issue`); other extensions the CSR asks for are ignored: the CA decides usages.
@@ -254,23 +279,28 @@ class CertificateAuthority:
 
     # -- revocation --------------------------------------------------------------------
 
-    def revoke(self, serial: int | x509.Certificate, reason: str = "unspecified",
+    def revoke(self, serial: int | str | x509.Certificate, reason: str = "unspecified",
                at: datetime.datetime | None = None) -> Revocation:
-        """Record `serial` as revoked (idempotent: the first record stands); the next `crl()` lists it."""
-        number = serial.serial_number if isinstance(serial, x509.Certificate) else int(serial)
-        return self.revocations.revoke(format(number, "x"), kind="x509-serial", reason=reason_name(reason), at=at)
+        """Record `serial` as revoked (idempotent: the first record stands); the next `crl()` lists it.
 
-    def is_revoked(self, serial: int | x509.Certificate) -> bool:
-        number = serial.serial_number if isinstance(serial, x509.Certificate) else int(serial)
-        return self.revocations.is_revoked(format(number, "x"), kind="x509-serial")
+        `serial` is an int, a certificate, or hex text in any spelling (`0x0AB`, `ab`, `00:ab`):
+        all are stored as one key. Raises ConfigError for a malformed serial or reason.
+        """
+        return self.revocations.revoke(serial_id(serial), kind="x509-serial", reason=reason_name(reason), at=at)
+
+    def is_revoked(self, serial: int | str | x509.Certificate) -> bool:
+        """Whether `serial` (as for `revoke`) is in this CA's revocation store. Raises ConfigError for a bad serial."""
+        return self.revocations.is_revoked(serial_id(serial), kind="x509-serial")
 
     def crl(self, *, validity: datetime.timedelta | None = None) -> x509.CertificateRevocationList:
         """A fresh CRL of every revoked serial, signed by the CA's Signer, valid for `validity` (default a day).
 
         The CRL number is the issue time in milliseconds, kept strictly increasing within a
-        process: monotonic across restarts without storing a counter.
+        process: monotonic across restarts without storing a counter. Raises ConfigError for a
+        non-finite or zero validity, and whatever the Signer raises.
         """
         ca_certificate = self._require_certificate()
+        lifetime = datetime.timedelta(seconds=duration(validity or self.crl_validity, "CRL validity", allow_zero=False))
         now = self.clock()
         with self._crl_lock:
             number = max(self._last_crl_number + 1, int(now.timestamp() * 1000))
@@ -280,7 +310,7 @@ class CertificateAuthority:
             self.signer,
             self.revocations.list(kind="x509-serial"),
             this_update=now,
-            next_update=now + (validity or self.crl_validity),
+            next_update=now + lifetime,
             number=number,
         )
 
@@ -340,7 +370,14 @@ def _authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIden
 
 
 def _check_ca_certificate(certificate: x509.Certificate, signer: Signer) -> None:
-    """A CA's certificate must hold its signer's key and allow certificate signing."""
+    """A CA's certificate must hold its signer's key and allow certificate signing; ConfigError otherwise."""
+    try:
+        _check_ca_extensions(certificate, signer)
+    except ValueError as e:  # a damaged extension or key in the certificate
+        raise ConfigError(f"the CA certificate cannot be read: {plain_error(e)}") from None
+
+
+def _check_ca_extensions(certificate: x509.Certificate, signer: Signer) -> None:
     if PublicKey(certificate.public_key()) != signer.public_key:  # type: ignore[arg-type]
         raise ConfigError(f"the CA certificate's public key is not the key of signer {signer.uri}")
     try:

@@ -18,6 +18,7 @@ from signers.errors import ConfigError
 from signers.revocation import Revocation
 from signers.signer import Signer
 
+from .serials import parse_serial
 from .tbs_signing import sign_crl
 
 __all__ = ["REASONS", "build_crl", "reason_flag", "reason_name"]
@@ -38,14 +39,18 @@ def reason_name(reason: str | x509.ReasonFlags) -> str:
 
 
 def reason_flag(reason: str) -> x509.ReasonFlags:
+    """The ReasonFlags member for any spelling `reason_name` accepts; ConfigError otherwise."""
     return REASONS[reason_name(reason)]
 
 
-def _entry(record: Revocation) -> x509.RevokedCertificate:
+def _serial(record: Revocation) -> int:
     try:
-        serial = int(record.id, 16)
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"revocation store holds a malformed certificate serial {record.id!r}") from e
+        return parse_serial(record.id)
+    except ConfigError as e:
+        raise ConfigError(f"revocation store holds a malformed certificate serial {record.id[:60]!r}") from e
+
+
+def _entry(record: Revocation, serial: int) -> x509.RevokedCertificate:
     builder = x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(record.revoked_at)
     reason = reason_flag(record.reason or "unspecified")
     if reason is not x509.ReasonFlags.unspecified:  # RFC 5280 5.3.1: omit rather than write unspecified
@@ -62,7 +67,11 @@ def build_crl(
     next_update: datetime.datetime,
     number: int,
 ) -> x509.CertificateRevocationList:
-    """A CRL from `issuer` listing `records` (Revocation objects of kind x509-serial)."""
+    """A CRL from `issuer` listing `records` (Revocation objects of kind x509-serial).
+
+    Records naming one serial under several spellings (`0xAB`, `ab`) give one entry: the
+    earliest revocation. Raises ConfigError for a malformed serial or reason in the store.
+    """
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(issuer.subject)
@@ -76,6 +85,11 @@ def build_crl(
     except x509.ExtensionNotFound:
         aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
     builder = builder.add_extension(aki, critical=False)
+    earliest: dict[int, Revocation] = {}
     for record in records:
-        builder = builder.add_revoked_certificate(_entry(record))
+        serial = _serial(record)
+        if serial not in earliest or record.revoked_at < earliest[serial].revoked_at:
+            earliest[serial] = record
+    for serial, record in sorted(earliest.items()):
+        builder = builder.add_revoked_certificate(_entry(record, serial))
     return sign_crl(builder, signer)

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 
 from signers.errors import AlgorithmNotSupported
 from signers.keys import PublicKey
 from signers.signer import Signer
 
-from .errors import InvalidCSR
+from .errors import InvalidCSR, plain_error
 from .profile import SubjectAltNames, parse_name
 from .tbs_signing import sign_csr
 
@@ -26,7 +27,10 @@ def create_csr(
     emails: Iterable[str] = (),
     ip_addresses: Iterable[str] = (),
 ) -> x509.CertificateSigningRequest:
-    """A PKCS#10 request for `signer`'s key, self-signed by the Signer (the key stays in its store)."""
+    """A PKCS#10 request for `signer`'s key, self-signed by the Signer (the key stays in its store).
+
+    Raises ConfigError for a bad subject or SAN, and whatever the Signer raises.
+    """
     builder = x509.CertificateSigningRequestBuilder().subject_name(parse_name(subject))
     names = SubjectAltNames(tuple(dns_names), tuple(uris), tuple(emails), tuple(ip_addresses))
     if names:
@@ -35,11 +39,17 @@ def create_csr(
 
 
 def check_csr(csr: x509.CertificateSigningRequest) -> PublicKey:
-    """The requested public key, after the CSR's self-signature verified (InvalidCSR otherwise)."""
+    """The requested public key, after the CSR's self-signature verified.
+
+    Raises InvalidCSR for a bad signature, an unsupported or unreadable key, or a damaged CSR.
+    """
     try:
         public_key = PublicKey(csr.public_key())  # type: ignore[arg-type]
+        valid = csr.is_signature_valid
     except AlgorithmNotSupported as e:
         raise InvalidCSR(f"the CSR's key type is not supported: {e}") from e
-    if not csr.is_signature_valid:
+    except (ValueError, UnsupportedAlgorithm) as e:
+        raise InvalidCSR(f"the CSR cannot be checked: {plain_error(e)}") from None
+    if not valid:
         raise InvalidCSR(f"the CSR's signature does not verify with its own {public_key.spec.value} key")
     return public_key

@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from signers.errors import ConfigError
+from signers.keys import PublicKey
 
-__all__ = ["load_certificates", "load_crl", "load_csr", "read_certificates", "to_pem", "write_pem"]
+from .errors import plain_error
+
+__all__ = ["load_certificates", "load_crl", "load_csr", "read_bytes", "read_certificates", "read_crl", "read_csr",
+           "read_public_key", "summary", "to_pem", "write_pem"]
 
 X509Object = Union[x509.Certificate, x509.CertificateRevocationList, x509.CertificateSigningRequest]
 
 
 def to_pem(*objects: X509Object) -> bytes:
+    """The PEM text of every object, concatenated."""
     return b"".join(o.public_bytes(Encoding.PEM) for o in objects)
 
 
 def write_pem(path: str | os.PathLike[str], *objects: X509Object) -> Path:
-    """Write `objects` as one PEM file (replaced atomically: a reader never sees half a chain)."""
+    """Write `objects` as one PEM file (replaced atomically: a reader never sees half a chain).
+
+    Raises OSError when the file cannot be written.
+    """
     target = Path(path)
     temporary = target.with_name(f".{target.name}.part")
     temporary.write_bytes(to_pem(*objects))
@@ -29,36 +37,93 @@ def write_pem(path: str | os.PathLike[str], *objects: X509Object) -> Path:
     return target
 
 
+def read_bytes(path: str | os.PathLike[str], what: str = "file") -> bytes:
+    """The file's bytes; ConfigError naming the path when it is missing or unreadable."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such {what}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+
+
 def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """Every certificate in a PEM bundle, or the one in DER data."""
+    """Every certificate in a PEM bundle, or the one in DER data; ConfigError in one line otherwise."""
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_certificates(data)
         return [x509.load_der_x509_certificate(data)]
     except ValueError as e:
-        raise ConfigError(f"not a PEM or DER certificate: {e}") from e
+        raise ConfigError(f"not a PEM or DER certificate ({plain_error(e)})") from None
 
 
 def read_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
+    """Every certificate in the file at `path`; ConfigError naming the path when missing or damaged."""
     try:
-        return load_certificates(Path(path).read_bytes())
+        return load_certificates(read_bytes(path, "certificate file"))
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}") from e
+        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
 
 
 def load_crl(data: bytes) -> x509.CertificateRevocationList:
+    """The CRL in PEM or DER data; ConfigError in one line otherwise."""
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_crl(data)
         return x509.load_der_x509_crl(data)
     except ValueError as e:
-        raise ConfigError(f"not a PEM or DER CRL: {e}") from e
+        raise ConfigError(f"not a PEM or DER CRL ({plain_error(e)})") from None
+
+
+def read_crl(path: str | os.PathLike[str]) -> x509.CertificateRevocationList:
+    """The CRL in the file at `path`; ConfigError naming the path when missing or damaged."""
+    try:
+        return load_crl(read_bytes(path, "CRL file"))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
+    """The CSR in PEM or DER data; ConfigError in one line otherwise."""
     try:
         if b"-----BEGIN" in data:
             return x509.load_pem_x509_csr(data)
         return x509.load_der_x509_csr(data)
     except ValueError as e:
-        raise ConfigError(f"not a PEM or DER certificate signing request: {e}") from e
+        raise ConfigError(f"not a PEM or DER certificate signing request ({plain_error(e)})") from None
+
+
+def read_csr(path: str | os.PathLike[str]) -> x509.CertificateSigningRequest:
+    """The CSR in the file at `path`; ConfigError naming the path when missing or damaged."""
+    try:
+        return load_csr(read_bytes(path, "CSR file"))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
+
+
+def read_public_key(path: str | os.PathLike[str]) -> PublicKey:
+    """A public key from a PEM, DER (SubjectPublicKeyInfo) or JWK file; ConfigError naming the path otherwise."""
+    data = read_bytes(path, "public key file")
+    try:
+        if data.lstrip().startswith(b"{"):
+            return PublicKey.from_jwk(data.decode("utf-8"))
+        if b"-----BEGIN" in data:
+            return PublicKey.from_pem(data)
+        return PublicKey.from_der(data)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a JWK (not UTF-8 text)") from None
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def summary(certificate: x509.Certificate) -> dict[str, Any]:
+    """Subject, issuer, serial (hex), dates and signature algorithm: what the CLI prints about a certificate."""
+    return {
+        "subject": certificate.subject.rfc4514_string(),
+        "issuer": certificate.issuer.rfc4514_string(),
+        "serial": f"{certificate.serial_number:x}",
+        "not_before": certificate.not_valid_before_utc.isoformat(),
+        "not_after": certificate.not_valid_after_utc.isoformat(),
+        "signature_algorithm": getattr(certificate.signature_algorithm_oid, "_name", None)
+        or certificate.signature_algorithm_oid.dotted_string,
+    }

@@ -26,6 +26,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from OpenSSL import crypto
 from OpenSSL._util import lib as _openssl
 
+from signers.errors import ConfigError
+
 from .errors import CertificateError, Reason, plain_error
 
 __all__ = ["PURPOSES", "OpenSSLPath"]
@@ -83,6 +85,14 @@ def _name_key(name: x509.Name) -> frozenset[tuple[str, str]]:
     return frozenset((a.oid.dotted_string, re.sub(r"\s+", "", str(a.value)).lower()) for a in name)
 
 
+def _to_openssl(certificate: x509.Certificate) -> crypto.X509:
+    """pyOpenSSL's copy of a certificate; CertificateError when OpenSSL cannot parse what cryptography did."""
+    try:
+        return crypto.X509.from_cryptography(certificate)
+    except crypto.Error as e:
+        raise CertificateError(Reason.INVALID, certificate, f"OpenSSL cannot read it: {e}") from None
+
+
 @dataclass(frozen=True)
 class OpenSSLPath:
     """One verification question: these certificates, this time, these CRLs, these purposes."""
@@ -96,7 +106,10 @@ class OpenSSLPath:
     purposes: Sequence[int]
 
     def verify(self) -> list[x509.Certificate]:
-        """The path leaf -> ... -> trust anchor as OpenSSL built it; CertificateError with the mapped Reason."""
+        """The path leaf -> ... -> trust anchor as OpenSSL built it.
+
+        Raises CertificateError with the mapped Reason, ConfigError when a purpose cannot be set.
+        """
         path: list[x509.Certificate] = []
         for purpose in self.purposes or [0]:
             path = self._run(self.leaf, self.intermediates, purpose, crl_check=False)
@@ -116,7 +129,7 @@ class OpenSSLPath:
     def _store(self, purpose: int, flags: int) -> crypto.X509Store:
         store = crypto.X509Store()
         for root in self.roots:
-            store.add_cert(crypto.X509.from_cryptography(root))
+            store.add_cert(_to_openssl(root))
         for revocation_list in self.crls:
             store.add_crl(revocation_list)
         store.set_flags(flags)
@@ -124,7 +137,9 @@ class OpenSSLPath:
             store.set_time(self.at.astimezone(datetime.UTC).replace(tzinfo=None))
         if purpose:
             # pyOpenSSL has no setter for the purpose; OpenSSL's own call, on the store pyOpenSSL made.
-            _openssl.X509_STORE_set_purpose(store._store, purpose)
+            pointer = getattr(store, "_store", None)
+            if pointer is None or _openssl.X509_STORE_set_purpose(pointer, purpose) != 1:
+                raise ConfigError("this pyOpenSSL cannot set a verification purpose; the EKU cannot be checked")
         return store
 
     def _run(self, target: x509.Certificate, untrusted: Sequence[x509.Certificate], purpose: int, *,
@@ -133,10 +148,7 @@ class OpenSSLPath:
         if crl_check:
             flags |= _CRL_FLAGS | (crypto.X509StoreFlags.CRL_CHECK_ALL if whole_path else 0)
         context = crypto.X509StoreContext(
-            self._store(purpose, flags),
-            crypto.X509.from_cryptography(target),
-            [crypto.X509.from_cryptography(c) for c in untrusted],
-        )
+            self._store(purpose, flags), _to_openssl(target), [_to_openssl(c) for c in untrusted])
         try:
             chain = context.get_verified_chain()
         except crypto.X509StoreContextError as e:

@@ -36,10 +36,12 @@ class IssueRequest:
     key_usage: x509.KeyUsage
     extended_key_usage: tuple[x509.ObjectIdentifier, ...]
     csr: x509.CertificateSigningRequest | None = None  # set when the request came as a CSR
+    backdated: datetime.timedelta = datetime.timedelta(0)  # how far not_before lies before the issue time
 
     @property
     def validity(self) -> datetime.timedelta:
-        return self.not_after - self.not_before
+        """How long the certificate is valid from its issue time (the clock-skew backdating not counted)."""
+        return self.not_after - self.not_before - self.backdated
 
 
 Policy = Callable[[IssueRequest], "bool | str | None"]
@@ -61,6 +63,7 @@ class NamePolicy:
     allow_ca: bool = False
 
     def __call__(self, request: IssueRequest) -> str | None:
+        """None to allow, or why the request is refused. Never raises."""
         if request.is_ca and not self.allow_ca:
             return "CA certificates are not allowed"
         if request.validity > self.max_validity:

@@ -8,6 +8,7 @@ helpers turn that into `cryptography` objects, and refuse anything they do not u
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -24,6 +25,12 @@ __all__ = [
     "key_usage",
     "parse_name",
 ]
+
+# RFC 3986 3.1: scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ":" and something.
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:\S+")
+# A DNS name (RFC 1035 labels, an optional leading wildcard label); nothing else is taken as one untagged.
+_DNS = re.compile(r"(\*\.)?([A-Za-z0-9_]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?\.)*[A-Za-z0-9_]([A-Za-z0-9_\-]{0,61}[A-Za-z0-9_])?\.?")
+_TAGS = ("dns", "uri", "email", "ip")
 
 KEY_USAGES = (
     "digital_signature",
@@ -59,22 +66,29 @@ def _canonical(name: str) -> str:
 
 
 def parse_name(name: str | x509.Name) -> x509.Name:
-    """An RFC 4514 string (`CN=agent,O=acme`) or a bare common name (`agent`) as an X.509 Name."""
+    """An RFC 4514 string (`CN=agent,O=acme`) or a bare common name (`agent`) as an X.509 Name.
+
+    Raises ConfigError for an empty or malformed name, or an attribute too long for X.509
+    (a common name has at most 64 characters).
+    """
     if isinstance(name, x509.Name):
         return name
+    if not isinstance(name, str):
+        raise ConfigError(f"a subject name is text or an x509.Name, not {type(name).__name__}")
     text = name.strip()
     if not text:
         raise ConfigError("empty subject name")
-    if "=" not in text:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
     try:
+        if "=" not in text:
+            return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, text)])
         return x509.Name.from_rfc4514_string(text)
     except ValueError as e:
-        raise ConfigError(f"not an RFC 4514 name: {text!r}") from e
+        raise ConfigError(f"not a usable subject name {text[:60]!r}{'...' if len(text) > 60 else ''}: "
+                          f"{str(e)[:120]}") from None
 
 
 def key_usage(names: Iterable[str]) -> x509.KeyUsage:
-    """A KeyUsage extension value with exactly the named bits set."""
+    """A KeyUsage extension value with exactly the named bits set; ConfigError for unknown names."""
     wanted = {_canonical(n) for n in names}
     unknown = wanted - set(KEY_USAGES)
     if unknown:
@@ -86,13 +100,21 @@ def key_usage(names: Iterable[str]) -> x509.KeyUsage:
 
 
 def extended_key_usage(names: Iterable[str | x509.ObjectIdentifier]) -> tuple[x509.ObjectIdentifier, ...]:
-    """EKU OIDs from names (`client_auth`), dotted OIDs (`1.3.6.1.5.5.7.3.2`) or OID objects."""
+    """EKU OIDs from names (`client_auth`), dotted OIDs (`1.3.6.1.5.5.7.3.2`) or OID objects.
+
+    Raises ConfigError for an unknown name or a malformed OID.
+    """
     out: list[x509.ObjectIdentifier] = []
     for name in names:
         if isinstance(name, x509.ObjectIdentifier):
             oid = name
+        elif not isinstance(name, str):
+            raise ConfigError(f"an extended key usage is a name or an OID, not {type(name).__name__}")
         elif name.replace(".", "").isdigit():
-            oid = x509.ObjectIdentifier(name)
+            try:
+                oid = x509.ObjectIdentifier(name)
+            except ValueError:
+                raise ConfigError(f"not an object identifier: {name[:60]!r}") from None
         else:
             found = EXTENDED_KEY_USAGES.get(_canonical(name))
             if found is None:
@@ -114,28 +136,34 @@ class SubjectAltNames:
 
     @classmethod
     def parse(cls, entries: Iterable[str]) -> SubjectAltNames:
-        """From `dns:host`, `uri:spiffe://...`, `email:a@b`, `ip:10.0.0.1`; an untagged entry is guessed from its shape."""
-        dns: list[str] = []
-        uris: list[str] = []
-        emails: list[str] = []
-        ips: list[str] = []
+        """From `dns:host`, `uri:urn:uuid:...`, `email:a@b`, `ip:10.0.0.1`.
+
+        An untagged entry is inferred strictly: an IP address, then `a@b` (no colon) as an
+        email, then `scheme://...` or `urn:...` as a URI, then a plain host name as DNS;
+        anything else (`host:8443`, `mailto:x`) is a ConfigError asking for a tag. A `urn:...`
+        is never taken as a DNS name. Tagged `uri:` takes any RFC 3986 scheme.
+        """
+        found: dict[str, list[str]] = {tag: [] for tag in _TAGS}
         for entry in entries:
             kind, sep, value = entry.partition(":")
-            kind = kind.lower()
-            if sep and kind in ("dns", "uri", "email", "ip"):
-                {"dns": dns, "uri": uris, "email": emails, "ip": ips}[kind].append(value)
-            elif "://" in entry:
-                uris.append(entry)
-            elif "@" in entry:
-                emails.append(entry)
+            if sep and kind.lower() in _TAGS:
+                found[kind.lower()].append(value)
             elif _is_ip(entry):
-                ips.append(entry)
+                found["ip"].append(entry)
+            elif "@" in entry and ":" not in entry:
+                found["email"].append(entry)
+            elif _URI.fullmatch(entry) and ("://" in entry or entry.lower().startswith("urn:")):
+                found["uri"].append(entry)
+            elif _DNS.fullmatch(entry):
+                found["dns"].append(entry)
             else:
-                dns.append(entry)
-        return cls(tuple(dns), tuple(uris), tuple(emails), tuple(ips))
+                raise ConfigError(f"cannot tell what kind of name {entry[:80]!r} is: "
+                                  "write dns:NAME, uri:URI, email:ADDRESS or ip:ADDRESS")
+        return cls(*(tuple(found[tag]) for tag in _TAGS))
 
     @classmethod
     def from_extension(cls, value: x509.SubjectAlternativeName) -> SubjectAltNames:
+        """The names of an existing SAN extension, by kind (other kinds are left out)."""
         return cls(
             tuple(value.get_values_for_type(x509.DNSName)),
             tuple(value.get_values_for_type(x509.UniformResourceIdentifier)),
@@ -156,6 +184,7 @@ class SubjectAltNames:
         )
 
     def extension(self) -> x509.SubjectAlternativeName:
+        """The SubjectAlternativeName extension value; ConfigError for a name that cannot be one."""
         names: list[x509.GeneralName] = []
         try:
             names += [x509.DNSName(v) for v in self.dns_names]
@@ -165,8 +194,9 @@ class SubjectAltNames:
         except ValueError as e:
             raise ConfigError(f"invalid subject alternative name: {e}") from e
         for value in self.uris:
-            if "://" not in value:
-                raise ConfigError(f"URI SAN {value!r} has no scheme (e.g. spiffe://trust-domain/path)")
+            if not _URI.fullmatch(value):
+                raise ConfigError(f"URI SAN {value[:80]!r} is not an absolute URI with a scheme "
+                                  "(e.g. spiffe://trust-domain/path, urn:uuid:...)")
         return x509.SubjectAlternativeName(names)
 
 

@@ -86,16 +86,23 @@ def _sign_with(builder: Builder, signer: Signer, tbs_rewrite: Callable[[bytes], 
 
 
 def sign_certificate(builder: x509.CertificateBuilder, signer: Signer) -> x509.Certificate:
+    """The certificate `builder` describes, signed by `signer` (the key stays in its store).
+
+    Raises AlgorithmNotSupported for a key spec the builder cannot describe, ValueError from
+    `cryptography` for an incomplete builder, and whatever `signer.sign` raises.
+    """
     return x509.load_der_x509_certificate(_sign_with(builder, signer))
 
 
 def sign_crl(builder: x509.CertificateRevocationListBuilder, signer: Signer) -> x509.CertificateRevocationList:
+    """The CRL `builder` describes, signed by `signer`. Raises as `sign_certificate`."""
     return x509.load_der_x509_crl(_sign_with(builder, signer))
 
 
 def sign_csr(builder: x509.CertificateSigningRequestBuilder, signer: Signer) -> x509.CertificateSigningRequest:
     """A CSR for the Signer's key: the builder takes its subject key from the private key it signs
-    with, so the throwaway key's SubjectPublicKeyInfo is swapped for the Signer's in the TBS."""
+    with, so the throwaway key's SubjectPublicKeyInfo is swapped for the Signer's in the TBS.
+    Raises as `sign_certificate`."""
     spki = signer.public_key.to_der()
 
     def swap_key(info: bytes) -> bytes:

@@ -62,7 +62,7 @@ def setup(keys: dict[str, Any], approvers: Approvers) -> Iterator[dict[str, Any]
     passport = issue_agent_passport(keys["issuer"], history, name="http agent", agent_key=keys["agent"].public_key,
                                     trust_score=80, scopes=["bank:read", "bank:write"], groups=["fleet-http"])
     with serve(app) as url:
-        yield {"url": url, "passport": passport, "store": store, "seen": seen}
+        yield {"url": url, "passport": passport, "store": store, "seen": seen, "history": history}
 
 
 def _proof(client: httpx.Client, keys: dict[str, Any]) -> str:
@@ -101,11 +101,52 @@ def test_action_token_binds_the_json_body(setup: dict[str, Any], keys: dict[str,
 
 
 def test_group_revocation_mid_session(setup: dict[str, Any], keys: dict[str, Any]) -> None:
+    passport = issue_agent_passport(keys["issuer"], setup["history"], name="http agent",
+                                    agent_key=keys["agent"].public_key, trust_score=80, scopes=["bank:read"],
+                                    groups=["fleet-doomed"])  # its own group: the other tests keep theirs
     with httpx.Client(base_url=setup["url"], timeout=10) as client:
-        auth = {"Authorization": f"Bearer {setup['passport']}"}
+        auth = {"Authorization": f"Bearer {passport}"}
         assert client.get("/balance", headers={**auth, "Keyplane-Proof": _proof(client, keys)}).status_code == 200
-        revoke_group(setup["store"], "fleet-http", reason="fleet compromised")
+        revoke_group(setup["store"], "fleet-doomed", reason="fleet compromised")
         denied = client.get("/balance", headers={**auth, "Keyplane-Proof": _proof(client, keys)})
         assert denied.status_code == 403 and denied.json()["checks_failed"] == ["group-revocation"]
     last = setup["seen"][-1]
     assert last.what == "gate" and last.context["remote"].startswith("127.0.0.1:")
+
+
+def test_websocket_is_gated_at_the_handshake(keys: dict[str, Any], approvers: Approvers) -> None:
+    """Driven through the ASGI interface itself (no WebSocket client library is installed here)."""
+    import asyncio
+
+    reached: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        reached.append(scope["path"])
+        await send({"type": "websocket.accept"})
+
+    gate = Gate(GatePolicy.from_dict({"servers": {"bank": {"tools": {"stream": {}}}}}), keys["issuer"])
+    middleware = GateMiddleware(app, gate=gate, server="bank")
+    history = walk(keys, approvers, "agent-ws", CODE)
+    passport = issue_agent_passport(keys["issuer"], history, name="ws", agent_key=keys["agent"].public_key,
+                                    trust_score=80)
+
+    def connect(path: str, token: str | None) -> list[Any]:
+        sent: list[Any] = []
+        headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+        scope = {"type": "websocket", "path": path, "headers": headers}
+
+        async def receive() -> Any:
+            return {"type": "websocket.connect"}
+
+        async def send(message: Any) -> None:
+            sent.append(message)
+
+        asyncio.run(middleware(scope, receive, send))
+        return sent
+
+    assert connect("/stream", passport) == [{"type": "websocket.accept"}]
+    refused = connect("/stream", None)
+    assert refused[0]["type"] == "websocket.close" and refused[0]["code"] == 1008
+    unlisted = connect("/admin", passport)
+    assert unlisted[0]["code"] == 1008 and "policy" in unlisted[0]["reason"]
+    assert reached == ["/stream"]

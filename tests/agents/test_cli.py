@@ -51,6 +51,10 @@ def test_lifecycle_from_the_command_line(capsys: pytest.CaptureFixture[str], key
         assert run(capsys, "agent", "advance", "bot", stage, "--key", keys["release"].uri, *reg)[0] == 0
     code, out, _ = run(capsys, "--json", "agent", "history", "bot", *reg)
     assert code == 0 and json.loads(out)["stage"] == "ACTIVE" and len(json.loads(out)["transitions"]) == 6
+    handed = registry.parent / "handed-over.history"  # a copy verified elsewhere, with the approvers file only
+    handed.write_text((registry / "bot.history").read_text())
+    code, out, _ = run(capsys, "agent", "history", str(handed), "--approvers", str(registry / "approvers.json"))
+    assert code == 0 and "bot: ACTIVE (history verified, 6 transitions)" in out
     code, out, _ = run(capsys, "agent", "advance", "bot", "VETTING", "--key", keys["approver"].uri,
                        "--code-hash", NEW_CODE, "--reason", "new build", *reg)
     assert code == 0 and "ACTIVE -> VETTING" in out
@@ -89,6 +93,12 @@ def test_passport_gate_check_and_group_revocation(capsys: pytest.CaptureFixture[
     assert code == 0 and out.startswith("ALLOW") and "computed by keyplane-default/1" in out
     code, out, _ = run(capsys, "--json", *check)
     assert code == 1 and json.loads(out)["checks_failed"] == ["possession"]
+    backed = [*check, "--proof-key", keys["agent"].uri, "--registry", str(registry)]
+    code, out, _ = run(capsys, *backed)
+    assert code == 0 and "ACTIVE, backed by its history" in out
+    assert run(capsys, "agent", "suspend", "bot3", "--key", keys["approver"].uri, "--registry", str(registry))[0] == 0
+    code, out, _ = run(capsys, *backed)
+    assert code == 1 and "FAIL  stage" in out and "stage changed" in out
     assert run(capsys, "agent", "revoke", "--group", "fleet", "--db", str(db), "--reason", "compromised")[0] == 0
     code, out, _ = run(capsys, *check, "--proof-key", keys["agent"].uri)
     assert code == 1 and "FAIL  group-revocation: group 'fleet' is revoked (compromised)" in out
@@ -119,3 +129,34 @@ def test_receipts_from_the_command_line(capsys: pytest.CaptureFixture[str], keys
     assert run(capsys, *dag, str(tmp_path / "r1"), str(tmp_path / "r2"))[0] == 0
     code, _, err = run(capsys, *dag, str(tmp_path / "r2"))
     assert code == 1 and "ReceiptParentMissing" in err and "broken edge" in err
+
+
+def test_custom_lifecycle_from_a_file(capsys: pytest.CaptureFixture[str], keys: dict[str, Any], registry: Path,
+                                      tmp_path: Path) -> None:
+    lifecycle = tmp_path / "lifecycle.toml"
+    lifecycle.write_text('[agents.lifecycle]\nstages = ["NEW", "LIVE"]\nreset_stage = "NEW"\n'
+                         '[agents.lifecycle.roles]\nLIVE = ["release-approver"]\n')
+    opts = ["--registry", str(registry), "--lifecycle", str(lifecycle)]
+    assert run(capsys, "agent", "register", "tiny", "--key", keys["registrar"].uri, "--code-hash", CODE, *opts)[0] == 0
+    code, _, err = run(capsys, "agent", "advance", "tiny", "LIVE", "--key", keys["approver"].uri, *opts)
+    assert code == 1 and "RoleMissing" in err
+    code, out, _ = run(capsys, "agent", "advance", "tiny", "LIVE", "--key", keys["release"].uri, *opts)
+    assert code == 0 and "NEW -> LIVE" in out
+    code, _, err = run(capsys, "agent", "history", "tiny", "--registry", str(registry))  # default lifecycle: refused
+    assert code == 1 and "HistoryInvalid" in err
+    (tmp_path / "bad.toml").write_text("[agents.lifecycle]\nstagez = []\n")
+    code, _, err = run(capsys, "agent", "history", "tiny", "--registry", str(registry),
+                       "--lifecycle", str(tmp_path / "bad.toml"))
+    assert code == 2 and "unknown field" in err
+
+
+def test_retiring_an_approver(capsys: pytest.CaptureFixture[str], keys: dict[str, Any], registry: Path) -> None:
+    _walk(capsys, keys, registry, "bot4")
+    reg = ["--registry", str(registry)]
+    assert run(capsys, "agent", "approver", keys["release"].uri, "--not-after", "now", *reg)[0] == 0
+    assert run(capsys, "agent", "history", "bot4", *reg)[0] == 0  # what it approved before still verifies
+    code, _, err = run(capsys, "agent", "suspend", "bot4", "--key", keys["release"].uri, *reg)
+    assert code == 1 and "no longer holds" in err
+    code, _, err = run(capsys, "agent", "approver", keys["release"].uri, "--not-after", "someday", *reg)
+    assert code == 2 and "not-after" in err
+    assert run(capsys, "agent", "approver", keys["release"].uri, *reg)[0] == 2  # neither --role nor --not-after

@@ -141,6 +141,7 @@ def test_window_slides_and_config_is_checked() -> None:
         policy(RejectionEvent("gate", "a", "x", "TokenInvalid", datetime.fromtimestamp(1_000 + offset, UTC),
                               authenticated=True))
     assert store.get("a", kind="sub") is None
+    assert policy.recent("a", now=1_025) == 1 and policy.recent("a", now=1_040) == 0 and policy.recent("b") == 0
     for offset in (30, 31, 32):
         policy(RejectionEvent("gate", "a", "x", "TokenInvalid", datetime.fromtimestamp(1_000 + offset, UTC),
                               authenticated=True))

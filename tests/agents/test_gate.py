@@ -20,6 +20,7 @@ from signers.agents.possession import ChallengeBook
 from signers.agents.revocation import revoke_group, revoke_subject
 from signers.agents.trust import TrustInputs, compute_trust
 from signers.audit import open_audit_log, verify_chain
+from signers.errors import TokenInvalid
 from signers.jose import parse_jws
 from signers.passport import issue_passport, prove_possession
 from signers.revocation import MemoryRevocationStore
@@ -247,6 +248,8 @@ def test_require_raises_gate_denied(gate: Gate, keys: dict[str, Any], active: An
         ('[agents.gate.servers.s.tools.t]\nproof = 1\n', "proof"),
         ("[keys.x]\nuri = 'file:/x'\n", "no [agents.gate]"),
         ("not toml [", "cannot read"),
+        ('[agents.gate]\n[agents.gaet]\n', "unknown section"),
+        ('[agents.gate]\n[agents.lifecycle]\nstages = "x"\n', "stages"),
     ],
 )
 def test_bad_policy_is_a_policy_error(tmp_path: Path, toml: str, message: str) -> None:
@@ -254,3 +257,142 @@ def test_bad_policy_is_a_policy_error(tmp_path: Path, toml: str, message: str) -
     path.write_text(toml, encoding="utf-8")
     with pytest.raises(PolicyError, match=re.escape(message)):
         GatePolicy.load(path)
+
+
+def test_bad_policy_reported_to_events(tmp_path: Path) -> None:
+    seen: list[Any] = []
+    events = RejectionEvents()
+    events.subscribe(seen.append)
+    path = tmp_path / "keyplane.toml"
+    path.write_text('[agents.gate.servers.s.tools.t]\nmin_stage = "BANANA"\n', encoding="utf-8")
+    with pytest.raises(PolicyError):
+        GatePolicy.load(path, events=events)
+    assert seen[0].what == "policy" and seen[0].error == "PolicyError" and "BANANA" in seen[0].why
+
+
+def test_challenge_book_refuses_replay_with_a_typed_error(keys: dict[str, Any], active: Any) -> None:
+    from signers.agents.errors import ProofReplayed
+    from signers.errors import TokenReplayed
+    from signers.passport import verify_passport
+
+    book = ChallengeBook("payments")
+    passport = verify_passport(_passport(keys, active), keys["issuer"])
+    challenge = book.issue()
+    proof = prove_possession(keys["agent"], challenge)
+    wrong_key = prove_possession(keys["peer"], challenge)
+    with pytest.raises(TokenInvalid):
+        book.consume(wrong_key, passport)  # refused, and the challenge is NOT used up by it
+    assert book.consume(proof, passport) == challenge
+    with pytest.raises(ProofReplayed) as info:
+        book.consume(proof, passport)
+    assert isinstance(info.value, TokenReplayed)
+    with pytest.raises(PolicyError):
+        ChallengeBook("")
+
+
+def test_policy_file_with_its_own_lifecycle(tmp_path: Path) -> None:
+    path = tmp_path / "keyplane.toml"
+    path.write_text('[agents.lifecycle]\nstages = ["NEW", "LIVE"]\nreset_stage = "NEW"\n'
+                    '[agents.gate.defaults]\nmin_stage = "LIVE"\n', encoding="utf-8")
+    policy = GatePolicy.load(path)
+    assert policy.defaults.min_stage == "LIVE" and policy.lifecycle.stages == ("NEW", "LIVE")
+
+
+def test_concurrent_replays_exactly_one_wins(keys: dict[str, Any], active: Any) -> None:
+    import threading
+
+    from signers.agents.errors import ProofReplayed
+    from signers.passport import verify_passport
+
+    book = ChallengeBook("payments")
+    passport = verify_passport(_passport(keys, active), keys["issuer"])
+    proof = prove_possession(keys["agent"], book.issue())
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        start.wait()
+        try:
+            book.consume(proof, passport)
+            result = "ok"
+        except ProofReplayed:
+            result = "replayed"
+        except TokenInvalid:
+            result = "unknown"  # would mean the nonce was forgotten between use and record
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["ok"] + ["replayed"] * 7
+
+
+def test_gate_from_the_policy_alone(tmp_path: Path, keys: dict[str, Any], active: Any) -> None:
+    from signers.jose import JWKS
+
+    JWKS.of(keys["issuer"]).write(tmp_path / "issuer-jwks.json")
+    path = tmp_path / "keyplane.toml"
+    path.write_text('[agents.gate]\njwks = "issuer-jwks.json"\n[agents.gate.servers.lab]\nallow_unlisted = true\n',
+                    encoding="utf-8")
+    gate = Gate(GatePolicy.load(path))
+    assert gate.decide(_passport(keys, active), server="lab", tool="t").allow
+    (tmp_path / "missing.toml").write_text('[agents.gate]\njwks = "nope.json"\n', encoding="utf-8")
+    with pytest.raises(PolicyError, match="jwks"):
+        GatePolicy.load(tmp_path / "missing.toml")
+    with pytest.raises(PolicyError, match="issuer's keys"):
+        Gate(GatePolicy.from_dict({}))
+
+
+class SharedReplayCache:
+    """The replay-cache protocol over one dict: what a fleet's SQLite or Redis cache provides."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, float] = {}
+
+    def consume(self, key: str, expires_at: float) -> bool:
+        if key in self.seen:
+            return False
+        self.seen[key] = expires_at
+        return True
+
+
+def test_signed_challenges_across_a_fleet(keys: dict[str, Any], active: Any) -> None:
+    from signers.agents.errors import ProofReplayed
+    from signers.passport import verify_passport
+
+    shared = SharedReplayCache()
+    node_a = ChallengeBook("payments", signer=keys["gate"], replay_cache=shared)
+    node_b = ChallengeBook("payments", signer=keys["gate"], replay_cache=shared)  # another process, same key
+    passport = verify_passport(_passport(keys, active), keys["issuer"])
+    proof = prove_possession(keys["agent"], node_a.issue())
+    assert node_b.consume(proof, passport).audience == "payments"  # b knows a's challenge: it is signed
+    with pytest.raises(ProofReplayed):
+        node_a.consume(proof, passport)  # the fleet-wide cache refuses the replay
+    with pytest.raises(ProofReplayed):
+        node_b.consume(proof, passport)  # and b's own memory too
+    stranger = ChallengeBook("payments", signer=keys["outsider"])
+    forged = prove_possession(keys["agent"], stranger.issue())
+    with pytest.raises(TokenInvalid, match="no challenge this verifier issued"):
+        node_a.consume(forged, passport)
+    other_audience = ChallengeBook("other", signer=keys["gate"])
+    with pytest.raises(TokenInvalid):
+        node_a.consume(prove_possession(keys["agent"], other_audience.issue()), passport)
+    old = prove_possession(keys["agent"], node_a.issue(now=time.time() - 1000), now=time.time() - 1000, ttl=5000)
+    with pytest.raises(TokenInvalid):
+        node_a.consume(old, passport)
+    with pytest.raises(PolicyError):
+        ChallengeBook("payments", replay_cache=object())  # type: ignore[arg-type]
+
+
+def test_answer_challenge_checks_what_the_server_sent(keys: dict[str, Any]) -> None:
+    from signers.agents.possession import answer_challenge
+
+    challenge = ChallengeBook("payments").issue()
+    assert parse_jws(answer_challenge(keys["agent"], challenge.to_dict())).claims()["nonce"] == challenge.nonce
+    for bad in ({"nonce": 1, "aud": "a", "iat": 1}, {"nonce": "n", "aud": "a", "iat": True}, "junk", {}):
+        with pytest.raises(PolicyError):
+            answer_challenge(keys["agent"], bad)

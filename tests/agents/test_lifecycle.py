@@ -200,3 +200,55 @@ def test_refusals_appear_in_rejection_events(keys: dict[str, Any], approvers: Ap
     assert seen[0].who == "agent-events" and "ACTIVE" in seen[0].why
     for event in seen:  # no token material in an event
         assert not any(t.split(".")[2] in json.dumps(event.to_dict()) for t in tokens)
+
+
+def test_lifecycle_from_configuration(keys: dict[str, Any], approvers: Approvers) -> None:
+    custom = Lifecycle.from_dict({
+        "stages": ["INTAKE", "REVIEW", "LIVE"], "reset_stage": "REVIEW",
+        "roles": {"INTAKE": ["registrar"], "REVIEW": ["approver"], "LIVE": ["release-approver"]},
+    })
+    history = register(keys["registrar"], "agent-custom", CODE, approvers, lifecycle=custom)
+    with pytest.raises(TransitionRefused):
+        advance(keys["release"], history, "LIVE", approvers, reason="skip", lifecycle=custom)
+    history = advance(keys["approver"], history, "REVIEW", approvers, reason="ok", lifecycle=custom)
+    with pytest.raises(RoleMissing):
+        advance(keys["approver"], history, "LIVE", approvers, reason="role", lifecycle=custom)
+    history = advance(keys["release"], history, "LIVE", approvers, reason="ok", lifecycle=custom)
+    assert custom.at_least("LIVE", "REVIEW") and verify_history(history.tokens, approvers, lifecycle=custom)
+    with pytest.raises(HistoryInvalid):  # verified under the default lifecycle, LIVE is no stage at all
+        verify_history(history.tokens, approvers)
+    assert Lifecycle.from_dict({}) == DEFAULT_LIFECYCLE
+
+
+@pytest.mark.parametrize("table", [
+    {"stagez": ["A"]},
+    {"stages": "INTAKE"},
+    {"stages": ["A", "B"], "reset_stage": "C"},
+    {"transitions": [["INTAKE", "NOWHERE"]]},
+    {"transitions": [["INTAKE"]]},
+    {"roles": {"BANANA": ["x"]}},
+    {"roles": {"INTAKE": "x"}},
+])
+def test_bad_lifecycle_configuration(table: dict[str, Any]) -> None:
+    with pytest.raises(PolicyError):
+        Lifecycle.from_dict(table)
+
+
+def test_retired_approver_keeps_past_approvals_but_signs_nothing_new(keys: dict[str, Any],
+                                                                     approvers: Approvers) -> None:
+    import time
+
+    history = walk(keys, approvers, "agent-retiree", CODE, until="DEV_APPROVED")
+    retired = Approvers(approvers.jwks, approvers.roles, {keys["approver"].key_id: time.time() + 5})
+    assert verify_history(history.tokens, retired).stage == "DEV_APPROVED"  # signed before the end
+    later = advance(keys["approver"], history, "SUSPENDED", approvers, reason="x", now=time.time() + 60)
+    with pytest.raises(HistoryInvalid, match="transition 5"):  # signed after the end
+        verify_history(later.tokens, retired, now=time.time() + 60)
+    with pytest.raises(RoleMissing, match="no longer holds"):
+        advance(keys["approver"], history, "SUSPENDED", retired, reason="x", now=time.time() + 60)
+    again = Approvers.from_dict(retired.to_dict())
+    assert again.not_after == retired.not_after
+    with pytest.raises(PolicyError):
+        Approvers(approvers.jwks, {}, {keys["approver"].key_id: float("nan")})
+    with pytest.raises(PolicyError, match="unknown field"):
+        Approvers.from_dict({"approvers": [{"jwk": keys["approver"].public_key.to_jwk(), "roles": [], "until": 1}]})

@@ -15,12 +15,11 @@ from signers.agents.actions import sign_agent_action
 from signers.agents.events import RejectionEvents
 from signers.agents.gate import Gate
 from signers.agents.lifecycle import Approvers
-from signers.agents.mcp_gate import ACTION_META, CHALLENGE_ROUTE, PROOF_META, gated_server
+from signers.agents.mcp_gate import ACTION_META, CHALLENGE_ROUTE, gated_server, tool_call_meta
 from signers.agents.passports import issue_agent_passport
 from signers.agents.policy import GatePolicy
-from signers.agents.possession import ChallengeBook
+from signers.agents.possession import ChallengeBook, answer_challenge
 from signers.agents.revocation import revoke_group, revoke_subject
-from signers.passport import Challenge, prove_possession
 from signers.revocation import MemoryRevocationStore
 
 from .conftest import CODE
@@ -122,9 +121,9 @@ def test_proof_and_action_token_in_meta(world: dict[str, Any], keys: dict[str, A
     action = sign_agent_action(keys["issuer"], "agent-mcp", "transfer", args)
 
     async def transfer(session: ClientSession, http: Any, arguments: dict[str, Any] = args) -> Any:
-        data = (await http.get(f"{world['url']}{CHALLENGE_ROUTE}")).json()
-        proof = prove_possession(keys["agent"], Challenge(data["nonce"], data["aud"], data["iat"]))
-        return await session.call_tool("transfer", arguments, meta={PROOF_META: proof, ACTION_META: action})
+        challenge = (await http.get(f"{world['url']}{CHALLENGE_ROUTE}")).json()
+        proof = answer_challenge(keys["agent"], challenge)
+        return await session.call_tool("transfer", arguments, meta=tool_call_meta(proof=proof, action_token=action))
 
     async def tampered(session: ClientSession, http: Any) -> Any:
         return await transfer(session, http, {"to": "mallory", "amount": 7})
@@ -147,3 +146,20 @@ def test_bad_bearer_refused_by_the_sdk_verifier(world: dict[str, Any], keys: dic
 
     assert _run(attempt()) == 401
     assert world["seen"][-1].what == "mcp-bearer"
+
+
+def test_missing_extra_names_it() -> None:
+    import subprocess
+    import sys
+
+    from signers.agents.mcp_gate import _sdk
+    from signers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"keyplane\[agents\]"):
+        _sdk("mcp_not_installed_here")
+    # neither the adapters nor the CLI import an SDK (or the agent layer) until used
+    probe = ("import sys, signers.cli as c; c.build_parser(); print('signers.agents' in sys.modules); "
+             "import signers.agents.mcp_gate, signers.agents.asgi; "
+             "print(sorted(m for m in ('mcp', 'starlette', 'uvicorn') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "[]"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from signers.agents.errors import PolicyError
@@ -71,3 +73,43 @@ def test_revoked_group_member_lowers_the_others() -> None:
     before = DefaultTrustScorer().score(TrustInputs("ACTIVE", True, 50))
     after = DefaultTrustScorer().score(TrustInputs("ACTIVE", True, 50, revoked_group_members=1))
     assert after < before
+
+
+def test_inputs_from_evidence(keys: dict[str, Any]) -> None:
+    from signers.agents.receipts import sign_execution, verify_output
+    from signers.passport import code_hash_of
+
+    code = code_hash_of(b"x")
+    receipts = [sign_execution(keys["agent"], i, i * 2) for i in range(10)]
+    checks = [verify_output(r, i * 2, keys["agent"]) for i, r in enumerate(receipts)]
+    checks.append(verify_output(receipts[0], "tampered", keys["agent"]))
+    store = MemoryRevocationStore()
+    revoke_subject(store, "peer-1")
+    inputs = TrustInputs.from_evidence("me", "ACTIVE", code, attested_builds=[code], receipt_checks=checks,
+                                       rejections=1, revocations=store, group_members=["me", "peer-1", "peer-2"])
+    assert inputs == TrustInputs("ACTIVE", True, 10, 1, 1, 1)
+    assert compute_trust(inputs).score == 50 + 20 + 2 - 10 - 5 - 10
+
+
+def test_attested_builds_feed_the_score(keys: dict[str, Any]) -> None:
+    from signers.agents.attestation import attest_build, attested_builds
+    from signers.errors import TokenExpired, TokenInvalid
+    from signers.passport import code_hash_of
+
+    good, other = code_hash_of(b"v1"), code_hash_of(b"v2")
+    ci = attest_build(keys["gate"], good, builder="ci", revision="abc123")
+    forged = attest_build(keys["outsider"], other, builder="ci")
+    old = attest_build(keys["gate"], other, builder="ci", ttl=10, now=1_000_000)
+    assert attested_builds([ci], keys["gate"], builder="ci") == {good}
+    with pytest.raises(TokenInvalid):
+        attested_builds([ci, forged], keys["gate"])
+    with pytest.raises(TokenExpired):
+        attested_builds([old], keys["gate"])
+    with pytest.raises(TokenInvalid):
+        attested_builds([ci], keys["gate"], builder="someone-else")
+    assert attested_builds([ci, forged, old, "junk"], keys["gate"], skip_invalid=True) == {good}
+    builds = attested_builds([ci], keys["gate"])
+    assert compute_trust(TrustInputs.collect("ACTIVE", good, attested_builds=builds)).score == 70
+    assert compute_trust(TrustInputs.collect("ACTIVE", other, attested_builds=builds)).score == 50
+    with pytest.raises(PolicyError):
+        attest_build(keys["gate"], "md5:x", builder="ci")

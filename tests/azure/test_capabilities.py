@@ -11,7 +11,7 @@ import hashlib
 import time
 
 import pytest
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
 from backends.azure_keyvault import AzureKeyVaultKeyStore
@@ -96,7 +96,7 @@ def test_import_key_signs_like_a_created_one(store: AzureKeyVaultKeyStore, name:
     private = make()  # type: ignore[operator]
     signer = store.import_key(name, private)
     assert signer.public_key.to_der() == private.public_key().public_bytes(
-        *_spki())
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     assert signer.public_key.is_valid(signer.sign(b"imported"), b"imported", signer.algorithm)
     again = store.open(name)
     assert again.public_key == signer.public_key
@@ -142,8 +142,3 @@ def test_bad_uri_values_name_the_attribute(attribute: str) -> None:
     with pytest.raises(ConfigError, match=name):
         AzureKeyVaultKeyStore.from_uri(f"azurekms://v.vault.azure.net?token-source=env:{TOKEN_ENV}&{attribute}")
 
-
-def _spki() -> tuple[object, object]:
-    from cryptography.hazmat.primitives import serialization
-
-    return serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -118,7 +118,7 @@ def test_token_without_kid_is_matched_to_a_key_of_its_algorithm(keys: dict[str, 
     trusted = JWKS.of(keys["ed25519"], keys["other-agent"], keys["p256"])
     assert verify(token, trusted, max_kidless_keys=2).kid == keys["p256"].key_id
     # Without opting in, a kid-less token is tried against one key at most (issue 21: no amplification).
-    with pytest.raises(TokenInvalid, match="no kid and 2 trusted keys"):
+    with pytest.raises(TokenInvalid, match="no kid and more than 1 trusted keys"):
         verify(token, trusted)
     assert verify(token, JWKS.of(keys["ed25519"], keys["p256"])).kid == keys["p256"].key_id
 

@@ -96,7 +96,11 @@ def test_a_stopped_server_costs_one_timeout_not_one_per_retry(server: OpenBaoSer
 
 def test_default_timeout_is_a_sane_total(server: OpenBaoServer) -> None:
     store = VaultTransitKeyStore.from_uri(store_uri(server, TOKEN_ENV))
-    assert store.connection.timeout == 10.0
+    # Signing and reading: 10 s in all; making the server generate a key (RSA-4096 on a busy CPU): 60 s.
+    assert (store.connection.timeout, store.connection.keygen_timeout) == (10.0, 60.0)
+    explicit = VaultTransitKeyStore.from_uri(store_uri(server, TOKEN_ENV) + "&timeout=3")
+    assert (explicit.connection.timeout, explicit.connection.keygen_timeout) == (3.0, 3.0)
+    assert "timeout=3" in explicit.uri and "timeout" not in store.uri
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0", "1e9", "abc", ""])

@@ -299,7 +299,7 @@ def test_mldsa_create_lets_the_servers_answer_decide(openbao_store_uri: str, key
 
 
 def test_key_type_list_parsing_for_both_servers() -> None:
-    from backends.vault_transit import _types_from_help
+    from backends.vault_wire import types_from_help as _types_from_help
 
     def help_reply(description: str, **extra: object) -> dict[str, object]:
         properties = {"type": {"description": description}, **extra}

@@ -82,7 +82,8 @@ def test_csr_overrides(file_key: KeyFactory, ca: CertificateAuthority) -> None:
     assert certificate.subject.rfc4514_string() == "CN=given"
     san = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.DNSName) == ["given.test"]
-    assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == datetime.timedelta(hours=1)
+    # The hour counts from now; not_before is a further minute back for clock skew.
+    assert certificate.not_valid_after_utc - certificate.not_valid_before_utc == datetime.timedelta(hours=1, minutes=1)
 
 
 def test_name_policy(file_key: KeyFactory, ca: CertificateAuthority) -> None:

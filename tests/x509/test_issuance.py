@@ -97,7 +97,7 @@ def test_leaf_profile(chain) -> None:  # type: ignore[no-untyped-def]
     aki = ext.get_extension_for_class(x509.AuthorityKeyIdentifier).value
     issuer_ski = issuing.certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     assert aki.key_identifier == issuer_ski.digest
-    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == datetime.timedelta(hours=24)
+    assert leaf.not_valid_after_utc - leaf.not_valid_before_utc == datetime.timedelta(hours=24, minutes=1)  # + backdating
     assert 0 < leaf.serial_number < 2**128
     assert leaf.issuer == issuing.certificate.subject
 

@@ -8,6 +8,7 @@ disagreement between keyplane and OpenSSL fails the test.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,10 +50,11 @@ def test_there_are_at_least_fifty_scenarios() -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_verdict_is_openssls(scenario: Scenario, kind: str, tmp_path: Path) -> None:
     chain = scenario.build(Forge(kind))
+    code = 0
     try:
         path = verify_chain(chain.leaf, chain.intermediates, chain.roots, crls=chain.crls, **chain.options)
     except CertificateError as e:
-        got, detail = e.reason, str(e)
+        got, detail, code = e.reason, str(e), e.openssl_code
     else:
         got, detail = None, "verified"
         assert path[0] == chain.leaf and path[-1] in chain.roots
@@ -60,3 +62,6 @@ def test_verdict_is_openssls(scenario: Scenario, kind: str, tmp_path: Path) -> N
     if kind != "ML-DSA-65":
         accepted, text = _cli_verdict(chain, tmp_path)
         assert accepted == (scenario.verdict is None), f"{scenario.name}: openssl verify said {text}"
+        # Not only the verdict: the CLI names the same X509_V_ERR code as the in-process validator.
+        found = re.search(r"error (\d+) at \d+ depth", text)
+        assert (int(found.group(1)) if found else 0) == code, f"{scenario.name}: openssl verify said {text}"

@@ -17,6 +17,19 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 def certificates(workdir: Path, host: str) -> ssl.SSLContext:
     """A throwaway CA (written to ca.pem) and a server certificate for loopback names and `host`."""
+    server_certificate(workdir, host)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(workdir / "server.pem")
+    return context
+
+
+def server_certificate(workdir: Path, host: str) -> tuple[bytes, bytes]:
+    """(server key PEM, server certificate PEM) under a throwaway CA written to ``workdir/ca.pem``.
+
+    The certificate names localhost, 127.0.0.1, ::1 and `host`; ``workdir/server.pem`` holds
+    both (mode 0600). The GCP emulator's TLS mode uses it too.
+    """
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "keyplane Azure Key Vault emulator CA")])
@@ -72,8 +85,7 @@ def certificates(workdir: Path, host: str) -> ssl.SSLContext:
         )
     )
     chain.chmod(0o600)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(chain)
-    return context
+    key_pem = server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption())
+    return key_pem, server.public_bytes(serialization.Encoding.PEM)
 

@@ -7,7 +7,10 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent import futures
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from conformance.emulators.azure_keyvault.tls import server_certificate
 
 from .model import SERVICE, grpc, kms_v1
 from .service import Abort, Kms
@@ -103,12 +106,14 @@ class EmulatorHandle:
 
 
 def start(host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
-          projects: Iterable[str] | None = None, pending_reads: int = 1, workers: int = 32) -> EmulatorHandle:
+          projects: Iterable[str] | None = None, pending_reads: int = 1, workers: int = 32,
+          tls_dir: str | None = None) -> EmulatorHandle:
     """Start the emulator in this process on `host:port` (0 = a free port) and return its handle.
 
     With a `token`, every call must carry ``authorization: Bearer <token>``; with `projects`,
     resources of any other project answer PERMISSION_DENIED. `pending_reads` is how many reads
-    a new version answers PENDING_GENERATION to before it is ENABLED.
+    a new version answers PENDING_GENERATION to before it is ENABLED. With `tls_dir`, it
+    serves TLS with a throwaway CA written to ``<tls_dir>/ca.pem`` (plaintext otherwise).
     """
     kms = Kms(token, projects, pending_reads)
     handlers = {
@@ -121,7 +126,11 @@ def start(host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gcp-kms-emulator"))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls_dir is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        key_pem, cert_pem = server_certificate(Path(tls_dir), host)
+        bound = server.add_secure_port(f"{host}:{port}", grpc.ssl_server_credentials([(key_pem, cert_pem)]))
     if bound == 0:
         raise OSError(f"cannot listen on {host}:{port}")
     server.start()

@@ -1,0 +1,112 @@
+"""CompositeKeyStore: the ``composite:`` back end, registered like any other in ``keyplane.backends``.
+
+``signers.open("composite:MLDSA65-Ed25519-SHA512?mldsa=<URI>&classical=<URI>")`` opens both
+halves through `signers.open` (each from its own back end, or a keyplane.toml name) and
+returns a CompositeSigner. As a store (``composite:?mldsa=<store URI>&classical=<store URI>``)
+it creates, lists and deletes composite keys as a pair of same-named keys, one per store:
+`create_key(name, variant)` makes the ML-DSA key first and deletes it again when the
+traditional one cannot be made, so a failure leaves neither store changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from signers.errors import ConfigError, KeyplaneError
+from signers.registry import open as open_key
+from signers.registry import open_store
+from signers.signer import BaseKeyStore, Capabilities, KeyInfo, KeyStore
+from signers.uri import parse_uri
+
+from .signer import CompositeSigner
+from .uri import CompositeURI, composite_uri, parse_composite_uri
+from .variants import CompositeAlgorithm
+
+__all__ = ["CompositeKeyStore"]
+
+
+class CompositeKeyStore(BaseKeyStore):
+    """Pairs two stores (or two keys) into composite keys; the halves' own errors pass through unchanged."""
+
+    # Composite variants are not KeySpecs: the per-spec conformance rows do not apply; the
+    # signer-level contract (sign / verify / key_id / bad input) is what a composite passes.
+    capabilities = Capabilities(key_specs=frozenset(), create=True, list=True, delete=True)
+
+    def __init__(self, parsed: CompositeURI) -> None:
+        self._parsed = parsed
+        self.uri = composite_uri(parsed.variant, _public(parsed.mldsa), _public(parsed.classical))
+        self._stores: dict[str, KeyStore] = {}
+
+    @classmethod
+    def from_uri(cls, uri: str) -> CompositeKeyStore:
+        """Nothing is opened yet: a key URI opens its halves in `open`, a store URI its stores on first use."""
+        return cls(parse_composite_uri(uri))
+
+    # -- KeyStore ----------------------------------------------------------------------
+
+    def open(self, uri_or_name: str, algorithm: CompositeAlgorithm | str | None = None) -> CompositeSigner:
+        """A composite key URI opens its two halves; a name opens that key in both stores of this store URI."""
+        if ":" in uri_or_name:
+            parsed = parse_composite_uri(uri_or_name)
+            mldsa_uri, classical_uri = parsed.mldsa, parsed.classical
+            variant = parsed.variant or (CompositeAlgorithm.parse(algorithm) if algorithm is not None else None)
+            mldsa = open_key(mldsa_uri)
+            classical = open_key(classical_uri, variant.classical_algorithm if variant else None)
+        else:
+            variant = CompositeAlgorithm.parse(algorithm) if algorithm is not None else None
+            mldsa = self._store("mldsa").open(uri_or_name)
+            classical = self._store("classical").open(uri_or_name, variant.classical_algorithm if variant else None)
+        if variant is None:
+            variant = CompositeAlgorithm.matching(mldsa.public_key.spec, classical.public_key.spec, classical.algorithm)
+        return CompositeSigner(mldsa, classical, variant)
+
+    def create_key(self, name: str, spec: CompositeAlgorithm | str, **opts: Any) -> CompositeSigner:
+        """Make `name` in both stores; AlgorithmNotSupported if `spec` is not a composite variant."""
+        if opts:
+            raise ConfigError(f"composite back end: unknown create option(s) {sorted(opts)}")
+        variant = CompositeAlgorithm.parse(spec)
+        mldsa_store, classical_store = self._store("mldsa"), self._store("classical")
+        mldsa = mldsa_store.create_key(name, variant.mldsa_spec)
+        try:
+            classical = classical_store.create_key(name, variant.classical_spec, algorithm=variant.classical_algorithm)
+            return CompositeSigner(mldsa, classical, variant)
+        except BaseException:
+            with contextlib.suppress(KeyplaneError):  # the original failure is what the caller must see
+                mldsa_store.delete_key(name)
+            raise
+
+    def list_keys(self) -> Iterator[KeyInfo]:
+        """Names present in both stores (a half on its own is not a composite key)."""
+        classical = {info.name: info for info in self._store("classical").list_keys()}
+        for info in self._store("mldsa").list_keys():
+            other = classical.get(info.name)
+            if other is not None:
+                yield KeyInfo(name=info.name, uri=composite_uri(None, info.uri, other.uri))
+
+    def delete_key(self, name: str) -> None:
+        """Delete both halves (the ML-DSA one last, so a retry after a failure still finds the pair)."""
+        self._store("classical").delete_key(name)
+        self._store("mldsa").delete_key(name)
+
+    def close(self) -> None:
+        stores, self._stores = self._stores, {}
+        for store in stores.values():
+            store.close()
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _store(self, half: str) -> KeyStore:
+        if self._parsed.variant is not None:
+            raise ConfigError("this is a composite key URI; give composite:?mldsa=<store URI>&classical=<store URI> "
+                              "to create, list or delete keys")
+        store = self._stores.get(half)
+        if store is None:
+            store = self._stores[half] = open_store(getattr(self._parsed, half))
+        return store
+
+
+def _public(half: str) -> str:
+    """A half's URI without secret-valued attributes (``pin-value=`` ...); a keyplane.toml name as is."""
+    return parse_uri(half).public().format() if ":" in half else half
