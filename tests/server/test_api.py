@@ -94,6 +94,18 @@ def test_health_readiness_metrics_and_openapi(deployment: Deployment) -> None:
     jsonschema.validate({"agent": "a", "agent_key": {}}, passport_schema)
 
 
+def test_every_route_is_in_the_openapi_document() -> None:
+    from starlette.routing import Route
+
+    from signers.server.app import _routes
+    from signers.server.openapi import ENDPOINTS
+
+    served = {(method.lower(), route.path) for route in _routes() if isinstance(route, Route)
+              for method in (route.methods or ()) if method not in ("HEAD",)}
+    documented = {(method, path) for method, path, *_ in ENDPOINTS}
+    assert served - {("get", "/"), ("get", "/openapi.json")} == documented
+
+
 def test_ca_certificates_and_crl_are_published(deployment: Deployment) -> None:
     with deployment.client() as client:
         chain = client.get("/ca/certificates")

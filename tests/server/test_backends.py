@@ -8,6 +8,7 @@ and the service recovers without a restart.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -23,7 +24,7 @@ import pytest
 
 import signers
 from signers import KeySpec
-from signers.clients import JWKSClient, StatusListClient
+from signers.clients import AsyncStatusListClient, JWKSClient, StatusListClient
 from signers.errors import TokenRevoked
 from signers.jose import verify_jwt
 from signers.passport import verify_passport
@@ -91,6 +92,14 @@ def test_status_list_revocation_reaches_an_offline_verifier(bao_service: Service
     now[0] += 31  # past the list's ttl: the client fetches again
     with pytest.raises(TokenRevoked):
         lists.check(claims)
+
+    async def asynchronously() -> None:
+        client = AsyncStatusListClient(keys)
+        with pytest.raises(TokenRevoked):
+            await client.check(claims)
+        await client.aclose()
+
+    asyncio.run(asynchronously())
 
 
 def test_openbao_down_is_503_and_not_ready_then_recovers_without_restart(

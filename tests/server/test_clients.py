@@ -14,6 +14,7 @@ import pytest
 from cryptography import x509
 
 from signers.clients import (
+    AsyncCRLClient,
     AsyncJWKSClient,
     AsyncRevocationListClient,
     CRLClient,
@@ -125,11 +126,13 @@ def test_async_clients(deployment: Deployment, agent_signer: Any) -> None:
     async def main() -> None:
         keys = AsyncJWKSClient(_jwks_url(deployment.url))
         lists = AsyncRevocationListClient(deployment.url + "/revocations.jwt", await keys.keys(), issuer=deployment.url)
+        crls = AsyncCRLClient(deployment.url + "/ca/crl", deployment.ca_certificate)
         passport = verify_passport(token, await keys.keys_for(token), revocations=await lists.current())
         assert passport.sub == "async-agent"
         assert keys.document.fetches == 1
-        await keys.aclose()
-        await lists.aclose()
+        assert (await crls.current()).issuer == deployment.ca_certificate.subject
+        for client in (keys, lists, crls):
+            await client.aclose()
 
     asyncio.run(main())
 
