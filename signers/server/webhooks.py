@@ -91,6 +91,8 @@ class WebhookDispatcher:
                 try:
                     if item is None:
                         return
+                    if self._stop.is_set():
+                        continue  # left in the queue at shutdown: already counted as dropped by close()
                     self._deliver(client, item, httpx)
                 finally:
                     self._queue.task_done()

@@ -176,3 +176,24 @@ def test_the_issuer_key_in_softhsm(tmp_path: Path, softhsm_store_uri: str, agent
         assert "keyplane_passports_issued_total 1" in metrics
     finally:
         assert service.stop() == 0
+
+
+def test_shutdown_reports_the_webhooks_it_had_to_drop(tmp_path: Path) -> None:
+    from .harness import Receiver, make_file_key
+
+    receiver = Receiver(fail_first=10**6)  # never answers 2xx
+    store = make_file_key(tmp_path / "keys", "issuer")
+    keys_toml = f'[stores.files]\nuri = "{store}"\n[keys.issuer]\nstore = "files"\nname = "issuer"\n'
+    service = ServiceProcess(tmp_path, keys_toml,
+                             server_toml=f'[server.webhooks.down]\nurl = "{receiver.url}"\nretries = 8\n')
+    service.start()
+    try:
+        with service.client("operator") as client:
+            for n in range(3):
+                assert client.post("/v1/agents", json={"agent": f"hook-{n}", "code_hash": CODE}).status_code == 201
+    finally:
+        code = service.stop()
+        receiver.close()
+    assert code == 0
+    stopped = [json.loads(line) for line in service.log().splitlines() if "keyplane serve stopped" in line]
+    assert stopped and stopped[0]["webhooks_dropped"] >= 1  # reported, never silently lost
