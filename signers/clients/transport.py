@@ -21,6 +21,12 @@ def httpx_module() -> Any:
     return require("httpx", "clients", "HTTP client")
 
 
+def _declared(response: Any) -> int:
+    """The Content-Length the server announced (0 when absent or not a number: the read is bounded anyway)."""
+    value = response.headers.get("content-length") or "0"
+    return int(value) if value.isdigit() and len(value) < 20 else 0
+
+
 def sync_refresh(client: Any, document: CachedDocument[T]) -> None:
     """GET the document with its validators and apply the answer (errors recorded, not raised)."""
     httpx = httpx_module()
@@ -28,7 +34,7 @@ def sync_refresh(client: Any, document: CachedDocument[T]) -> None:
     try:
         with client.stream("GET", document.url, headers=document.request_headers(),
                            timeout=document.policy.timeout) as response:
-            if int(response.headers.get("content-length") or 0) > MAX_DOCUMENT:
+            if _declared(response) > MAX_DOCUMENT:
                 document.failed("response larger than the document limit")
                 return
             chunks, size = [], 0
@@ -51,7 +57,7 @@ async def async_refresh(client: Any, document: CachedDocument[T]) -> None:
     try:
         async with client.stream("GET", document.url, headers=document.request_headers(),
                                  timeout=document.policy.timeout) as response:
-            if int(response.headers.get("content-length") or 0) > MAX_DOCUMENT:
+            if _declared(response) > MAX_DOCUMENT:
                 document.failed("response larger than the document limit")
                 return
             chunks, size = [], 0
