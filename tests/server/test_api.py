@@ -323,3 +323,36 @@ def test_logs_hold_no_secret_and_no_token_signature(deployment: Deployment, acti
         assert secret not in log
     assert token.split(".")[2] not in log and token not in log
     assert PASSPORT_TYP  # the passport typ is what the log may name, never the token
+
+
+def _audit_records(deployment: Deployment) -> int:
+    log = SQLiteAuditLog(deployment.service.directory / "state.db.server.audit.db", read_only=True)
+    try:
+        return sum(1 for _ in log.records())
+    finally:
+        log.close()
+
+
+def test_refused_requests_write_nothing(deployment: Deployment, active: str, agent_signer: Any) -> None:
+    before = _audit_records(deployment)
+    jwk = agent_signer.public_key.to_jwk()
+    with deployment.client("issuer") as client:
+        client.post("/v1/passports", json={"agent": active, "agent_key": jwk, "colour": "red"})
+        client.post("/v1/passports", content=b"{" + b" " * 9000 + b"}", headers={"content-type": "application/json"})
+        client.post("/v1/revocations", json={"kind": "jti", "id": "x"})  # wrong scope
+    with deployment.client("operator") as client:
+        client.post(f"/v1/agents/{active}/advance", json={"to": "INTAKE", "reason": "backwards"})
+        client.post("/v1/certificates", json={"csr": "not a csr"})
+        client.post("/v1/agents", json={"agent": "bad id!", "code_hash": CODE})
+    assert _audit_records(deployment) == before
+
+
+def test_group_revocation_refuses_every_member(deployment: Deployment, agent_signer: Any) -> None:
+    with deployment.client("operator") as client:
+        walk_to(client, "grouped-agent")
+    token = _passport(deployment, "grouped-agent", agent_signer, groups=["team-red"])
+    with deployment.client("revoker") as client:
+        assert client.post("/v1/revocations", json={"kind": "grp", "id": "team-red", "reason": "breach"}).status_code == 201
+    with deployment.client("verifier") as client:
+        answer = client.post("/v1/verify", json={"kind": "passport", "token": token}).json()
+    assert answer["allow"] is False and "team-red" in answer["reason"]
