@@ -9,8 +9,8 @@ listen = "127.0.0.1:8400"             # the default
 issuer = "https://keyplane.example"   # the iss of everything it signs
 key = "issuer"                        # signing key: a [keys] name or a URI (it never leaves its back end)
 previous_keys = ["file:/var/lib/keyplane/keys?...#issuer-2025"]   # rotated out, still in the JWKS
-state = "sqlite:///var/lib/keyplane/state.db"    # revocations + audit chain (postgresql://, redis://)
-agents = "/var/lib/keyplane/agents"   # agent registry (the `keyplane agent` directory layout)
+state = "sqlite:///var/lib/keyplane/state.db"    # revocations + audit chain; default: beside this file
+agents = "/var/lib/keyplane/agents"   # agent registry (the `keyplane agent` layout); default: ./agents beside it
 admin_token_source = "env:KEYPLANE_ADMIN_TOKEN"
 
 [server.callers.billing]
@@ -112,7 +112,7 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8400
     previous_keys: tuple[str, ...] = ()
-    state: str = "sqlite:///./keyplane-state.db"
+    state: str = "sqlite:///var/lib/keyplane/state.db"
     audit_log: str = "server"
     agents: Path = Path("agents")
     admin_token: Secret | None = None
@@ -162,6 +162,7 @@ class ServerConfig:
             if not isinstance(server.get(name), str) or not server[name]:
                 raise ConfigError(f"{where}: {name} = \"...\" is required")
         host, port = _listen(server.get("listen", "127.0.0.1:8400"), where)
+        base = (path.parent if path is not None else Path.cwd()).resolve()  # relative paths: beside the file
         agents_table = data.get("agents", {})
         if not isinstance(agents_table, Mapping):
             raise ConfigError(f"{path or 'config'}: [agents] must be a table")
@@ -169,9 +170,9 @@ class ServerConfig:
         values: dict[str, Any] = {
             "issuer": server["issuer"], "key": server["key"], "host": host, "port": port,
             "previous_keys": tuple(_strings(server.get("previous_keys", []), f"{where}: previous_keys")),
-            "state": _string(server.get("state", "sqlite:///./keyplane-state.db"), f"{where}: state"),
+            "state": _string(server.get("state", f"sqlite:///{base / 'keyplane-state.db'}"), f"{where}: state"),
             "audit_log": _string(server.get("audit_log", "server"), f"{where}: audit_log"),
-            "agents": Path(_string(server.get("agents", "agents"), f"{where}: agents")),
+            "agents": base / _string(server.get("agents", "agents"), f"{where}: agents"),
             "admin_token": _secret(server.get("admin_token_source"), f"{where}: admin_token_source"),
             "callers": _callers(server.get("callers", {}), where),
             "webhooks": _webhooks(server.get("webhooks", {}), where),

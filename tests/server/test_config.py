@@ -23,7 +23,8 @@ def _load(server: dict[str, object], **sections: object) -> ServerConfig:
 def test_defaults_listen_on_loopback_8400() -> None:
     config = _load(dict(BASE))
     assert (config.host, config.port) == ("127.0.0.1", 8400)
-    assert config.state.startswith("sqlite:") and config.max_body == 64 * 1024
+    assert config.state == f"sqlite:///{Path.cwd().resolve() / 'keyplane-state.db'}" and config.max_body == 64 * 1024
+    assert config.agents == Path.cwd().resolve() / "agents"
 
 
 @pytest.mark.parametrize(("server", "place"), [
@@ -66,7 +67,9 @@ def test_the_key_file_with_a_server_section_still_loads_for_the_cli(tmp_path: Pa
     path.write_text('[keys.issuer]\nuri = "file:/tmp/none/issuer"\n[server]\nissuer = "https://i"\nkey = "issuer"\n'
                     '[agents.gate.defaults]\nmin_stage = "ACTIVE"\n')
     assert "issuer" in Config.load(path).keys
-    assert ServerConfig.load(path).keyplane.key("issuer").uri == "file:/tmp/none/issuer"
+    loaded = ServerConfig.load(path)
+    assert loaded.keyplane.key("issuer").uri == "file:/tmp/none/issuer"
+    assert loaded.state == f"sqlite:///{tmp_path.resolve() / 'keyplane-state.db'}"  # beside the file, not in /
 
 
 def test_import_signers_and_cli_help_do_not_import_the_web_stack() -> None:
