@@ -12,6 +12,7 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -178,7 +179,7 @@ def test_the_issuer_key_in_softhsm(tmp_path: Path, softhsm_store_uri: str, agent
         assert service.stop() == 0
 
 
-def test_shutdown_reports_the_webhooks_it_had_to_drop(tmp_path: Path) -> None:
+def test_shutdown_finishes_in_flight_requests_and_reports_dropped_webhooks(tmp_path: Path) -> None:
     from .harness import Receiver, make_file_key
 
     receiver = Receiver(fail_first=10**6)  # never answers 2xx
@@ -191,6 +192,30 @@ def test_shutdown_reports_the_webhooks_it_had_to_drop(tmp_path: Path) -> None:
         with service.client("operator") as client:
             for n in range(3):
                 assert client.post("/v1/agents", json={"agent": f"hook-{n}", "code_hash": CODE}).status_code == 201
+        # An in-flight request finishes: its handler is waiting for the body when SIGTERM arrives.
+        body = json.dumps({"agent": "late-agent", "code_hash": CODE}).encode()
+        with socket.create_connection(("127.0.0.1", service.port), timeout=20) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            first = b""
+            while b'{"ok":true}' not in first:  # the whole answer: the connection is accepted and kept alive
+                chunk = conn.recv(65536)
+                assert chunk, first
+                first += chunk
+            assert first.startswith(b"HTTP/1.1 200")
+            conn.sendall(b"POST /v1/agents HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Expect: 100-continue\r\n"
+                         + f"Authorization: Bearer {TOKENS['operator']}\r\nContent-Length: {len(body)}\r\n\r\n".encode())
+            assert conn.recv(65536).startswith(b"HTTP/1.1 100")  # the handler is running, waiting for the body
+            assert service.process is not None
+            service.process.send_signal(signal.SIGTERM)
+            conn.sendall(body)
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 201"), answer[:200]
     finally:
         code = service.stop()
         receiver.close()
