@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import hashlib
 import threading
 import time
 import uuid
@@ -228,8 +227,3 @@ def _attested_builds(policy: GatePolicy) -> frozenset[str]:
         for rule in server.tools.values():
             hashes.update(rule.code_hashes or ())
     return frozenset(hashes)
-
-
-def fingerprint(token: str) -> str:
-    """A token's SHA-256 prefix: how logs and the dashboard name a token without showing it."""
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()[:16]

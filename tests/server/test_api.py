@@ -16,11 +16,14 @@ import jsonschema
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from starlette.routing import Route
 
 from signers.agents.receipts import sign_execution
 from signers.audit import SQLiteAuditLog
 from signers.jose import JWKS, sign_jwt
 from signers.passport import PASSPORT_TYP, verify_passport
+from signers.server.app import _routes
+from signers.server.openapi import ENDPOINTS
 from signers.x509 import create_csr, to_pem
 
 from .conftest import CODE, Deployment, walk_to
@@ -95,11 +98,6 @@ def test_health_readiness_metrics_and_openapi(deployment: Deployment) -> None:
 
 
 def test_every_route_is_in_the_openapi_document() -> None:
-    from starlette.routing import Route
-
-    from signers.server.app import _routes
-    from signers.server.openapi import ENDPOINTS
-
     served = {(method.lower(), route.path) for route in _routes() if isinstance(route, Route)
               for method in (route.methods or ()) if method not in ("HEAD",)}
     documented = {(method, path) for method, path, *_ in ENDPOINTS}

@@ -31,7 +31,7 @@ from signers.jose import verify_jwt
 from signers.passport import verify_passport
 
 from .conftest import CODE
-from .harness import TOKENS, ServiceProcess
+from .harness import TOKENS, Receiver, ServiceProcess, make_file_key
 
 VERIFIER = Path(__file__).with_name("offline_verifier.py")
 
@@ -180,8 +180,6 @@ def test_the_issuer_key_in_softhsm(tmp_path: Path, softhsm_store_uri: str, agent
 
 
 def test_shutdown_finishes_in_flight_requests_and_reports_dropped_webhooks(tmp_path: Path) -> None:
-    from .harness import Receiver, make_file_key
-
     receiver = Receiver(fail_first=10**6)  # never answers 2xx
     store = make_file_key(tmp_path / "keys", "issuer")
     keys_toml = f'[stores.files]\nuri = "{store}"\n[keys.issuer]\nstore = "files"\nname = "issuer"\n'

@@ -24,7 +24,7 @@ from signers.clients import (
 from signers.errors import BackendUnavailable, TokenInvalid, TokenRevoked
 from signers.jose import sign_jwt, verify_jwt
 from signers.passport import verify_passport
-from signers.x509 import create_csr, to_pem
+from signers.x509 import CertificateAuthority, create_csr, to_pem
 
 from .conftest import CODE, Deployment, _key_uri
 from .harness import ServiceProcess, make_file_key
@@ -109,8 +109,6 @@ def test_a_crl_from_another_ca_is_never_trusted(deployment: Deployment, agent_si
     other = x509.load_pem_x509_certificate(to_pem(deployment.ca_certificate))
     crls = CRLClient(deployment.url + "/ca/crl", other, min_interval=0)
     assert crls.crl() is not None  # same CA: trusted
-    from signers.x509 import CertificateAuthority
-
     foreign = CertificateAuthority.create_root(agent_signer, "CN=someone else").certificate
     mismatched = CRLClient(deployment.url + "/ca/crl", foreign, min_interval=0)
     with pytest.raises(BackendUnavailable, match="another CA"):
