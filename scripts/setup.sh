@@ -35,8 +35,39 @@ if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
   fi
 fi
-"$venv/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+# Skip the install when this checkout is already installed (editable) with every extra asked
+# for and pyproject.toml has not changed since: a stamp in the venv records what was installed.
+stamp="$venv/.keyplane-installed"
+source_id="$(pwd) $(sha256sum pyproject.toml | cut -d' ' -f1)"
+installed_extras=""
+if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "$source_id" ]; then
+  installed_extras="$(sed -n 2p "$stamp")"
+fi
+missing=""
+for extra in ${extras//,/ }; do
+  case ",$installed_extras," in *",$extra,"*) ;; *) missing="$missing $extra" ;; esac
+done
+if [ -f "$stamp" ] && [ "$(head -n 1 "$stamp")" = "$source_id" ] && [ -z "$missing" ] \
+   && "$venv/bin/python" -c "import signers, backends, conformance" >/dev/null 2>&1; then
+  echo "setup: keyplane${extras:+[$extras]} already installed in $venv (delete $stamp to reinstall)"
+  exit 0
+fi
+rm -f "$stamp"
+"$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
 target="."
 [ -n "$extras" ] && target=".[$extras]"
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$target" 2>&1 | grep -v '^WARNING: Location' || true
-"$venv/bin/python" -c "import signers, backends, conformance" 
+echo "setup: installing keyplane${extras:+[$extras]} into $venv"
+# The filter silences setuptools' "Editable installation" banner (it is a warning in the build
+# back end's process, which inherits PYTHONWARNINGS); real errors still print and fail.
+set +e
+PYTHONWARNINGS="ignore:Editable installation" \
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$target" 2>&1 | grep -v '^WARNING: Location'
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" -ne 0 ]; then
+  echo "setup: pip install -e '$target' failed (exit $status)" >&2
+  exit "$status"
+fi
+"$venv/bin/python" -c "import signers, backends, conformance"
+all_extras="$(printf '%s\n' ${installed_extras//,/ } ${extras//,/ } | sort -u | paste -sd, -)"
+printf '%s\n%s\n' "$source_id" "$all_extras" > "$stamp"

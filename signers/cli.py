@@ -17,6 +17,7 @@ import argparse
 import importlib
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
@@ -53,12 +54,23 @@ COMMAND_GROUP = "keyplane.commands"
 _BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion", "agent", "gate", "receipt", "eth", "store", "serve")
 
 
+# argparse echoes the offending argument ("invalid choice: '...'"): a URI with an inline
+# secret, or a 100 kB blob, must not come back whole.
+_INLINE_SECRET = re.compile(r"((?:pin|password|passphrase|secret|token)[\w-]*[=:])[^&;'\"\s]*", re.IGNORECASE)
+_LONG_QUOTED = re.compile(r"'([^']{80})[^']+'")
+
+
+def usage_message(message: str) -> str:
+    """An argparse error message safe to print: one line, inline secrets masked, long values cut."""
+    first = " ".join(message.split()) or "bad usage"
+    return _LONG_QUOTED.sub(r"'\1...'", _INLINE_SECRET.sub(r"\1***", first))
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line usage errors (exit 2) instead of the usage block."""
 
     def error(self, message: str) -> NoReturn:
-        first = message.splitlines()[0] if message else "bad usage"
-        print(f"{self.prog}: error: {first} (see {self.prog} --help)", file=sys.stderr)
+        print(f"{self.prog}: error: {usage_message(message)} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_USAGE)
 
 

@@ -94,6 +94,13 @@ class Config:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None) -> Config:
+        """The configuration from `path` (else ``$KEYPLANE_CONFIG``, else ``./keyplane.toml``), with overrides.
+
+        `environ` (default `os.environ`) supplies ``KEYPLANE_CONFIG`` and the ``KEYPLANE_KEY_*`` /
+        ``KEYPLANE_STORE_*`` overrides. No file at all gives an empty configuration. Raises
+        ConfigError for a missing file that was named, an unreadable, binary, malformed or too
+        deeply nested one, an unknown section or field, or a uri that is not a URI.
+        """
         env = os.environ if environ is None else environ
         chosen: Path | None = None
         if path is not None:
@@ -171,6 +178,7 @@ class Config:
         return env_part.lower().replace("_", "-")
 
     def key(self, name: str) -> KeyEntry:
+        """The entry for key `name`; ConfigError (naming the file) when there is none."""
         entry = self.keys.get(name)
         if entry is None:
             where = self.path or "the configuration (no keyplane.toml found)"
@@ -178,6 +186,7 @@ class Config:
         return entry
 
     def store_uri(self, name: str) -> str:
+        """The URI of store `name`; ConfigError when there is none."""
         uri = self.stores.get(name)
         if uri is None:
             raise ConfigError(f"no store named {name!r} in {self.path or 'the configuration'}")

@@ -41,6 +41,7 @@ def register(scheme: str, store_class: Any) -> None:
 
 
 def available_schemes() -> list[str]:
+    """Every URI scheme with a back end: entry points and `register` calls."""
     return sorted(set(_discovered()) | set(_registered))
 
 

@@ -45,7 +45,8 @@ def resolve_secret(source: str, what: str = "secret") -> Secret:
     """Read a secret from ``env:NAME`` or ``file:PATH``.
 
     `what` names the attribute (``pin-source``) for the error message; a trailing
-    newline in a file is dropped, as `echo pin > file` writes one.
+    newline in a file is dropped, as `echo pin > file` writes one. Raises ConfigError for
+    another form, an unset variable or an unreadable file; the message never holds the secret.
     """
     kind, sep, ref = source.partition(":")
     if not sep or not ref:

@@ -28,7 +28,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..clock import DEFAULT_LEEWAY, duration, epoch
 from ..errors import TokenError, TokenInvalid, TokenReplayed
@@ -44,12 +44,6 @@ __all__ = ["CHALLENGE_TYP", "ChallengeBook", "ReplayCache", "answer_challenge"]
 
 CHALLENGE_TYP = "pop-challenge+jwt"
 _MAX_NONCE = 4096
-
-
-class ReplayCache(Protocol):
-    """Single use across processes: the first `consume` of a key returns True, every later one False."""
-
-    def consume(self, key: str, expires_at: float) -> bool: ...
 
 
 class ChallengeBook:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
     from signers.x509.directory import CaDirectory
 
+from .common import EXIT_INVALID, open_key, print_result
+
 __all__ = ["register"]
 
 _SAN_HELP = "dns:NAME, uri:spiffe://... or uri:urn:uuid:..., email:A@B, ip:ADDR (untagged: inferred strictly)"
@@ -156,8 +158,6 @@ def _one_line(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 def _init(args: argparse.Namespace) -> int:
     """Create a root CA, or with --parent an intermediate, in a new directory."""
     # lazy: keeps `keyplane --help` fast
-    import signers
-    from signers.cli import print_result
     from signers.x509 import CertificateAuthority, write_pem
     from signers.x509.directory import open_ca
     from signers.x509.files import summary
@@ -170,7 +170,7 @@ def _init(args: argparse.Namespace) -> int:
     if args.path_length is not None and args.path_length < 0:
         raise ConfigError("--path-length must be 0 or more")
     validity = _duration(args.days, 86400.0, "--days")
-    signer = signers.open(location.key)
+    signer = open_key(args, location.key)
     options: dict[str, Any] = {"validity": validity} if validity is not None else {}
     if args.parent:
         parent_location = _locate(argparse.Namespace(dir=args.parent, key=None, cert=None, revocations=None))
@@ -211,11 +211,10 @@ def _request_keywords(args: argparse.Namespace) -> dict[str, Any]:
 @_one_line
 def _issue(args: argparse.Namespace) -> int:
     # lazy: keeps `keyplane --help` fast
-    import signers
     from signers.x509.directory import open_ca
     from signers.x509.files import read_public_key
 
-    public_key = read_public_key(args.pubkey) if args.pubkey else signers.open(args.for_key).public_key
+    public_key = read_public_key(args.pubkey) if args.pubkey else open_key(args, args.for_key).public_key
     keywords = _request_keywords(args)
     location = _locate(args)
     with open_ca(location) as ca:
@@ -244,12 +243,10 @@ def _sign_csr(args: argparse.Namespace) -> int:
 @_one_line
 def _csr(args: argparse.Namespace) -> int:
     # lazy: keeps `keyplane --help` fast
-    import signers
-    from signers.cli import print_result
     from signers.x509 import SubjectAltNames, create_csr, to_pem, write_pem
 
     names = SubjectAltNames.parse(args.san)
-    request = create_csr(signers.open(args.key), args.subject, dns_names=names.dns_names, uris=names.uris,
+    request = create_csr(open_key(args, args.key), args.subject, dns_names=names.dns_names, uris=names.uris,
                          emails=names.emails, ip_addresses=names.ip_addresses)
     pem = to_pem(request).decode("ascii")
     if args.out:
@@ -261,7 +258,6 @@ def _csr(args: argparse.Namespace) -> int:
 
 def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -> int:
     # lazy: keeps `keyplane --help` fast
-    from signers.cli import print_result
     from signers.x509 import to_pem, write_pem
     from signers.x509.files import summary
 
@@ -279,7 +275,6 @@ def _emit_certificate(args: argparse.Namespace, certificate: x509.Certificate) -
 def _revoke(args: argparse.Namespace) -> int:
     """Revoke a serial; with a CA directory, republish DIR/crl.pem at once so `ca verify --dir` sees it."""
     # lazy: keeps `keyplane --help` fast
-    from signers.cli import print_result
     from signers.x509 import parse_serial, read_certificates, write_pem
     from signers.x509.directory import open_ca
 
@@ -330,7 +325,6 @@ def _crl(args: argparse.Namespace) -> int:
 
     from cryptography.x509 import CRLNumber
 
-    from signers.cli import print_result
     from signers.x509 import to_pem, write_pem
     from signers.x509.directory import open_ca
 
@@ -356,7 +350,6 @@ def _verify(args: argparse.Namespace) -> int:
     # lazy: keeps `keyplane --help` fast
     from pathlib import Path
 
-    from signers.cli import EXIT_INVALID, print_result
     from signers.x509 import CertificateError, read_certificates, verify_chain
     from signers.x509.files import read_crl
 

@@ -14,9 +14,14 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..algorithms import KeySpec, SignatureAlgorithm
+
 __all__ = ["CommandNode", "command_tree", "register", "script"]
 
 SHELLS = ("bash", "zsh")
+# Options whose values are names keyplane knows, though argparse has no `choices` for them
+# (they also accept aliases): offered by the option's destination name.
+VALUE_HINTS = {"spec": [s.value for s in KeySpec], "algorithm": [a.value for a in SignatureAlgorithm]}
 
 
 @dataclass
@@ -51,6 +56,8 @@ def command_tree(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) ->
                 for option in action.option_strings:
                     if action.choices is not None:
                         node.choices[option] = [str(c) for c in action.choices]
+                    elif action.dest in VALUE_HINTS:
+                        node.choices[option] = VALUE_HINTS[action.dest]
                     else:
                         node.takes_value.append(option)
         elif action.choices is not None:

@@ -28,7 +28,7 @@ from ..registry import open_store
 __all__ = ["DemoContext", "register"]
 
 # Later layers add a module with run(ctx: DemoContext) -> None; each runs in this order.
-DEMO_PARTS = ("signers.commands.demo_issuance", "signers.commands.demo_ca")
+DEMO_PARTS = ("signers.commands.demo_issuance", "signers.commands.demo_ca", "signers.commands.demo_agents")
 
 
 @dataclass

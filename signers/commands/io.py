@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from .common import store_argument
 __all__ = [
     "default_store",
     "looks_like_jwt",
+    "looks_like_path",
     "read_bytes",
     "read_input",
     "read_public_key",
@@ -33,6 +35,7 @@ __all__ = [
 # No signature keyplane makes or checks is this short: a shorter "base64" value is a file name.
 _MIN_SIGNATURE_BYTES = 32
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
+_FILE_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")
 
 default_store = store_argument  # the old name, kept for callers
 
@@ -77,11 +80,18 @@ def looks_like_jwt(value: str) -> bool:
     return bool(_COMPACT_JWS.match(value))
 
 
+def looks_like_path(value: str) -> bool:
+    """True for what a user types as a file name: a directory part, or a short extension (``.jwt``)."""
+    return "/" in value or bool(_FILE_EXTENSION.search(value))
+
+
 def read_token(value: str, what: str = "token") -> str:
     """A compact token given inline, as a file holding it, or ``-`` for standard input.
 
-    Raises ConfigError when `value` is neither a token nor an existing file (a missing
-    file is reported as missing, not as a malformed token), or the file is not text.
+    A value that names no existing file but looks like a path (``/tmp/t``, ``token.jwt``) is a
+    missing file (ConfigError), never passed on to be refused as a malformed token; anything
+    else that is not a file is returned as the token itself, for the verifier to judge.
+    Raises ConfigError also for a file (or standard input) that is not UTF-8 text.
     """
     if value == "-":
         try:
@@ -93,12 +103,13 @@ def read_token(value: str, what: str = "token") -> str:
         return text
     try:
         is_file = Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL
+    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
         is_file = False
     if is_file:
         return read_text(value, f"{what} file").strip()
-    shown = value if len(value) <= 200 else value[:200] + "..."
-    raise ConfigError(f"{what} file {shown} does not exist (and the value is not a compact token)")
+    if looks_like_path(text) and len(text) <= 4096:
+        raise ConfigError(f"{what} file {text} does not exist")
+    return text
 
 
 def read_signature(value: str) -> bytes:
@@ -127,7 +138,7 @@ def read_signature(value: str) -> bytes:
 
 
 def read_public_key(path: str | Path, what: str = "public key file") -> PublicKey:
-    """A public key from a file: JWK (JSON), PEM, DER, or the base64 DER ``keys pubkey --format der`` prints.
+    """A public key from a file: JWK (or a JWKS of one key), PEM, DER, or the base64 DER ``keys pubkey --format der`` prints.
 
     Raises ConfigError for a missing file or one that holds none of these.
     """
@@ -137,10 +148,18 @@ def read_public_key(path: str | Path, what: str = "public key file") -> PublicKe
     stripped = data.strip()
     if stripped.startswith(b"{"):
         try:
-            text = stripped.decode("utf-8")
+            jwk = json.loads(stripped.decode("utf-8"))
         except UnicodeDecodeError:
             raise ConfigError(f"{what} {path} is not a JWK (not UTF-8 text)") from None
-        return PublicKey.from_jwk(text)
+        except (ValueError, RecursionError):
+            raise ConfigError(f"{what} {path} is not a JWK (not JSON)") from None
+        if isinstance(jwk, dict) and isinstance(jwk.get("keys"), list):  # a JWKS holding one key is that key
+            if len(jwk["keys"]) != 1:
+                raise ConfigError(f"{what} {path} is a JWKS with {len(jwk['keys'])} keys; give one key")
+            jwk = jwk["keys"][0]
+        if not isinstance(jwk, dict):
+            raise ConfigError(f"{what} {path} is not a JWK (not a JSON object)")
+        return PublicKey.from_jwk(jwk)
     if b"-----BEGIN" in stripped:
         return PublicKey.from_pem(stripped)
     try:

@@ -19,6 +19,8 @@ from typing import Any
 
 from signers.clock import DEFAULT_LEEWAY, MAX_EPOCH  # tiny (stdlib only): the one place times are defined
 
+from .common import EXIT_INVALID, open_key, print_result
+
 __all__ = ["register"]
 
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
@@ -231,7 +233,7 @@ def _load_keys(args: argparse.Namespace) -> Any:
     from signers.jose import JWKS, as_jwks
 
     if getattr(args, "key", None):
-        return JWKS.of(signers.open(args.key))
+        return JWKS.of(open_key(args, args.key))
     path = Path(args.jwks)
     text = _read_text(path, "key file")
     if text.lstrip().startswith("{"):
@@ -242,7 +244,7 @@ def _load_keys(args: argparse.Namespace) -> Any:
     return as_jwks(signers.PublicKey.from_pem(text))
 
 
-def _public_key(value: str) -> Any:
+def _public_key(args: argparse.Namespace, value: str) -> Any:
     """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     import signers
@@ -252,7 +254,7 @@ def _public_key(value: str) -> Any:
         if text.lstrip().startswith("{"):
             return signers.PublicKey.from_jwk(text)
         return signers.PublicKey.from_pem(text)
-    return signers.open(value).public_key
+    return open_key(args, value).public_key
 
 
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
@@ -296,8 +298,6 @@ def _token_sign(args: argparse.Namespace) -> int:
     import uuid
 
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    import signers
-    from signers.cli import print_result
     from signers.errors import ConfigError
     from signers.jose import sign_jwt
 
@@ -320,7 +320,7 @@ def _token_sign(args: argparse.Namespace) -> int:
     claims.setdefault("nbf", now)
     claims.setdefault("exp", now + int(args.ttl))
     claims.setdefault("jti", str(uuid.uuid4()))
-    signer = signers.open(args.key)
+    signer = open_key(args, args.key)
     token = sign_jwt(signer, claims, typ=args.typ or None, alg=args.alg)
     print_result(args, {"ok": True, "token": token, "kid": signer.key_id, "alg": signer.algorithm.value,
                         "claims": claims}, token)
@@ -329,7 +329,6 @@ def _token_sign(args: argparse.Namespace) -> int:
 
 def _token_verify(args: argparse.Namespace) -> int:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.cli import print_result
     from signers.jose import verify_jwt
 
     keys = _load_keys(args)
@@ -344,15 +343,13 @@ def _token_verify(args: argparse.Namespace) -> int:
 
 def _passport_issue(args: argparse.Namespace) -> int:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    import signers
-    from signers.cli import print_result
     from signers.passport import code_hash_of, issue_passport
 
     code_hash = code_hash_of(_read_bytes(Path(args.code_file), "code file")) if args.code_file else args.code_hash
-    signer = signers.open(args.key)
+    signer = open_key(args, args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(
-        signer, sub=args.sub, name=args.name, agent_key=_public_key(args.agent_key), code_hash=code_hash,
+        signer, sub=args.sub, name=args.name, agent_key=_public_key(args, args.agent_key), code_hash=code_hash,
         stage=args.stage, trust_score=args.trust_score, scopes=args.scope, ttl=args.ttl, iss=args.iss, aud=aud,
     )
     _write(args.out, token)
@@ -362,7 +359,6 @@ def _passport_issue(args: argparse.Namespace) -> int:
 
 def _passport_verify(args: argparse.Namespace) -> int:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.cli import print_result
     from signers.passport import verify_passport
 
     keys = _load_keys(args)
@@ -387,7 +383,6 @@ def _passport_verify(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.cli import print_result
     from signers.errors import ConfigError
     from signers.revocation import SQLiteRevocationStore, revoke_token
 
@@ -418,12 +413,11 @@ def _revoke(args: argparse.Namespace) -> int:
                 [f"{r.revoked_at.isoformat()}\t{r.kind}\t{r.id}\t{r.reason}" for r in entries] or ["(none revoked)"])
         if args.sign_list:
             # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-            import signers
             from signers.revocation import issue_revocation_list
 
             if not args.iss:
                 raise ConfigError("--sign-list needs --iss (the list's issuer)")
-            token = issue_revocation_list(signers.open(args.sign_list), store, issuer=args.iss, ttl=args.ttl)
+            token = issue_revocation_list(open_key(args, args.sign_list), store, issuer=args.iss, ttl=args.ttl)
             _write(args.out, token)
             print_result(args, {"ok": True, "token": token}, token)
     return 0
@@ -431,10 +425,9 @@ def _revoke(args: argparse.Namespace) -> int:
 
 def _jwks(args: argparse.Namespace) -> int:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    import signers
     from signers.jose import JWKS
 
-    jwks = JWKS.of(*(signers.open(k) for k in args.keys), alg=args.alg)
+    jwks = JWKS.of(*(open_key(args, k) for k in args.keys), alg=args.alg)
     _write(args.out, jwks.to_json())
     print(jwks.to_json())
     return 0
@@ -443,7 +436,6 @@ def _jwks(args: argparse.Namespace) -> int:
 def _audit_verify(args: argparse.Namespace) -> int:
     # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
     from signers.audit import verify_chain
-    from signers.cli import EXIT_INVALID, print_result
     from signers.errors import ConfigError
 
     if not Path(args.log).is_file():

@@ -102,7 +102,7 @@ def test_group_and_subject_revocation_with_reinstatement(keys: dict[str, Any], a
     assert {r.id for r in store.list("grp")} == {"fleet-b", "fleet-b#2"}
     # the same answers from a signed revocation list
     signed = issue_revocation_list(keys["issuer"], store, issuer="issuer", now=datetime.fromtimestamp(1_000_000_700, UTC))
-    offline = RevocationList.load(signed, keys["issuer"], now=1_000_000_710)
+    offline = RevocationList.load(signed, keys["issuer"], issuer="issuer", now=1_000_000_710)
     with pytest.raises(SubjectRevoked):
         verify_agent_passport(after, keys["issuer"], revocations=offline, now=1_000_000_710)
 

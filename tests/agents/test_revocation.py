@@ -70,7 +70,7 @@ def test_signed_list_carries_them(store: Any, keys: dict[str, Any]) -> None:
     reinstate(store, SUBJECT, "a", at=at(20))
     revoke_group(store, "g", at=at(30))
     token = issue_revocation_list(keys["issuer"], store, issuer="i", now=at(40))
-    offline = RevocationList.load(token, keys["issuer"], now=t(41))
+    offline = RevocationList.load(token, keys["issuer"], issuer="i", now=t(41))
     assert subject_revocation(offline, SUBJECT, "a", t(15)) is not None
     assert subject_revocation(offline, SUBJECT, "a", t(25)) is None
     assert subject_revocation(offline, GROUP, "g", t(25)) is not None
