@@ -28,6 +28,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config_path(args: argparse.Namespace) -> Path:
+    # lazy: `keyplane --help` imports every command module
     from signers.errors import ConfigError
 
     for candidate in (getattr(args, "config", None), os.environ.get("KEYPLANE_CONFIG"), "keyplane.toml"):
@@ -39,22 +40,22 @@ def _config_path(args: argparse.Namespace) -> Path:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    # lazy: `keyplane --help` must not import the web stack
+    # lazy: `keyplane --help` must not import the web stack (the sdk check below names the extra)
     import dataclasses
 
+    from signers.errors import ConfigError
     from signers.sdk import require
     from signers.server.config import ServerConfig
 
     uvicorn = require("uvicorn", "server", "keyplane serve")
     require("starlette", "server", "keyplane serve")
+    # lazy: needs starlette, checked just above
     from signers.server.app import build
     from signers.server.logs import configure_logging
 
     config = ServerConfig.load(_config_path(args))
     if args.listen:
         host, _, port = args.listen.rpartition(":")
-        from signers.errors import ConfigError
-
         if not host or not port.isdigit():
             raise ConfigError("--listen must be HOST:PORT, such as 127.0.0.1:8400")
         config = dataclasses.replace(config, host=host.strip("[]"), port=int(port))
