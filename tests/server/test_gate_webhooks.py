@@ -8,6 +8,7 @@ never blocks, auto-revoke fed by the gate's rejection events.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from typing import Any
@@ -159,3 +160,23 @@ def test_the_queue_is_bounded_and_enqueue_never_blocks(agent_signer: Any) -> Non
         dispatcher.close(1)
         receiver.close()
     assert len(receiver.bodies) == 20 - dispatcher.dropped
+
+
+def test_refused_verifications_are_token_rejected_webhooks_and_metrics(
+        deployment: Deployment, agent_signer: Any) -> None:
+    with deployment.client("operator") as client:
+        walk_to(client, "rejected-agent", "VETTING")
+    passport = _passport(deployment, "rejected-agent", agent_signer, [])
+    with deployment.client("verifier") as client:
+        answer = client.post("/v1/verify", json={"kind": "passport", "token": passport, "required_stage": "ACTIVE"})
+    assert answer.json()["allow"] is False
+    keys = JWKSClient(deployment.url + "/.well-known/jwks.json")
+    assert deployment.receiver.wait_for(lambda r: any(
+        e["event"] == "token.rejected" and e["data"]["who"] == "rejected-agent" and e["data"]["authenticated"]
+        for e in _events(r, keys)))
+    for event in _events(deployment.receiver, keys):  # events name the token by id, never carry it
+        assert passport.split(".")[2] not in json.dumps(event)
+    with deployment.client() as client:
+        metrics = client.get("/metrics").text
+    assert 'keyplane_rejections_total{reason="' in metrics and 'keyplane_gate_decisions_total{result="deny"}' in metrics
+    assert 'keyplane_verifications_total{kind="passport",result="refused"}' in metrics
