@@ -19,14 +19,16 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature, encode_dss_signature
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature, encode_dss_signature
 
 from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
-from signers.errors import AlgorithmNotSupported, InvalidSignature, KeyNotFound
+from signers.errors import AlgorithmNotSupported, InvalidSignature
 from signers.keys import PublicKey, b64url_encode
 from signers.local_keys import generate_private_key
 from signers.signer import KeyInfo, KeyStore, Signer
+
+from .plan import CHECKS, STORE_CHECKS
 
 __all__ = [
     "CHECKS",
@@ -36,28 +38,14 @@ __all__ = [
     "SpecState",
     "Unsupported",
     "rfc7638_thumbprint",
+    "diagnose",
+    "public_key_der",
     "signature_format_problem",
 ]
 
-# Per key spec, in the order they run (the matrix columns).
-CHECKS = (
-    "create",
-    "open",
-    "public-key",
-    "key-id",
-    "sign-verify",
-    "signature-format",
-    "negatives",
-    "list-keys",
-    "threads",
-    "async",
-    "delete",
-)
-# Once per store.
-STORE_CHECKS = ("unknown-key", "bad-credentials", "unreachable", "secrets")
-
 MESSAGE_SIZES = (0, 1, 32, 4097, 1 << 20)
 LARGE_MESSAGE = 1 << 20
+LIMITED_SIZES = (0, 4097, LARGE_MESSAGE)  # sizes a service may document it cannot sign
 
 # Group orders, to check r and s are in range.
 _EC_ORDER = {
@@ -81,7 +69,11 @@ class Unsupported(Exception):
 
 @dataclass
 class SpecState:
-    """What the checks of one key spec share: the key made in `create` and what was signed with it."""
+    """What the checks of one key spec share: the key made in `create` and what was signed with it.
+
+    A fresh worker (after a crash) gets `name`, `created`, `deleted` and the public key seen
+    when the key was made (`expected_der`); `need_signer` then re-opens the key by name.
+    """
 
     store: KeyStore
     spec: KeySpec
@@ -89,14 +81,25 @@ class SpecState:
     signer: Signer | None = None
     reopened: Signer | None = None
     signatures: list[tuple[bytes, bytes]] = field(default_factory=list)  # (message, signature)
+    extra: list[tuple[bytes, bytes]] = field(default_factory=list)  # other signatures of this key (nonce check)
     child_key_id: str | None = None
     created: bool = False
     deleted: bool = False
+    expected_der: bytes | None = None  # set when restored in a fresh worker
+    sibling: str | None = None
 
     def need_signer(self) -> Signer:
+        if self.signer is None and self.expected_der is not None and not self.deleted:
+            signer = self.store.open(self.name)
+            if public_key_der(signer.public_key) != self.expected_der:
+                raise CheckFailed(f"re-opening {self.name} in a fresh worker gave another public key")
+            self.signer = signer
         if self.signer is None:
             raise CheckFailed("no key to check: create/open failed")
         return self.signer
+
+    def all_signatures(self) -> list[tuple[bytes, bytes]]:
+        return self.signatures + self.extra
 
 
 # -- primitives --------------------------------------------------------------------------
@@ -150,6 +153,42 @@ def signature_format_problem(spec: KeySpec, public_key: PublicKey, signature: by
         return None if len(signature) == size else f"RSA signature is {len(signature)} bytes, not the modulus's {size}"
     expected = _MLDSA_SIZE[spec]
     return None if len(signature) == expected else f"{spec.value} signature is {len(signature)} bytes, FIPS 204 says {expected}"
+
+
+def diagnose(public_key: PublicKey, algorithm: SignatureAlgorithm, signature: bytes, message: bytes,
+             uri: str = "") -> str:
+    """Why a signature that does not verify under `algorithm` was made, when it is a known mistake.
+
+    Tried: the digest hashed again (moto <= 5.2.5 with MessageType=DIGEST), RSASSA-PSS with a
+    salt other than the hash length (moto pads with the maximum), another algorithm of the key.
+    """
+    key = public_key.key
+    aws = uri.startswith("awskms:")
+    hint = "; use `keyplane emulator aws` (AWS's documented Sign semantics)" if aws else ""
+    if algorithm.hash_name is not None:
+        digest_message = hashes.Hash(algorithm.hash_algorithm())
+        digest_message.update(message)
+        once = digest_message.finalize()
+        if public_key.is_valid(signature, once, algorithm):
+            who = "this endpoint double-hashes DIGEST messages: moto <= 5.2.5 does this" if aws else \
+                "the service hashed the digest again (it signed H(H(message)))"
+            return f" ({who}{hint})"
+        if isinstance(key, rsa.RSAPublicKey) and algorithm.is_pss:
+            h = algorithm.hash_algorithm()
+            for candidate in (message, once):
+                try:
+                    chosen = h if candidate is message else Prehashed(h)
+                    key.verify(signature, candidate, padding.PSS(mgf=padding.MGF1(h), salt_length=padding.PSS.AUTO),
+                               chosen)
+                except (CryptoInvalidSignature, ValueError, TypeError):
+                    continue
+                twice = "" if candidate is message else ", over the digest hashed again"
+                return (f" (RSASSA-PSS with a salt other than the {h.digest_size}-byte hash length{twice}; "
+                        f"AWS KMS and RFC 8017 practice use salt = hash length{hint})")
+    for other in public_key.spec.algorithms:
+        if other is not algorithm and public_key.is_valid(signature, message, other):
+            return f" (it verifies as {other.value}: the signer used the wrong algorithm)"
+    return ""
 
 
 @functools.cache
@@ -231,7 +270,9 @@ def check_public_key(state: SpecState, listing: list[KeyInfo] | None) -> str:
     return f"re-open{via} match"
 
 
-def check_key_id(state: SpecState) -> str:
+def check_key_id(state: SpecState, process_local: bool = False) -> str:
+    """RFC 7638 thumbprint, the same after a re-open and in another process (unless the store's
+    keys are process-local, when that part cannot apply and the row is not-supported)."""
     signer = state.need_signer()
     expected = rfc7638_thumbprint(signer.public_key.key)
     problems = []
@@ -239,18 +280,25 @@ def check_key_id(state: SpecState) -> str:
         problems.append(f"key_id {signer.key_id} is not the RFC 7638 thumbprint {expected}")
     if state.reopened is not None and state.reopened.key_id != signer.key_id:
         problems.append(f"re-open gave key_id {state.reopened.key_id}")
-    if state.child_key_id is None:
+    if process_local:
+        pass
+    elif state.child_key_id is None:
         problems.append("no key_id from the child process (see threads)")
     elif state.child_key_id != signer.key_id:
         problems.append(f"a child process got key_id {state.child_key_id}")
     if problems:
         raise CheckFailed("; ".join(problems))
+    if process_local:
+        raise Unsupported(f"{signer.key_id} is the RFC 7638 thumbprint; the cross-process key_id check does not "
+                          "apply: the store's keys are process-local (Capabilities.process_local)")
     return f"{signer.key_id} (RFC 7638; same after re-open and in a child process)"
 
 
 def check_sign_verify(state: SpecState) -> str:
-    """Every size must sign and verify. The 1 MiB message alone may be refused with AlgorithmNotSupported
-    (a documented service limit, e.g. Cloud KMS's 64 KiB for pure Ed25519): the row is then not-supported."""
+    """Every size must sign and verify. The empty, the 4097-byte and the 1 MiB message may be refused with
+    AlgorithmNotSupported (a documented service limit: Cloud KMS signs pure Ed25519 up to 64 KiB, AWS KMS
+    only over a RAW message of 1 to 4096 bytes): the row is then not-supported, saying which.
+    The 1- and 32-byte messages must always sign."""
     signer = state.need_signer()
     problems, refused, verified = [], [], []
     for size in MESSAGE_SIZES:
@@ -258,7 +306,7 @@ def check_sign_verify(state: SpecState) -> str:
         try:
             signature = signer.sign(message)
         except AlgorithmNotSupported as e:
-            if size < LARGE_MESSAGE:  # only a large message may hit a documented service limit
+            if size not in LIMITED_SIZES:  # only these may hit a documented service limit
                 problems.append(f"{_size(size)}: sign raised AlgorithmNotSupported: {e}")
             else:
                 refused.append(f"{_size(size)} refused: AlgorithmNotSupported: {e}")
@@ -271,7 +319,8 @@ def check_sign_verify(state: SpecState) -> str:
             signer.public_key.verify(signature, message, signer.algorithm)
             verified.append(_size(size))
         except InvalidSignature:
-            problems.append(f"{_size(size)}: signature does not verify")
+            why = diagnose(signer.public_key, signer.algorithm, signature, message, signer.uri)
+            problems.append(f"{_size(size)}: signature does not verify{why}")
     if problems:
         raise CheckFailed("; ".join(problems + refused))
     if refused:
@@ -321,20 +370,6 @@ def check_list_keys(state: SpecState, listing: list[KeyInfo] | None, error: str 
     if info is None:
         raise CheckFailed(f"list_keys ({len(listing or [])} keys) does not include {state.name}")
     return f"found as {info.name}"
-
-
-def check_delete(state: SpecState) -> str:
-    if not state.store.capabilities.delete:
-        raise Unsupported("the store does not claim delete (Capabilities.delete is False)")
-    if not state.created:
-        raise Unsupported("the key was not created by this run, so it is not deleted")
-    state.store.delete_key(state.name)
-    state.deleted = True
-    try:
-        state.store.open(state.name)
-    except KeyNotFound:
-        return "open after delete raises KeyNotFound"
-    raise CheckFailed("open after delete_key still succeeds")
 
 
 # -- helpers -----------------------------------------------------------------------------

@@ -8,8 +8,11 @@ remaining specs go to a fresh child.
 
 Child side: re-open the store from the URI (so the URI plus environment must be enough),
 open each key, record its key_id (compared with the parent's: stable across processes),
-then sign from 8 threads x 200 and with 64 concurrent ``sign_async`` calls, verifying every
-signature against the public key the parent saw. It also watches its own logs for secrets.
+then sign from 8 threads (each as many times as the measured latency allows, at most 200)
+and with 64 concurrent ``sign_async`` calls while a ticker on the event loop measures how
+long the loop stalls, verifying every signature (or the configured sample) against the
+public key the parent saw. It reports the ECDSA ``r`` of every signature for the nonce
+check and watches its own logs for secrets.
 """
 
 from __future__ import annotations
@@ -17,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import faulthandler
+import hashlib
 import json
-import os
 import queue
-import signal
 import subprocess
 import sys
 import threading
@@ -29,16 +31,19 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from signers.algorithms import SignatureAlgorithm
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+from signers.algorithms import KeyFamily, SignatureAlgorithm
 from signers.keys import PublicKey
 from signers.registry import open_store
 
 from .leaks import LeakWatch, find_secret, redact
 from .target import load_plugins
+from .wire import child_env, emit, keep_tail, parse, pump, signal_name, tail_text
 
-__all__ = ["ChildKey", "ChildOutcome", "run_concurrency"]
+__all__ = ["ASYNC_CALLS", "THREADS", "ChildKey", "ChildOutcome", "async_check", "run_concurrency", "stall_limit",
+           "threads_check"]
 
-_PREFIX = "@@keyplane-conformance "  # marks our lines; anything else a back end prints is ignored
 THREADS = 8
 PER_THREAD = 200
 ASYNC_CALLS = 64
@@ -50,6 +55,8 @@ class ChildKey:
     name: str
     public_key_der: bytes
     algorithm: str
+    per_thread: int = PER_THREAD
+    latency: float = 0.0  # measured seconds per signature (shown in the row)
 
 
 @dataclass
@@ -59,6 +66,8 @@ class ChildOutcome:
     key_id: str | None = None
     threads: tuple[bool, str, float] | None = None  # (ok, detail, seconds)
     async_: tuple[bool, str, float] | None = None
+    loop: tuple[bool, str, float] | None = None  # the event-loop stall verdict
+    nonces: list[tuple[str, str]] = field(default_factory=list)  # (r hex, message digest prefix), ECDSA only
     crash: str | None = None  # why there is no result: signal, hang, start-up failure
 
 
@@ -79,26 +88,22 @@ def run_concurrency(
     plugins: Mapping[str, str],
     secrets: Sequence[str],
     spec_timeout: float,
+    stall: float = 0.1,
+    sample: float = 1.0,
     on_outcome: Callable[[str, ChildOutcome], None] | None = None,
+    on_leak: Callable[[str], None] | None = None,
 ) -> ChildRun:
     """Run the concurrency checks for `keys`, one child at a time until every spec has an outcome."""
     run = ChildRun()
     remaining = list(keys)
+    options = {"stall": stall, "sample": sample}
     while remaining:
-        done = _one_child(uri, remaining, env, plugins, secrets, spec_timeout, run, on_outcome)
+        done = _one_child(uri, remaining, env, plugins, secrets, spec_timeout, run, on_outcome, options)
         remaining = [k for k in remaining if k.spec not in done]
+    if on_leak is not None:
+        for finding in run.leaks:
+            on_leak(f"child process {finding}")
     return run
-
-
-def _child_env(env: Mapping[str, str]) -> dict[str, str]:
-    child = dict(os.environ)
-    child.update(env)
-    # The child must import what this process can (the harness, test-only plugins).
-    paths = [os.path.abspath(p or os.curdir) for p in sys.path]
-    extra = child.get("PYTHONPATH")
-    child["PYTHONPATH"] = os.pathsep.join(paths + ([extra] if extra else []))
-    child["PYTHONFAULTHANDLER"] = "1"
-    return child
 
 
 def _one_child(
@@ -110,15 +115,17 @@ def _one_child(
     spec_timeout: float,
     run: ChildRun,
     on_outcome: Callable[[str, ChildOutcome], None] | None,
+    options: Mapping[str, float],
 ) -> set[str]:
     """Run one child; returns the specs that got an outcome (a result, a crash or a hang)."""
     job = {
         "uri": uri,
         "plugins": dict(plugins),
         "secrets": list(secrets),
+        "options": dict(options),
         "keys": [
-            {"spec": k.spec, "name": k.name, "algorithm": k.algorithm,
-             "public_key": base64.b64encode(k.public_key_der).decode()}
+            {"spec": k.spec, "name": k.name, "algorithm": k.algorithm, "per_thread": k.per_thread,
+             "latency": k.latency, "public_key": base64.b64encode(k.public_key_der).decode()}
             for k in keys
         ],
     }
@@ -127,12 +134,12 @@ def _one_child(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_child_env(env),
+        env=child_env(env),
     )
     lines: queue.Queue[str | None] = queue.Queue()
     stderr_tail: list[str] = []
-    threading.Thread(target=_pump, args=(proc.stdout, lines.put), daemon=True).start()
-    stderr_pump = threading.Thread(target=_pump, args=(proc.stderr, lambda s: _keep_tail(stderr_tail, s)), daemon=True)
+    threading.Thread(target=pump, args=(proc.stdout, lines.put), daemon=True).start()
+    stderr_pump = threading.Thread(target=pump, args=(proc.stderr, lambda s: keep_tail(stderr_tail, s)), daemon=True)
     stderr_pump.start()
     assert proc.stdin is not None
     try:
@@ -154,9 +161,9 @@ def _one_child(
             break
         if line is None:
             break  # stdout closed: the child exited
-        if not line.startswith(_PREFIX):
+        event = parse(line)
+        if event is None:
             continue
-        event = json.loads(line[len(_PREFIX):])
         kind = event["event"]
         if kind == "start":
             current = event["spec"]
@@ -168,6 +175,8 @@ def _one_child(
                 key_id=event.get("key_id"),
                 threads=_verdict(event.get("threads")),
                 async_=_verdict(event.get("async")),
+                loop=_verdict(event.get("loop")),
+                nonces=[(r, m) for r, m in event.get("nonces", [])],
                 crash=event.get("error"),
             )
             run.outcomes[event["spec"]] = outcome
@@ -188,10 +197,10 @@ def _one_child(
     if hung:
         why = f"no result within {spec_timeout:.0f} s (hung); child killed"
     elif rc < 0:
-        why = f"child process killed by {_signal_name(-rc)}"
+        why = f"child process killed by {signal_name(-rc)}"
     else:
         why = f"child process exited with status {rc} without a result"
-    tail = _tail_text(stderr_tail)
+    tail = tail_text(stderr_tail)
     if tail and find_secret(tail, secrets):
         run.leaks.append(f"stderr of the child process: {redact(tail, secrets)}")
         tail = redact(tail, secrets)
@@ -217,59 +226,26 @@ def _verdict(value: Any) -> tuple[bool, str, float] | None:
     return bool(ok), str(detail), float(seconds)
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
-
-
-def _pump(stream: Any, put: Callable[[str | None], None]) -> None:
-    for raw in iter(stream.readline, b""):
-        put(raw.decode("utf-8", "replace").rstrip("\n"))
-    put(None)
-
-
-def _keep_tail(tail: list[str], line: str | None) -> None:
-    if line is not None:
-        tail.append(line)
-        del tail[:-400]
-
-
-def _tail_text(tail: list[str]) -> str:
-    """What explains a death: faulthandler's "Fatal Python error" line and the top of the crashing
-    thread's stack when there is one, else the last lines of stderr."""
-    lines = [line.strip() for line in tail if line.strip()]
-    fatal = [i for i, line in enumerate(lines) if line.startswith("Fatal Python error")]
-    if fatal:
-        start = fatal[-1]
-        current = next((i for i in range(start, len(lines)) if lines[i].startswith("Current thread")), None)
-        keep = [lines[start]] + (lines[current: current + 5] if current is not None else [])
-    else:
-        keep = lines[-6:]
-    return " | ".join(keep)[:800]
-
-
 # -- child side -------------------------------------------------------------------------
-
-
-def _emit(event: dict[str, Any]) -> None:
-    sys.stdout.write(_PREFIX + json.dumps(event) + "\n")
-    sys.stdout.flush()
 
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _threads_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str) -> tuple[bool, str, float]:
+Verdict = tuple[bool, str, float, list[tuple[bytes, bytes]]]  # (ok, detail, seconds, (message, signature) pairs)
+
+
+def threads_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str, per_thread: int = PER_THREAD,
+                  sample: float = 1.0) -> Verdict:
+    """`THREADS` threads sign `per_thread` messages each, all starting together."""
     results: list[list[tuple[bytes, bytes]]] = [[] for _ in range(THREADS)]
     errors: list[str] = []
     barrier = threading.Barrier(THREADS)
 
     def work(index: int) -> None:
         barrier.wait()  # all threads start signing together, to overlap as much as possible
-        for i in range(PER_THREAD):
+        for i in range(per_thread):
             message = f"keyplane conformance {spec} thread {index} #{i}".encode()
             try:
                 results[index].append((message, signer.sign(message)))
@@ -283,22 +259,105 @@ def _threads_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: st
     for worker in workers:
         worker.join()
     seconds = time.perf_counter() - started
-    pairs = [p for per_thread in results for p in per_thread]
-    return _judge(f"{THREADS} threads x {PER_THREAD}", THREADS * PER_THREAD, pairs, errors, verify, seconds)
+    pairs = [p for per_thread_results in results for p in per_thread_results]
+    ok, detail, seconds = _judge(f"{THREADS} threads x {per_thread}", THREADS * per_thread, pairs, errors, verify,
+                                 seconds, sample)
+    return ok, detail, seconds, pairs
 
 
-def _async_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str) -> tuple[bool, str, float]:
+def stall_limit(stall: float, latency: float) -> float:
+    """The longest stall allowed: `stall`, or half of `ASYNC_CALLS` signatures one after another if more.
+
+    A `sign_async` that signs on the loop's thread stalls it for about ASYNC_CALLS x latency in
+    one stretch; worker threads of a CPU-bound signer (file keys, RSA-4096) contending for the
+    GIL cause shorter stalls that do not mean the loop is blocked.
+    """
+    return max(stall, 0.5 * ASYNC_CALLS * latency)
+
+
+def async_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str,
+                stall: float = 0.1, latency: float = 0.0) -> tuple[Verdict, tuple[bool, str, float]]:
+    """64 concurrent `sign_async` while a ticker measures the event loop's longest stall.
+
+    The event-loop verdict fails when `sign_async` returns without ever yielding to the loop
+    (it signed on the loop's thread: deterministic, whatever the machine's load), or when the
+    loop stalls beyond `stall_limit` in two runs and beyond four times the stall of the same
+    signatures made in worker threads (`asyncio.to_thread(signer.sign)`, the control) plus the
+    limit: a busy machine or a signer that holds the GIL stalls the control about as much; a
+    `sign_async` that yields once and then signs on the loop's thread stalls it for the whole batch.
+    """
+    limit = stall_limit(stall, latency)
     messages = [f"keyplane conformance {spec} async #{i}".encode() for i in range(ASYNC_CALLS)]
 
-    async def all_at_once() -> list[Any]:
-        return await asyncio.gather(*(signer.sign_async(m) for m in messages), return_exceptions=True)
+    def own(message: bytes) -> Any:
+        return signer.sign_async(message)
+
+    def control(message: bytes) -> Any:
+        return asyncio.to_thread(signer.sign, message)
 
     started = time.perf_counter()
-    outcomes = asyncio.run(all_at_once())
+    outcomes, longest, yielded = asyncio.run(_ticked(own, messages))
     seconds = time.perf_counter() - started
+    control_ms = None
+    if longest > limit:
+        longest = min(longest, asyncio.run(_ticked(own, messages))[1])
+        control_ms = asyncio.run(_ticked(control, messages))[1] * 1000
     errors = [_describe(o) for o in outcomes if isinstance(o, BaseException)]
     pairs = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, bytes)]
-    return _judge(f"{ASYNC_CALLS} concurrent sign_async", ASYNC_CALLS, pairs, errors, verify, seconds)
+    ok, detail, seconds = _judge(f"{ASYNC_CALLS} concurrent sign_async", ASYNC_CALLS, pairs, errors, verify, seconds)
+    ms = longest * 1000
+    compared = f"; the control (sign in worker threads) stalled {control_ms:.0f} ms" if control_ms is not None else ""
+    if not yielded:
+        verdict = (False, "sign_async returned without ever yielding to the event loop: it signs on the loop's "
+                          f"thread and blocks it (longest stall {ms:.0f} ms)", seconds)
+    elif longest > limit and control_ms is not None and ms > 4 * control_ms + limit * 1000:
+        verdict = (False, f"the event loop stalled for {ms:.0f} ms (longest, in two runs; limit {limit * 1000:.0f} ms)"
+                          f" while {ASYNC_CALLS} sign_async ran{compared}: sign_async blocks the loop", seconds)
+    else:
+        verdict = (True, f"sign_async yields; longest stall {ms:.1f} ms while {ASYNC_CALLS} sign_async ran "
+                         f"(limit {limit * 1000:.0f} ms{compared})", seconds)
+    return (ok, detail, seconds, pairs), verdict
+
+
+async def _ticked(start: Callable[[bytes], Any], messages: list[bytes]) -> tuple[list[Any], float, bool]:
+    """Run `start(m)` for every message at once under a ticker: (outcomes, longest stall, every call yielded)."""
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    longest, tick = 0.0, 0.005
+    yielded: list[bool] = []
+
+    async def ticker() -> None:
+        nonlocal longest
+        while not done.is_set():
+            before = loop.time()
+            await asyncio.sleep(tick)
+            longest = max(longest, loop.time() - before - tick)
+
+    async def one(message: bytes) -> Any:
+        ran = [False]
+        loop.call_soon(ran.__setitem__, 0, True)  # runs only if the call gives the loop a turn
+        try:
+            return await start(message)
+        finally:
+            yielded.append(ran[0])
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    outcomes = await asyncio.gather(*(one(m) for m in messages), return_exceptions=True)
+    done.set()
+    await task
+    return list(outcomes), longest, all(yielded)
+
+
+def nonces_of(pairs: list[tuple[bytes, bytes]]) -> list[tuple[str, str]]:
+    out = []
+    for message, signature in pairs:
+        try:
+            r, _ = decode_dss_signature(signature)
+        except ValueError:
+            continue
+        out.append((format(r, "x"), hashlib.sha256(message).hexdigest()[:16]))
+    return out
 
 
 def _judge(
@@ -308,8 +367,11 @@ def _judge(
     errors: list[str],
     verify: Callable[[bytes, bytes], bool],
     seconds: float,
+    sample: float = 1.0,
 ) -> tuple[bool, str, float]:
-    bad = sum(1 for message, signature in pairs if not verify(signature, message))
+    step = 1 if sample >= 1.0 else max(1, round(1 / max(sample, 1e-6)))
+    checked = pairs[::step]
+    bad = sum(1 for message, signature in checked if not verify(signature, message))
     lost = expected - len(pairs) - len(errors)
     problems = []
     if errors:
@@ -317,11 +379,12 @@ def _judge(
     if lost:
         problems.append(f"{lost} signatures lost")
     if bad:
-        problems.append(f"{bad} of {len(pairs)} signatures do not verify")
+        problems.append(f"{bad} of {len(checked)} signatures checked do not verify")
     if problems:
         return False, f"{what}: " + "; ".join(problems), seconds
     rate = expected / seconds if seconds > 0 else float("inf")
-    return True, f"{what}: {expected} verified ({rate:.0f}/s)", seconds
+    verified = f"{expected} verified" if step == 1 else f"{len(checked)} of {expected} verified (sample 1/{step})"
+    return True, f"{what}: {verified} ({rate:.0f}/s)", seconds
 
 
 def child_main() -> int:
@@ -335,21 +398,21 @@ def child_main() -> int:
         except Exception as e:
             watch.check_exception("opening the store in a child process", e)
             for key in job["keys"]:
-                _emit({"event": "result", "spec": key["spec"], "error": f"child could not open the store: {_describe(e)}"})
-            _emit({"event": "leaks", "findings": watch.findings})
+                emit({"event": "result", "spec": key["spec"], "error": f"child could not open the store: {_describe(e)}"})
+            emit({"event": "leaks", "findings": watch.findings})
             return 0
         watch.check("repr(store) in a child process", f"{store!r} {store.uri}")
         for key in job["keys"]:
             spec = key["spec"]
-            _emit({"event": "start", "spec": spec})
+            emit({"event": "start", "spec": spec})
             try:
                 signer = store.open(key["name"])
             except Exception as e:
                 watch.check_exception("open in a child process", e)
-                _emit({"event": "result", "spec": spec, "error": f"child could not open {key['name']}: {_describe(e)}"})
+                emit({"event": "result", "spec": spec, "error": f"child could not open {key['name']}: {_describe(e)}"})
                 continue
             watch.check("repr(signer) in a child process", f"{signer!r} {signer.uri}")
-            _emit({"event": "opened", "spec": spec, "key_id": signer.key_id})
+            emit({"event": "opened", "spec": spec, "key_id": signer.key_id})
             public_key = PublicKey.from_der(base64.b64decode(key["public_key"]))
             algorithm = SignatureAlgorithm.parse(key["algorithm"])
 
@@ -357,14 +420,20 @@ def child_main() -> int:
                        alg: SignatureAlgorithm = algorithm) -> bool:
                 return pk.is_valid(signature, message, alg)
 
-            threads = _threads_check(signer, verify, spec)
-            async_ = _async_check(signer, verify, spec)
-            _emit({"event": "result", "spec": spec, "key_id": signer.key_id, "threads": threads, "async": async_})
+            options = job.get("options", {})
+            threads = threads_check(signer, verify, spec, int(key.get("per_thread", PER_THREAD)),
+                                    float(options.get("sample", 1.0)))
+            latency = float(key.get("latency", 0.0))
+            async_, loop = async_check(signer, verify, spec, float(options.get("stall", 0.1)), latency)
+            nonces = nonces_of(threads[3] + async_[3]) if public_key.family is KeyFamily.EC else []
+            note = f" (latency {latency * 1000:.1f} ms/signature)" if latency else ""
+            emit({"event": "result", "spec": spec, "key_id": signer.key_id, "threads": [*threads[:1],
+                  threads[1] + note, threads[2]], "async": list(async_[:3]), "loop": list(loop), "nonces": nonces})
         try:
             store.close()
         except Exception as e:
             watch.check_exception("close in a child process", e)
-    _emit({"event": "leaks", "findings": watch.findings})
+    emit({"event": "leaks", "findings": watch.findings})
     return 0
 
 

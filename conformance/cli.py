@@ -36,6 +36,16 @@ def register(subparsers: Any) -> None:
     run.add_argument("--plugin", action="append", default=[], metavar="SCHEME=MODULE:CLASS",
                      help="register a back end class for a URI scheme (repeatable)")
     run.add_argument("--timeout", type=float, default=10.0, help="seconds the unreachable check may take (default 10)")
+    run.add_argument("--page", type=int, default=25, metavar="N",
+                     help="extra keys the listing check creates, more than one page of the service (default 25)")
+    run.add_argument("--latency", type=float, metavar="SECONDS",
+                     help="seconds per signature to size the concurrency workload (default: measured)")
+    run.add_argument("--workload", type=int, metavar="N", help="signatures per thread in the threads check "
+                     "(default: what fits 4 s at the measured latency, 5 to 200)")
+    run.add_argument("--loop-stall", type=float, default=0.1, metavar="SECONDS",
+                     help="longest event-loop stall allowed while 64 sign_async run (default 0.1)")
+    run.add_argument("--verify-sample", type=float, default=1.0, metavar="SHARE",
+                     help="share of the concurrency checks' signatures verified (default 1.0: every one)")
     run.add_argument("--json", dest="json_file", metavar="FILE", help="write the report as JSON")
     run.add_argument("--markdown", metavar="FILE", help="write the report as Markdown")
     run.add_argument("--junit", metavar="FILE", help="write the report as JUnit XML")
@@ -56,11 +66,12 @@ def _run(args: argparse.Namespace) -> int:
     from .runner import run_conformance
     from .target import Target
 
-    secrets = []
+    secrets, labels = [], []
     for name in args.secret_env:
         if name not in os.environ:
             raise ConfigError(f"--secret-env {name}: the environment variable is not set")
         secrets.append(os.environ[name])
+        labels.append(f"--secret-env {name}")
     plugins = {}
     for item in args.plugin:
         scheme, eq, value = item.partition("=")
@@ -76,9 +87,18 @@ def _run(args: argparse.Namespace) -> int:
         bad_credentials_uri=args.bad_credentials_uri,
         unreachable_uri=args.unreachable_uri,
         secrets=secrets,
+        secret_labels=labels,
         timeout=args.timeout,
         plugins=plugins,
+        page=args.page,
+        signing_latency=args.latency,
+        workload=args.workload,
+        loop_stall=args.loop_stall,
+        verify_sample=args.verify_sample,
     )
+    if not secrets and not target.uri_names_a_source():
+        print("WARNING: the store URI names no *-source attribute and no --secret-env was given: the secrets "
+              "check watches no credential of this store", file=sys.stderr)
     report = run_conformance(target, progress=sys.stderr.isatty() and not args.no_progress)
     for path, text in ((args.json_file, report.to_json), (args.markdown, report.to_markdown),
                        (args.junit, report.to_junit)):
@@ -95,7 +115,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 _SHORT = {"public-key": "pubkey", "sign-verify": "sign", "signature-format": "format", "negatives": "neg",
-          "list-keys": "list"}
+          "list-keys": "list", "algorithms": "algs", "deterministic": "det", "duplicate-create": "dup",
+          "event-loop": "loop", "threads": "thr"}
 _STYLE = {"pass": ("ok", "green"), "fail": ("FAIL", "bold red"), "not-supported": ("n/s", "yellow"),
           "stubbed": ("stub", "cyan")}
 

@@ -34,6 +34,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="register a back end class for a URI scheme (repeatable)")
     group.addoption("--keyplane-timeout", type=float, default=10.0, metavar="SECONDS",
                     help="seconds the unreachable check may take")
+    group.addoption("--keyplane-page", type=int, default=25, metavar="N",
+                    help="extra keys the listing check creates (default 25)")
+    group.addoption("--keyplane-latency", type=float, metavar="SECONDS",
+                    help="seconds per signature to size the concurrency workload (default: measured)")
     group.addoption("--keyplane-report", metavar="PATH",
                     help="also write the report to PATH.md and PATH.json")
 
@@ -45,8 +49,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         skip = pytest.mark.skip(reason="conformance checks need --keyplane-store=STORE_URI")
         metafunc.parametrize(CASE_FIXTURE, [pytest.param(None, marks=skip)], ids=["no-store"])
         return
-    from .checks import CHECKS, STORE_CHECKS
-    from .report import STORE
+    from .plan import CHECKS, STORE, STORE_CHECKS
 
     target = target_from_options(metafunc.config)
     cases = [(spec.value, check) for spec in target.spec_list() for check in CHECKS]
@@ -59,7 +62,8 @@ def target_from_options(config: pytest.Config) -> Target:
 
     from .target import Target
 
-    secrets = [os.environ[name] for name in config.getoption("keyplane_secret_env") if name in os.environ]
+    names = [name for name in config.getoption("keyplane_secret_env") if name in os.environ]
+    secrets = [os.environ[name] for name in names]
     plugins = dict(item.split("=", 1) for item in config.getoption("keyplane_plugin"))
     return Target(
         uri=config.getoption("keyplane_store"),
@@ -68,8 +72,11 @@ def target_from_options(config: pytest.Config) -> Target:
         bad_credentials_uri=config.getoption("keyplane_bad_credentials_uri"),
         unreachable_uri=config.getoption("keyplane_unreachable_uri"),
         secrets=secrets,
+        secret_labels=[f"--keyplane-secret-env {name}" for name in names],
         timeout=config.getoption("keyplane_timeout"),
         plugins=plugins,
+        page=config.getoption("keyplane_page"),
+        signing_latency=config.getoption("keyplane_latency"),
     )
 
 

@@ -1,43 +1,40 @@
 """`run_conformance`: put one store through every check and collect a Report.
 
-Order: per key spec create, open, sign and inspect (in this process); then one listing
-and the store-wide error checks; then the concurrency checks for every spec in one child
-process (which also re-derives each key_id); then delete; and last the secrets verdict,
-because DEBUG logging is watched for the whole run. Each check runs in a worker thread
-with a deadline, so a back end that hangs costs one FAIL row, not the run.
+This process only supervises: every store and signer call runs in a worker process
+(`conformance.worker`), which runs the steps of `conformance.plan` in order and reports
+each row as it is made. A worker killed by a signal (a segfault or abort in a native
+module) or silent past a step's deadline is killed and replaced: the cells of the step it
+was in become FAIL rows naming the signal or the deadline, and a fresh worker goes on
+with the next step (re-opening the keys the run made by name). The nonce-reuse and
+secrets verdicts are judged here, from what every worker and child process reported, and
+a report is always produced, whatever the back end does.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import re
+import json
+import queue
 import secrets as _random
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-from signers.algorithms import KeySpec
-from signers.errors import AlgorithmNotSupported, AuthenticationFailed, BackendUnavailable, KeyNotFound
-from signers.registry import open_store
-from signers.signer import KeyInfo, KeyStore
-
-from . import checks
-from .checks import CHECKS, STORE_CHECKS, CheckFailed, SpecState, Unsupported
-from .child import ChildKey, ChildOutcome, run_concurrency
-from .leaks import LeakWatch
-from .report import FAIL, NOT_SUPPORTED, PASS, STORE, STUBBED, Report, Row, default_environment
-from .target import Target, environment, load_plugins
+from .checks import CheckFailed, Unsupported
+from .leaks import LeakWatch, find_secret, redact
+from .plan import CHECKS, PARENT_CHECKS, STORE, STORE_CHECKS, Step, plan
+from .report import FAIL, NOT_SUPPORTED, PASS, Report, Row, default_environment
+from .target import Target, environment
+from .wire import child_env, keep_tail, parse, pump, signal_name, tail_text
 
 __all__ = ["run_conformance"]
 
-T = TypeVar("T")
-
-# Deadlines: a check (in this process) gets max(CHECK_TIMEOUT_FLOOR, 10 x target.timeout); the child
-# process gets max(CHILD_TIMEOUT_FLOOR, 30 x target.timeout) per key spec before it counts as hung.
+# Deadlines: a step gets weight x max(CHECK_TIMEOUT_FLOOR, 10 x target.timeout); the concurrency
+# child gets max(CHILD_TIMEOUT_FLOOR, 30 x target.timeout, 20 x the expected time) per key spec.
 CHECK_TIMEOUT_FLOOR = 120.0
 CHILD_TIMEOUT_FLOOR = 300.0
 
@@ -53,45 +50,37 @@ class _Run:
         self.target = target
         self.on_row = on_row
         self.specs = target.spec_list()
+        self.steps = plan(self.specs, target.page)
         self.rows: dict[tuple[str, str], Row] = {}
         self.run_id = _random.token_hex(3)
-        self.secrets = target.all_secrets()
+        self.sources = target.secret_sources()
+        self.secrets = [value for _, value in self.sources]
         self.watch = LeakWatch(self.secrets)
         self.check_limit = max(CHECK_TIMEOUT_FLOOR, 10 * target.timeout)
-
-    # -- driver ------------------------------------------------------------------------
+        self.state: dict[str, dict[str, Any]] = {}  # per spec: what a fresh worker needs to re-open its key
+        self.nonces: list[list[str]] = []
+        self.findings: list[str] = []
+        self.texts_checked = 0
+        self.broken: str | None = None
+        self.refused: list[str] = []
+        self.workers = 0
 
     def run(self) -> Report:
         started = time.perf_counter()
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        child_leaks: list[str] = []
         with environment(self.target.env), self.watch:
-            try:
-                load_plugins(self.target.plugins)
-                store: KeyStore | None = open_store(self.target.uri)
-            except Exception as e:
-                self.watch.check_exception("opening the store", e)
-                self._everything_failed(f"could not open the store: {type(e).__name__}: {e}")
-                store = None
-            if store is not None:
-                try:
-                    child_leaks = self._run_store(store)
-                except Exception as e:  # a defect outside any one check: the cells not yet filled say so
-                    self.watch.check_exception("the harness run", e)
-                    self._fill_missing(f"no result: the run stopped early at {type(e).__name__}: {e}")
-                finally:
-                    try:
-                        store.close()
-                    except Exception as e:
-                        self.watch.check_exception("store.close()", e)
-            self._record(STORE, "secrets", lambda: self._secrets_verdict(child_leaks))
-        self._fill_missing("no result")  # never an empty cell
-        rows = [self.rows[(s.value, c)] for s in self.specs for c in CHECKS]
-        rows += [self.rows[(STORE, c)] for c in STORE_CHECKS]
+            index = 0
+            while index < len(self.steps):
+                index = self._one_worker(index)
+            self._record("nonce-reuse", self._nonce_verdict)
+            self._record("secrets", self._secrets_verdict)
+        for spec, check in self._cells():
+            if (spec, check) not in self.rows:
+                self._add(Row(spec, check, FAIL, "no result"))  # never an empty cell
         return Report(
             target=self.target.display_name,
             uri=self.target.public_uri,
-            rows=rows,
+            rows=[self.rows[cell] for cell in self._cells()],
             checks=CHECKS,
             store_checks=STORE_CHECKS,
             started=started_at,
@@ -99,273 +88,198 @@ class _Run:
             environment=default_environment(),
         )
 
-    def _run_store(self, store: KeyStore) -> list[str]:
-        self.watch.check("repr(store) / store.uri", f"{store!r} {store.uri}")
-        capabilities = store.capabilities
-        stubbed = {**{KeySpec.parse(k): v for k, v in capabilities.stubbed.items()},
-                   **{KeySpec.parse(k): v for k, v in self.target.stubbed.items()}}
-        states: dict[KeySpec, SpecState] = {}
-        for spec in self.specs:
-            if spec in stubbed:
-                for check in CHECKS:
-                    self._add(Row(spec.value, check, STUBBED, stubbed[spec]))
-            elif spec not in capabilities.key_specs:
-                self._unclaimed(store, spec)
+    def _cells(self) -> list[tuple[str, str]]:
+        return [(s.value, c) for s in self.specs for c in CHECKS] + [(STORE, c) for c in STORE_CHECKS]
+
+    # -- one worker process ----------------------------------------------------------------
+
+    def _job(self, first: int) -> dict[str, Any]:
+        return {
+            "target": self.target.to_job(),
+            "run_id": self.run_id,
+            "secrets": self.secrets,
+            "first": first,
+            "steps": [{"name": s.name, "spec": s.spec, "cells": s.cells} for s in self.steps[first:]],
+            "state": self.state,
+            "broken": self.broken,
+            "refused": self.refused,
+            "limits": {"check": self.check_limit, "child_floor": max(CHILD_TIMEOUT_FLOOR, 30 * self.target.timeout)},
+        }
+
+    def _limit(self, step: Step) -> float:
+        return self.check_limit * (step.weight or 1.0)
+
+    def _one_worker(self, first: int) -> int:
+        """Run a worker from step `first`; returns the index of the next step to run."""
+        self.workers += 1
+        proc = subprocess.Popen([sys.executable, "-m", "conformance.worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(self.target.env))
+        lines: queue.Queue[str | None] = queue.Queue()
+        tail: list[str] = []
+        threading.Thread(target=pump, args=(proc.stdout, lines.put), daemon=True).start()
+        stderr_pump = threading.Thread(target=pump, args=(proc.stderr, lambda s: keep_tail(tail, s)), daemon=True)
+        stderr_pump.start()
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(json.dumps(self._job(first)).encode())
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # the worker died at once; its exit status says why below
+        current: int | None = None
+        finished = first - 1
+        limit = self.check_limit
+        deadline = time.monotonic() + limit
+        hung = fatal = False
+        while True:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                hung = True
+                break
+            if line is None:
+                break
+            event = parse(line)
+            if event is None:
+                continue
+            kind = event["event"]
+            if kind == "step":
+                current = event["index"]
+                limit = self._limit(self.steps[event["index"]])
+                deadline = time.monotonic() + limit
+            elif kind == "end":
+                current, finished = None, event["index"]
+                deadline = time.monotonic() + self.check_limit
+            elif kind == "deadline":
+                limit = max(limit, float(event["seconds"]))
+                deadline = time.monotonic() + limit
+            elif kind == "fatal":
+                self._fail_steps(first, len(self.steps), event["detail"])
+                fatal = True
             else:
-                states[spec] = state = SpecState(store, spec, self._key_name(spec))
-                self._record(spec.value, "create", partial(self._create, state))
-                self._record(spec.value, "open", partial(checks.check_open, state))
-                self._record(spec.value, "sign-verify", partial(checks.check_sign_verify, state))
-                self._record(spec.value, "signature-format", partial(checks.check_signature_format, state))
-                self._record(spec.value, "negatives", partial(checks.check_negatives, state))
-                for signer in (state.signer, state.reopened):
-                    if signer is not None:
-                        self.watch.check("repr(signer) / signer.uri", f"{signer!r} {signer.uri}")
-
-        listing, list_error = self._listing(store) if states else (None, None)
-        for spec, state in states.items():
-            self._record(spec.value, "public-key", partial(checks.check_public_key, state, listing))
-            self._record(spec.value, "list-keys", partial(checks.check_list_keys, state, listing, list_error))
-
-        existing = next((s.name for s in states.values() if s.signer is not None), None)
-        self._record(STORE, "unknown-key", lambda: self._unknown_key(store))
-        self._record(STORE, "bad-credentials", lambda: self._bad_credentials(existing))
-        self._record(STORE, "unreachable", lambda: self._unreachable(existing), limit=None)
-
-        child_leaks = self._concurrency(states)
-        for spec, state in states.items():
-            self._record(spec.value, "key-id", partial(checks.check_key_id, state))
-        for spec, state in states.items():
-            self._record(spec.value, "delete", partial(checks.check_delete, state))
-        return child_leaks
-
-    # -- key specs -----------------------------------------------------------------------
-
-    def _key_name(self, spec: KeySpec) -> str:
-        return f"{self.target.key_prefix}-{self.run_id}-{_slug(spec)}"
-
-    def _create(self, state: SpecState) -> str:
-        store = state.store
-        if store.capabilities.create:
-            state.signer = store.create_key(state.name, state.spec)
-            state.created = True
-            got = state.signer.public_key.spec
-            if got is not state.spec:
-                raise CheckFailed(f"create_key({state.spec.value}) made a {got.value} key")
-            return f"created {state.name}"
-        # A store that cannot create keys is judged on keys provisioned as <prefix>-<spec>.
-        state.name = f"{self.target.key_prefix}-{_slug(state.spec)}"
+                self._event(kind, event)
+        if hung:
+            proc.kill()
         try:
-            state.signer = store.open(state.name)
-        except KeyNotFound:
-            raise Unsupported(
-                f"the store cannot create keys (Capabilities.create is False) and has no key {state.name!r}"
-            ) from None
-        return f"opened pre-provisioned {state.name}"
+            rc = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        stderr_pump.join(5)  # the last lines (a faulthandler traceback) arrive after the exit
+        if fatal or (current is None and finished >= len(self.steps) - 1):
+            return len(self.steps)
+        why = self._death(proc, rc, hung, limit, tail, current)
+        if current is None:
+            if finished < first:  # died before its first step (start-up, opening the store)
+                self._fail_steps(first, len(self.steps), why)
+                return len(self.steps)
+            return finished + 1
+        self._fail_steps(current, current + 1, why)
+        return current + 1
 
-    def _unclaimed(self, store: KeyStore, spec: KeySpec) -> None:
-        """A spec the store does not claim must be refused with AlgorithmNotSupported."""
-        reason = f"{spec.value} is not in the store's Capabilities.key_specs"
+    def _death(self, proc: subprocess.Popen[bytes], rc: int, hung: bool, limit: float, tail: list[str],
+               current: int | None) -> str:
+        where = f" in {self._step_name(current)}" if current is not None else " before its first step"
+        if hung:
+            why = f"no answer within {limit:.0f} s (hung){where}; worker process killed"
+        elif rc < 0:
+            why = f"the worker process was killed by {signal_name(-rc)}{where}"
+        else:
+            why = f"the worker process exited with status {rc}{where}"
+        text = tail_text(tail)
+        if text and find_secret(text, self.secrets):
+            self.findings.append(f"stderr of a worker process: {redact(text, self.secrets)}")
+            text = redact(text, self.secrets)
+        return why + (f"; stderr: {text}" if text else "")
 
-        def refuse() -> str:
-            if not store.capabilities.create:
-                raise Unsupported(f"{reason}; the store does not create keys")
-            name = self._key_name(spec)
-            try:
-                store.create_key(name, spec)
-            except AlgorithmNotSupported as e:
-                self.watch.check_exception("create_key of an unclaimed spec", e)
-                raise Unsupported(f"AlgorithmNotSupported: {e}") from None
-            except Exception as e:
-                raise CheckFailed(
-                    f"create_key of unclaimed {spec.value} raised {type(e).__name__}: {e} "
-                    "(expected AlgorithmNotSupported)"
-                ) from e
-            try:
-                store.delete_key(name)
-            except Exception as e:
-                self.watch.check_exception("delete_key", e)
-            raise CheckFailed(f"create_key of unclaimed {spec.value} succeeded (expected AlgorithmNotSupported)")
+    def _step_name(self, index: int) -> str:
+        step = self.steps[index]
+        return f"{step.spec} {step.name}" if step.spec else step.name
 
-        self._record(spec.value, "create", refuse)
-        for check in CHECKS[1:]:
-            self._add(Row(spec.value, check, NOT_SUPPORTED, reason))
+    def _event(self, kind: str, event: dict[str, Any]) -> None:
+        if kind == "row":
+            self._add(Row(event["spec"], event["check"], event["status"], event["detail"], event["seconds"]))
+        elif kind == "key":
+            self.state[event["spec"]] = {k: event[k] for k in ("name", "created", "deleted", "child_key_id",
+                                                               "public_key")}
+        elif kind == "nonces":
+            self.nonces += event["items"]
+        elif kind == "leaks":
+            self.findings += [f for f in event["findings"] if f not in self.findings]
+            self.texts_checked += int(event.get("checked", 0))
+        elif kind == "broken":
+            self.broken = event["detail"]
+        elif kind == "refused":
+            self.refused.append(event["spec"])
 
-    def _listing(self, store: KeyStore) -> tuple[list[KeyInfo] | None, str | None]:
-        if not store.capabilities.list:
-            return None, None
+    def _fail_steps(self, start: int, stop: int, why: str) -> None:
+        """Every unfilled cell of steps[start:stop] fails with `why` (parent-judged rows excepted)."""
+        for step in self.steps[start:stop]:
+            cells = list(step.cells)
+            if step.name == "create" and step.spec:  # a spec whose create died has nothing else to judge
+                cells = [(step.spec, c) for c in CHECKS]
+            for spec, check in cells:
+                if (spec, check) not in self.rows and check not in PARENT_CHECKS:
+                    text = why if (spec, check) in step.cells else f"no key to check: create failed ({why})"
+                    self._add(Row(spec, check, FAIL, text))
+
+    # -- verdicts judged here ----------------------------------------------------------------
+
+    def _record(self, check: str, fn: Callable[[], str]) -> None:
         try:
-            return self._call(lambda: list(store.list_keys()), self.check_limit), None
-        except Exception as e:
-            self.watch.check_exception("list_keys", e)
-            return None, f"{type(e).__name__}: {e}"
-
-    # -- store-wide checks -----------------------------------------------------------------
-
-    def _unknown_key(self, store: KeyStore) -> str:
-        name = f"{self.target.key_prefix}-{self.run_id}-missing"
-        try:
-            store.open(name)
-        except KeyNotFound as e:
-            self.watch.check_exception("KeyNotFound", e)
-            return f"open({name!r}) raised KeyNotFound"
-        raise CheckFailed(f"open({name!r}) of a key that does not exist succeeded")
-
-    def _bad_credentials(self, existing: str | None) -> str:
-        uri = self.target.bad_credentials_uri
-        if uri is None:
-            raise Unsupported("no bad-credentials URI given (Target.bad_credentials_uri / --bad-credentials-uri)")
-        bad: KeyStore | None = None
-        try:
-            bad = open_store(uri)
-            self.watch.check("repr(store) with bad credentials", f"{bad!r} {bad.uri}")
-            if existing is not None:
-                bad.open(existing)
-            else:
-                list(bad.list_keys())
-        except AuthenticationFailed as e:
-            self.watch.check_exception("the bad-credentials error", e)
-            return f"AuthenticationFailed: {e}"
-        finally:
-            if bad is not None:
-                _close_quietly(bad)
-        raise CheckFailed("opening a key with bad credentials succeeded")
-
-    def _unreachable(self, existing: str | None) -> str:
-        uri = self.target.unreachable_uri
-        if uri is None:
-            raise Unsupported("no unreachable URI given (Target.unreachable_uri / --unreachable-uri)")
-        timeout = self.target.timeout
-        started = time.perf_counter()
-
-        def attempt() -> None:
-            store = open_store(uri)
-            try:
-                store.open(existing or f"{self.target.key_prefix}-{self.run_id}-probe")
-            finally:
-                _close_quietly(store)
-
-        try:
-            self._call(attempt, 3 * timeout + 5)
-        except BackendUnavailable as e:
-            self.watch.check_exception("the unreachable error", e)
-            elapsed = time.perf_counter() - started
-            if elapsed > timeout * 1.25 + 0.5:
-                raise CheckFailed(f"BackendUnavailable only after {elapsed:.1f} s; the timeout is {timeout:g} s") from e
-            return f"BackendUnavailable after {elapsed:.2f} s (timeout {timeout:g} s): {e}"
-        raise CheckFailed("opening a key through the unreachable URI succeeded")
-
-    def _concurrency(self, states: dict[KeySpec, SpecState]) -> list[str]:
-        keys = [
-            ChildKey(spec.value, s.name, checks.public_key_der(s.signer.public_key), s.signer.algorithm.value)
-            for spec, s in states.items()
-            if s.signer is not None
-        ]
-        for spec, state in states.items():
-            if state.signer is None:
-                for check in ("threads", "async"):
-                    self._add(Row(spec.value, check, FAIL, "no key to check: create/open failed"))
-
-        def record(spec_name: str, outcome: ChildOutcome) -> None:
-            spec = KeySpec.parse(spec_name)
-            states[spec].child_key_id = outcome.key_id
-            for check, result in (("threads", outcome.threads), ("async", outcome.async_)):
-                if result is None:
-                    self._add(Row(spec.value, check, FAIL, outcome.crash or "no result from the child process"))
-                else:
-                    ok, detail, seconds = result
-                    self._add(Row(spec.value, check, PASS if ok else FAIL, detail, seconds))
-
-        if not keys:
-            return []
-        run = run_concurrency(
-            self.target.uri,
-            keys,
-            env=self.target.env,
-            plugins=self.target.plugins,
-            secrets=self.secrets,
-            spec_timeout=max(CHILD_TIMEOUT_FLOOR, 30 * self.target.timeout),
-            on_outcome=record,
-        )
-        return run.leaks
-
-    def _secrets_verdict(self, child_leaks: list[str]) -> str:
-        if not self.secrets:
-            raise Unsupported("no secrets given (Target.secrets / --secret-env) and none named by the URI")
-        findings = self.watch.findings + [f"child process {f}" for f in child_leaks]
-        if findings:
-            raise CheckFailed(f"secret found in {len(findings)} place(s): " + "; ".join(findings[:5]))
-        plural = "s" if len(self.secrets) != 1 else ""
-        return (f"{len(self.secrets)} secret{plural} absent from {self.watch.texts_checked} DEBUG log records, "
-                "reprs and error texts (this process and the child)")
-
-    # -- plumbing ----------------------------------------------------------------------
-
-    def _everything_failed(self, why: str) -> None:
-        """Every cell but the secrets verdict (which still judges what was seen) fails with `why`."""
-        for spec in self.specs:
-            for check in CHECKS:
-                self._add(Row(spec.value, check, FAIL, why))
-        for check in STORE_CHECKS:
-            if check != "secrets":
-                self._add(Row(STORE, check, FAIL, why))
-
-    def _fill_missing(self, why: str) -> None:
-        cells = [(s.value, c) for s in self.specs for c in CHECKS] + [(STORE, c) for c in STORE_CHECKS]
-        for spec, check in cells:
-            if (spec, check) not in self.rows and not (spec == STORE and check == "secrets"):
-                self._add(Row(spec, check, FAIL, why))
-
-    def _record(self, spec: str, check: str, fn: Callable[[], str], limit: float | None = -1.0) -> None:
-        started = time.perf_counter()
-        try:
-            detail = fn() if limit is None else self._call(fn, self.check_limit if limit == -1.0 else limit)
-            status = PASS
+            status, detail = PASS, fn()
         except Unsupported as e:
             status, detail = NOT_SUPPORTED, str(e)
         except CheckFailed as e:
             status, detail = FAIL, str(e)
-            if e.__cause__ is not None:
-                self.watch.check_exception(f"{check} error", e.__cause__)
-        except Exception as e:
-            self.watch.check_exception(f"{check} error", e)
-            status, detail = FAIL, f"{type(e).__name__}: {e}"
-        self._add(Row(spec, check, status, detail, time.perf_counter() - started))
+        self._add(Row(STORE, check, status, detail))
+
+    def _nonce_verdict(self) -> str:
+        ecdsa = [s.value for s in self.specs if s.family.name == "EC"]
+        if not ecdsa:
+            raise Unsupported("no ECDSA key spec in this run")
+        seen: dict[tuple[str, str], dict[str, str]] = {}  # (spec, r) -> message digest -> key_id
+        counts: dict[str, int] = {}
+        repeats: list[str] = []
+        for spec, key_id, r, message in self.nonces:
+            counts[spec] = counts.get(spec, 0) + 1
+            messages = seen.setdefault((spec, r), {})
+            if message not in messages and messages:
+                other_key = next(iter(messages.values()))
+                same = "the same key" if other_key == key_id else f"keys {other_key} and {key_id}"
+                repeats.append(f"{spec}: r = {r[:16]}... repeats for two different messages with {same}: "
+                               "the private key is recoverable from those two signatures (ECDSA nonce reuse)")
+            messages.setdefault(message, key_id)
+        if repeats:
+            raise CheckFailed(f"{len(repeats)} repeated nonce(s): " + "; ".join(repeats[:3]))
+        if not counts:
+            raise Unsupported("no ECDSA signature was collected (see the ECDSA rows)")
+        total = ", ".join(f"{n} {spec}" for spec, n in sorted(counts.items()))
+        return f"no r repeated among the run's ECDSA signatures ({total}; every process of the run)"
+
+    def _secrets_verdict(self) -> str:
+        warn = ""
+        if not self.target.uri_names_a_source() and not self.target.secrets:
+            warn = ("WARNING: the store URI names no *-source attribute and no --secret-env was given, so no "
+                    "credential of this store is watched; ")
+        if not self.secrets:
+            raise Unsupported(warn + "no secrets given (Target.secrets / --secret-env) and none named by the URI")
+        findings = self.watch.findings + self.findings
+        if findings:
+            shown = findings[:3] + [f for f in findings[3:] if f.startswith("child process")][:1]
+            children = sum(f.startswith("child process") for f in findings)
+            raise CheckFailed(f"secret found in {len(findings)} place(s) ({children} in child processes): "
+                              + "; ".join(shown))
+        labels = ", ".join(label for label, _ in self.sources)
+        return (f"{warn}watched {len(self.secrets)} secret(s), by source: {labels}; absent from "
+                f"{self.texts_checked + self.watch.texts_checked} texts: every log record (DEBUG), reprs, "
+                f"store.uri, signer.uri, KeyInfo.uri and error texts, in {self.workers} worker(s) and the "
+                "concurrency child processes")
 
     def _add(self, row: Row) -> None:
+        if (row.spec, row.check) in self.rows:
+            return  # the first verdict on a cell stands (a fresh worker may judge it again)
         self.rows[(row.spec, row.check)] = row
         self.on_row(row)
-
-    @staticmethod
-    def _call(fn: Callable[[], T], limit: float) -> T:
-        """Run `fn` in a daemon thread; CheckFailed if it does not return within `limit` seconds."""
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = fn()
-            except BaseException as e:
-                box["error"] = e
-
-        worker = threading.Thread(target=target, name="conformance-check", daemon=True)
-        worker.start()
-        worker.join(limit)
-        if worker.is_alive():
-            raise CheckFailed(f"no answer within {limit:.0f} s (hung)")
-        if "error" in box:
-            raise box["error"]
-        value: T = box["value"]
-        return value
-
-
-def _slug(spec: KeySpec) -> str:
-    """The spec as a key-name part every service accepts (lower-case letters, digits, '-')."""
-    return re.sub(r"[^a-z0-9]+", "-", spec.value.lower()).strip("-")
-
-
-def _close_quietly(store: KeyStore) -> None:
-    with contextlib.suppress(Exception):  # closing a store that never connected may fail; the verdict stands
-        store.close()
 
 
 class _Progress:
@@ -403,3 +317,4 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.stop()
+

@@ -10,7 +10,8 @@ import importlib
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from signers.algorithms import KeySpec
 from signers.errors import ConfigError, KeyplaneError
@@ -35,6 +36,14 @@ class Target:
     (and is set in this process while the harness runs). `stubbed` names specs judged
     elsewhere (e.g. with the SDK's stubber) and why. `plugins` maps a URI scheme to
     ``"module:Class"``, registered in this process and in every child.
+
+    `secret_labels` says where each of `secrets` came from (e.g. "--secret-env VAULT_TOKEN"),
+    for the report, which never shows a value. `page` is how many extra keys the listing
+    check creates (more than one page of most services). `signing_latency` (seconds per
+    signature) and `workload` (signatures per thread) override what the concurrency checks
+    measure and derive, for devices slower than the defaults assume. `loop_stall` is the
+    longest the event loop may stall while 64 `sign_async` run. `verify_sample` is the share
+    of the concurrency checks' signatures verified (1.0: every one).
     """
 
     uri: str
@@ -48,6 +57,28 @@ class Target:
     stubbed: Mapping[KeySpec, str] = field(default_factory=dict)
     plugins: Mapping[str, str] = field(default_factory=dict)
     key_prefix: str = "kpconf"
+    secret_labels: Sequence[str] = ()
+    page: int = 25
+    signing_latency: float | None = None
+    workload: int | None = None
+    loop_stall: float = 0.1
+    verify_sample: float = 1.0
+
+    def to_job(self) -> dict[str, Any]:
+        """This target as JSON for a worker process (secrets travel on the worker's stdin only)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["specs"] = None if self.specs is None else [KeySpec.parse(s).value for s in self.specs]
+        data["stubbed"] = {KeySpec.parse(k).value: v for k, v in self.stubbed.items()}
+        for name in ("secrets", "secret_labels"):
+            data[name] = list(data[name])
+        data["env"], data["plugins"] = dict(self.env), dict(self.plugins)
+        return data
+
+    @classmethod
+    def from_job(cls, data: Mapping[str, Any]) -> Target:
+        values = dict(data)
+        values["stubbed"] = {KeySpec.parse(k): v for k, v in values.get("stubbed", {}).items()}
+        return cls(**values)
 
     @property
     def scheme(self) -> str:
@@ -67,8 +98,24 @@ class Target:
 
     def all_secrets(self) -> list[str]:
         """`secrets` plus the values behind the URIs' ``*-source`` attributes (where resolvable)."""
-        found = [s for s in self.secrets if s]
-        for uri in (self.uri, self.bad_credentials_uri):
+        return [value for _, value in self.secret_sources()]
+
+    def uri_names_a_source(self) -> bool:
+        """Whether the store URI names where its secret lives (a ``*-source`` attribute)."""
+        try:
+            parsed = parse_uri(self.uri)
+        except ConfigError:
+            return False
+        return any(_SOURCE_ATTRIBUTE.match(n) for n in {**parsed.attributes, **parsed.query})
+
+    def secret_sources(self) -> list[tuple[str, str]]:
+        """(where it came from, value) for every secret to watch for; the label never holds the value."""
+        found: list[tuple[str, str]] = []
+        for index, secret in enumerate(self.secrets):
+            if secret and secret not in (v for _, v in found):
+                label = self.secret_labels[index] if index < len(self.secret_labels) else f"Target.secrets[{index}]"
+                found.append((label, secret))
+        for which, uri in (("store URI", self.uri), ("bad-credentials URI", self.bad_credentials_uri)):
             if uri is None:
                 continue
             try:
@@ -82,8 +129,8 @@ class Target:
                             secret = resolve_secret(value, name).reveal()
                     except KeyplaneError:
                         continue  # an unresolvable source simply adds nothing to watch for
-                    if secret and secret not in found:
-                        found.append(secret)
+                    if secret and secret not in (v for _, v in found):
+                        found.append((f"{name}={value} ({which})", secret))
         return found
 
 

@@ -29,6 +29,8 @@ __all__ = [
     "ImportingKeyStore",
     "KeyInfo",
     "KeyStore",
+    "MU_SIZE",
+    "MuSigner",
     "NativeAsyncSigner",
     "RotatingKeyStore",
     "STORE_PROTOCOLS",
@@ -193,6 +195,24 @@ class DigestSigner(Protocol):
     def sign_digest(self, digest: bytes) -> bytes: ...
 
 
+MU_SIZE = 64  # FIPS 204 mu: 512 bits
+
+
+@runtime_checkable
+class MuSigner(Protocol):
+    """An ML-DSA Signer that signs a caller-computed FIPS 204 mu (64 bytes), never hashing it again.
+
+    The ML-DSA counterpart of DigestSigner. FIPS 204 (Algorithm 7) lets the caller compute
+    mu = SHAKE256(tr || 0x00 || len(ctx) || ctx || M) itself (`cryptography`'s
+    MLDSAMuHasher), so a back end that signs an external mu signs with ANY context string
+    (composite ML-DSA needs its label as the context). Raises ConfigError for a mu that is
+    not 64 bytes and AlgorithmNotSupported when the key behind this signer is not ML-DSA
+    or the back end cannot take a mu for it.
+    """
+
+    def sign_mu(self, mu: bytes) -> bytes: ...
+
+
 @runtime_checkable
 class BatchSigner(Protocol):
     """Signs many messages in fewer round trips; results in the order given.
@@ -222,6 +242,7 @@ STORE_PROTOCOLS: dict[str, type] = {
 }
 SIGNER_PROTOCOLS: dict[str, type] = {
     "sign-digest": DigestSigner,
+    "sign-mu": MuSigner,
     "sign-many": BatchSigner,
     "native-async": NativeAsyncSigner,
 }

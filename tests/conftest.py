@@ -22,7 +22,7 @@ pytest_plugins = [
 
 ROOT = Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "tests" / "vectors"  # vendored: see tests/vectors/README.md
-REPORTS = ROOT / "reports"
+REPORTS = ROOT / "docs" / "conformance-reports"  # the test run regenerates the published reports
 
 
 @pytest.fixture(scope="session")

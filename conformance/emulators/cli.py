@@ -1,4 +1,4 @@
-"""``keyplane emulator azure|gcp --port N``: run an emulator in the foreground for users.
+"""``keyplane emulator aws|azure|gcp --port N``: run an emulator in the foreground for users.
 
 Each emulator module exposes ``serve_forever(host: str, port: int, **options) -> None``
 that prints how to connect and blocks until interrupted; it is imported only when run.
@@ -10,11 +10,15 @@ import argparse
 import importlib
 from typing import Any
 
-_EMULATORS = {"azure": "conformance.emulators.azure_keyvault", "gcp": "conformance.emulators.gcp_kms"}
+_EMULATORS = {
+    "aws": "conformance.emulators.aws_kms",  # moto's server with AWS's documented Sign (needs moto[server])
+    "azure": "conformance.emulators.azure_keyvault",
+    "gcp": "conformance.emulators.gcp_kms",
+}
 
 
 def register(subparsers: Any) -> None:
-    emulator = subparsers.add_parser("emulator", help="run a local Azure Key Vault or Google Cloud KMS emulator")
+    emulator = subparsers.add_parser("emulator", help="run a local AWS KMS, Azure Key Vault or Google Cloud KMS emulator")
     emulator.add_argument("service", choices=sorted(_EMULATORS))
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=int, default=0, help="port (default: a free one, printed at start)")

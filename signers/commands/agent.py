@@ -12,10 +12,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
+import tomllib
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ..clock import epoch
+from ..errors import ConfigError
+from .agent_io import public_key_of, revocation_store_argument
+from .common import environment_default, open_key, print_result
+from .io import read_bytes, read_text, write_bytes
+
+if TYPE_CHECKING:
+    from signers.agents.lifecycle import AgentHistory, Approvers, Lifecycle
+    from signers.audit import AuditLog
+    from signers.revocation import SQLiteRevocationStore
 
 __all__ = ["approvers_of", "lifecycle_of", "load_history", "register"]
 
@@ -117,10 +129,11 @@ def _code(parser: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _directory(args: argparse.Namespace) -> Path:
-    return Path(args.registry or os.environ.get("KEYPLANE_AGENTS") or "agents")
+    return Path(environment_default(args.registry, "KEYPLANE_AGENTS") or "agents")
 
 
 def _history_path(args: argparse.Namespace, agent: str) -> Path:
+    # lazy: signers.agents loads the whole token layer (rfc8785, pyOpenSSL, sqlite3); only agent commands need it
     from signers.agents.errors import PolicyError
 
     if not _AGENT_NAME.match(agent):
@@ -128,32 +141,38 @@ def _history_path(args: argparse.Namespace, agent: str) -> Path:
     return _directory(args) / f"{agent}.history"
 
 
-def approvers_of(args: argparse.Namespace, path: str | None = None) -> Any:
-    """The registry's approvers file (or `path`): their public keys and roles."""
+def approvers_of(args: argparse.Namespace, path: str | None = None) -> Approvers:
+    """The registry's approvers file (or `path`): their public keys and roles.
+
+    Raises ConfigError when the file is missing (saying how to add approvers) or is not an
+    approvers file.
+    """
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import Approvers
-    from signers.errors import ConfigError
 
     file = Path(path) if path else _directory(args) / "approvers.json"
+    if not file.exists():
+        raise ConfigError(f"no approvers file {file}: add approvers with `keyplane agent approver KEY --role ...`")
+    text = read_text(file, "approvers file")
     try:
-        return Approvers.from_dict(json.loads(file.read_text(encoding="utf-8")))
-    except FileNotFoundError as e:
-        raise ConfigError(f"no approvers file {file}: add approvers with `keyplane agent approver KEY --role ...`") from e
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot read approvers file {file}: {e}") from e
+        return Approvers.from_dict(json.loads(text))
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"cannot read approvers file {file}: {type(e).__name__}") from e
 
 
-def lifecycle_of(args: argparse.Namespace) -> Any:
-    """The lifecycle: ``[agents.lifecycle]`` of the --lifecycle file, else the default."""
-    import tomllib
+def lifecycle_of(args: argparse.Namespace) -> Lifecycle:
+    """The lifecycle: ``[agents.lifecycle]`` of the --lifecycle file, else the default.
 
+    Raises ConfigError when the file is missing, not TOML, or has no ``[agents.lifecycle]``.
+    """
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import DEFAULT_LIFECYCLE, Lifecycle
-    from signers.errors import ConfigError
 
     if not getattr(args, "lifecycle", None):
         return DEFAULT_LIFECYCLE
     try:
-        data = tomllib.loads(Path(args.lifecycle).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        data = tomllib.loads(read_text(args.lifecycle, "lifecycle file"))
+    except (tomllib.TOMLDecodeError, RecursionError) as e:
         raise ConfigError(f"cannot read lifecycle file {args.lifecycle}: {e}") from e
     table = data.get("agents", {}).get("lifecycle") if isinstance(data.get("agents"), dict) else None
     if table is None:
@@ -161,23 +180,33 @@ def lifecycle_of(args: argparse.Namespace) -> Any:
     return Lifecycle.from_dict(table, where=f"{args.lifecycle}: [agents.lifecycle]")
 
 
-def load_history(args: argparse.Namespace, agent: str, approvers: Any, lifecycle: Any = None) -> Any:
-    """The agent's verified history from the registry (or a history file); HistoryInvalid if refused."""
-    # lazy: the CLI imports every command module at start-up
-    from signers.agents.lifecycle import verify_history
-    from signers.errors import ConfigError
+def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
+                 lifecycle: Lifecycle | None = None) -> AgentHistory:
+    """The agent's verified history from the registry (or a history file); HistoryInvalid if refused.
 
-    given_file = Path(agent).is_file()  # `agent history` also takes a history file someone handed over
+    Raises ConfigError when the agent is not registered (no history file).
+    """
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
+    from signers.agents.lifecycle import verify_history
+
+    given_file = _is_file(agent)  # `agent history` also takes a history file someone handed over
     path = Path(agent) if given_file else _history_path(args, agent)
-    try:
-        tokens = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    except FileNotFoundError as e:
-        raise ConfigError(f"agent {agent!r} is not registered (no {path})") from e
+    if not path.exists():
+        raise ConfigError(f"agent {agent!r} is not registered (no {path})")
+    text = read_text(path, "history file")
+    tokens = [line.strip() for line in text.splitlines() if line.strip()]
     return verify_history(tokens, approvers, agent=None if given_file else agent,
                           lifecycle=lifecycle or lifecycle_of(args))
 
 
-def _save(path: Path, history: Any) -> None:
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
+        return False
+
+
+def _save(path: Path, history: AgentHistory) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(history.tokens) + "\n", encoding="utf-8")
@@ -185,25 +214,25 @@ def _save(path: Path, history: Any) -> None:
 
 
 def _code_hash(args: argparse.Namespace) -> str | None:
+    # lazy: signers.passport loads the token layer (rfc8785, sqlite3)
     from signers.passport import code_hash_of
 
     if getattr(args, "code_file", None):
-        return code_hash_of(Path(args.code_file).read_bytes())
+        return code_hash_of(read_bytes(args.code_file, "code file"))
     value = getattr(args, "code_hash", None)
     if value and not value.startswith("sha256:"):
         value = "sha256:" + value
     return value
 
 
-def _audit(args: argparse.Namespace) -> Any:
+def _audit(args: argparse.Namespace) -> AuditLog | None:
+    # lazy: signers.audit loads the token layer (rfc8785, sqlite3)
     from signers.audit import open_audit_log
 
     return open_audit_log(args.audit) if getattr(args, "audit", None) else None
 
 
-def _print(args: argparse.Namespace, history: Any, verb: str) -> int:
-    from signers.cli import print_result
-
+def _print(args: argparse.Namespace, history: AgentHistory, verb: str) -> int:
     last = history.transitions[-1]
     print_result(args, {"ok": True, "agent": history.agent, "stage": history.stage, "head": history.head,
                         "transition": last.to_dict()},
@@ -215,15 +244,13 @@ def _print(args: argparse.Namespace, history: Any, verb: str) -> int:
 
 
 def _approver(args: argparse.Namespace) -> int:
+    # lazy: signers.agents and signers.jose load the token layer; only agent commands need them
     from signers.agents.lifecycle import Approvers
-    from signers.cli import print_result
-    from signers.commands.agent_io import public_key_of
-    from signers.errors import ConfigError
     from signers.jose import JWKS
 
     path = _directory(args) / "approvers.json"
     current = approvers_of(args) if path.is_file() else Approvers(JWKS(), {})
-    key = public_key_of(args.key)
+    key = public_key_of(args, args.key)
     if not args.role and not args.not_after:
         raise ConfigError("give --role (to grant) and/or --not-after (to end the key's roles)")
     roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
@@ -239,28 +266,28 @@ def _approver(args: argparse.Namespace) -> int:
 
 
 def _register_agent(args: argparse.Namespace) -> int:
-    import signers
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import register as register_agent
-    from signers.errors import ConfigError
 
     path = _history_path(args, args.agent)
     if path.exists():
         raise ConfigError(f"agent {args.agent!r} is already registered ({path})")
     code = _code_hash(args)
-    assert code is not None
-    history = register_agent(signers.open(args.key), args.agent, code, approvers_of(args),
+    if code is None:
+        raise ConfigError("give --code-hash or --code-file")
+    history = register_agent(open_key(args, args.key), args.agent, code, approvers_of(args),
                              reason=args.reason or "registered", audit=_audit(args), lifecycle=lifecycle_of(args))
     _save(path, history)
     return _print(args, history, "registered")
 
 
 def _advance_to(args: argparse.Namespace, stage: str, verb: str) -> int:
-    import signers
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import advance
 
     approvers = approvers_of(args)
     history = load_history(args, args.agent, approvers)
-    moved = advance(signers.open(args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
+    moved = advance(open_key(args, args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
                     code_hash=_code_hash(args), audit=_audit(args), lifecycle=lifecycle_of(args))
     _save(_history_path(args, args.agent), moved)
     return _print(args, moved, verb)
@@ -275,8 +302,6 @@ def _suspend(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from signers.cli import print_result
-
     history = load_history(args, args.agent, approvers_of(args, args.approvers))
     lines = [f"{t.seq:>3} {t.at.isoformat()} {t.from_stage or '-':>13} -> {t.to_stage:<13} "
              f"by {t.approver[:16]}... {t.reason}" for t in history.transitions]
@@ -287,8 +312,8 @@ def _history(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.trust import TrustInputs, compute_trust
-    from signers.cli import print_result
 
     history = load_history(args, args.agent, approvers_of(args))
     inputs = TrustInputs.collect(
@@ -303,12 +328,7 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _when(value: str) -> float:
-    """'now', epoch seconds, or an ISO 8601 time with a zone, as epoch seconds."""
-    from datetime import datetime
-
-    from signers.clock import epoch
-    from signers.errors import ConfigError
-
+    """'now', epoch seconds, or an ISO 8601 time with a zone, as epoch seconds; ConfigError otherwise."""
     if value == "now":
         return epoch(None)
     try:
@@ -326,11 +346,9 @@ def _normal(code_hash: str) -> str:
 
 
 def _passport(args: argparse.Namespace) -> int:
-    import signers
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.passports import issue_agent_passport
     from signers.agents.trust import TrustInputs, compute_trust
-    from signers.cli import print_result
-    from signers.commands.agent_io import public_key_of
 
     history = load_history(args, args.agent, approvers_of(args))
     trust = None
@@ -338,30 +356,32 @@ def _passport(args: argparse.Namespace) -> int:
         inputs = TrustInputs.collect(history.stage, history.code_hash, attested_builds=[_normal(h) for h in args.attested])
         trust = compute_trust(inputs)
     token = issue_agent_passport(
-        signers.open(args.key), history, name=args.name or history.agent, agent_key=public_key_of(args.agent_key),
+        open_key(args, args.key), history, name=args.name or history.agent,
+        agent_key=public_key_of(args, args.agent_key),
         scopes=args.scope, groups=args.group, trust=trust, trust_score=args.trust_score, iss=args.iss, ttl=args.ttl,
         lifecycle=lifecycle_of(args),
     )
     if args.out:
-        Path(args.out).write_text(token + "\n", encoding="utf-8")
+        write_bytes(args.out, (token + "\n").encode("utf-8"), "--out file")
     print_result(args, {"ok": True, "token": token, "stage": history.stage,
                         "trust": trust.claim() if trust else args.trust_score}, token)
     return 0
 
 
-def _store(args: argparse.Namespace) -> Any:
-    from signers.errors import ConfigError
+def _store(args: argparse.Namespace) -> SQLiteRevocationStore:
+    """The revocation store to write (created when missing); ConfigError when none is given."""
+    # lazy: signers.revocation loads the token layer (sqlite3)
     from signers.revocation import SQLiteRevocationStore
 
-    db = args.db or os.environ.get("KEYPLANE_REVOCATIONS")
+    db = revocation_store_argument(args.db)
     if not db:
         raise ConfigError("no revocation store: give --db FILE or set KEYPLANE_REVOCATIONS")
     return SQLiteRevocationStore(db)
 
 
 def _revoke(args: argparse.Namespace) -> int:
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.revocation import revoke_group, revoke_subject
-    from signers.cli import print_result
 
     with _store(args) as store:
         if args.agent:
@@ -374,8 +394,8 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _reinstate(args: argparse.Namespace) -> int:
+    # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.revocation import GROUP, SUBJECT, reinstate
-    from signers.cli import print_result
 
     with _store(args) as store:
         kind, name = (SUBJECT, args.agent) if args.agent else (GROUP, args.group)

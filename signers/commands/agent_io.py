@@ -1,88 +1,88 @@
 """Input helpers shared by the agent-governance commands (agent, gate, receipt).
 
-Kept apart from the token commands' own helpers so each command family can change
-without the other. Every handler imports what it needs lazily: the CLI imports every
-command module at start-up and must stay quick.
+Files go through `signers.commands.io` (a missing file is reported as missing, a binary
+one as one line); keys named on the command line are opened with `open_key`, so
+``--config`` reaches them. The token layer (`signers.jose`, `signers.revocation`) is
+imported inside the helpers that need it: the CLI imports every command module at
+start-up and must stay quick.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["public_key_of", "read_json", "read_token", "revocation_store", "trusted_keys"]
+from ..errors import ConfigError
+from ..keys import PublicKey
+from .common import environment_default, open_key
+from .io import looks_like_path, read_public_key, read_text, read_token
 
+if TYPE_CHECKING:
+    from signers.jose import JWKS
+    from signers.revocation import SQLiteRevocationStore
 
-def read_token(value: str) -> str:
-    """A token given inline, as a file, or as ``-`` for standard input."""
-    if value == "-":
-        return sys.stdin.read().strip()
-    try:
-        path = Path(value)
-        if path.is_file():
-            return path.read_text(encoding="utf-8").strip()
-    except OSError:  # a long token is "File name too long" as a path
-        pass
-    return value.strip()
+__all__ = ["public_key_of", "read_json", "read_token", "revocation_store", "revocation_store_argument",
+           "trusted_keys"]
 
 
 def read_json(value: str, what: str) -> Any:
-    """JSON given inline or as ``@FILE``; ConfigError naming `what` when it is not JSON."""
-    from signers.errors import ConfigError
-
-    text = value
-    if value.startswith("@"):
-        try:
-            text = Path(value[1:]).read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"cannot read {what} file {value[1:]}: {e.strerror}") from e
+    """JSON given inline or as ``@FILE``; ConfigError naming `what` when it is not JSON (or the file is missing)."""
+    text = read_text(value[1:], f"{what} file") if value.startswith("@") else value
     try:
         return json.loads(text)
-    except ValueError as e:
-        raise ConfigError(f"{what} is not JSON: {e}") from e
+    except (ValueError, RecursionError) as e:
+        raise ConfigError(f"{what} is not JSON: {type(e).__name__}") from e
 
 
-def public_key_of(value: str) -> Any:
-    """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
-    import signers
-
-    path = Path(value)
-    if path.is_file():
-        text = path.read_text(encoding="utf-8")
-        if text.lstrip().startswith("{"):
-            return signers.PublicKey.from_jwk(text)
-        return signers.PublicKey.from_pem(text)
-    return signers.open(value).public_key
+def _is_file(value: str) -> bool:
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
+        return False
 
 
-def trusted_keys(jwks: str | None, key: str | None) -> Any:
-    """The keys a verifier trusts: a JWKS / JWK / PEM file, or an opened key's public half."""
-    import signers
-    from signers.errors import ConfigError
+def public_key_of(args: argparse.Namespace, value: str) -> PublicKey:
+    """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name.
+
+    Raises ConfigError for a missing file (a value that looks like a path) or one holding no
+    public key, and what `signers.open` raises for a key reference.
+    """
+    if _is_file(value) or (":" not in value and looks_like_path(value)):
+        return read_public_key(value, "public key file")
+    return open_key(args, value).public_key
+
+
+def trusted_keys(args: argparse.Namespace, jwks: str | None, key: str | None) -> JWKS:
+    """The keys a verifier trusts: a JWKS / JWK / PEM file, or an opened key's public half.
+
+    Raises ConfigError when neither is given, or the file is missing or holds no key.
+    """
+    # lazy: signers.jose loads the token layer (rfc8785); only the commands that verify need it
     from signers.jose import JWKS, as_jwks
 
     if key:
-        return JWKS.of(signers.open(key))
+        return JWKS.of(open_key(args, key))
     if not jwks:
         raise ConfigError("give the trusted keys: --jwks FILE or --key KEY")
-    path = Path(jwks)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError(f"cannot read key file {path}: {e.strerror}") from e
+    text = read_text(jwks, "key file")
     if text.lstrip().startswith("{"):
         try:
             return as_jwks(json.loads(text))
-        except ValueError as e:
-            raise ConfigError(f"{path} is not JSON") from e
-    return as_jwks(signers.PublicKey.from_pem(text))
+        except (ValueError, RecursionError) as e:
+            raise ConfigError(f"{jwks} is not JSON") from e
+    return as_jwks(PublicKey.from_pem(text))
 
 
-def revocation_store(path: str | None) -> Any:
-    """An existing SQLite revocation store, or None."""
-    from signers.errors import ConfigError
+def revocation_store_argument(given: str | None) -> str | None:
+    """The ``--db`` / ``--revocations`` value, else ``$KEYPLANE_REVOCATIONS``, else None."""
+    return environment_default(given, "KEYPLANE_REVOCATIONS")
+
+
+def revocation_store(path: str | None) -> SQLiteRevocationStore | None:
+    """An existing SQLite revocation store, or None; ConfigError when `path` does not exist."""
+    # lazy: signers.revocation loads the token layer (sqlite3)
     from signers.revocation import SQLiteRevocationStore
 
     if not path:

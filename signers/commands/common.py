@@ -40,6 +40,7 @@ __all__ = [
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
     "config_of",
+    "environment_default",
     "exit_code",
     "open_key",
     "open_store",
@@ -113,9 +114,19 @@ def open_store(args: argparse.Namespace, reference: str) -> KeyStore:
     return open_key_store(reference, config=config)
 
 
+def environment_default(given: str | None, variable: str) -> str | None:
+    """An option's value, else the environment variable documented as its default, else None.
+
+    The one place a command module reads the environment (``$KEYPLANE_STORE``,
+    ``$KEYPLANE_REVOCATIONS``, ``$KEYPLANE_AGENTS``): a default for one option, never a way
+    to pass configuration between layers.
+    """
+    return given or os.environ.get(variable) or None
+
+
 def store_argument(given: str | None) -> str:
     """The ``--store`` value, else ``$KEYPLANE_STORE``; ConfigError when neither is set."""
-    store = given or os.environ.get("KEYPLANE_STORE")
+    store = environment_default(given, "KEYPLANE_STORE")
     if not store:
         raise ConfigError("no store given: use --store URI (or a store name from keyplane.toml) or set KEYPLANE_STORE")
     return store

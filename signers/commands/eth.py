@@ -1,7 +1,8 @@
 """``keyplane eth address|sign-typed-data|x402-pay``: Ethereum with a key in any back end.
 
-The [eth] extra (and [x402] for payments) are imported inside the handlers, so
-``keyplane --help`` stays as fast without them.
+`signers.eth` and the token layer are imported inside the handlers (and the [eth] and
+[x402] extras only when a signature or payment needs them), so ``keyplane --help`` stays
+fast and works without them.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ import argparse
 import base64
 import binascii
 import json
-from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..sdk import require
 from .common import open_key, print_result
-from .io import read_input
+from .io import read_input, read_text, read_token
 
 __all__ = ["register"]
 
@@ -43,7 +44,8 @@ def register(subparsers: Any) -> None:
 
 
 def _signer(args: argparse.Namespace) -> Any:
-    from signers.eth import EthSigner  # lazy: the [eth] extra
+    # lazy: signers.eth (10 ms, and the [eth] extra when it signs) loads only for `eth` commands
+    from signers.eth import EthSigner
 
     return EthSigner(open_key(args, args.key))
 
@@ -57,14 +59,12 @@ def _json_file(path: str | None, what: str) -> Any:
 
 
 def _address(args: argparse.Namespace) -> int:
-
     eth = _signer(args)
     print_result(args, {"ok": True, "address": eth.address, "key_id": eth.signer.key_id}, eth.address)
     return 0
 
 
 def _sign_typed_data(args: argparse.Namespace) -> int:
-
     eth = _signer(args)
     typed = _json_file(args.input, "the typed data")
     signature = "0x" + eth.sign_typed_data(typed).hex()
@@ -73,8 +73,6 @@ def _sign_typed_data(args: argparse.Namespace) -> int:
 
 
 def _payment_required(path: str) -> Any:
-    from signers.sdk import require  # lazy: the [x402] extra
-
     schemas = require("x402.schemas", "x402", "x402 payments")
     text = read_input(path).strip()
     try:
@@ -85,16 +83,17 @@ def _payment_required(path: str) -> Any:
 
 
 def _x402_pay(args: argparse.Namespace) -> int:
-    from signers.eth.x402 import pay  # lazy: the [x402] extra
-    from signers.jose import JWKS  # lazy: only this command reads a JWKS
-    from signers.passport import verify_passport  # lazy: as above
+    # lazy: signers.eth and the token layer (rfc8785, sqlite3) load only for a payment
+    from signers.eth.x402 import pay
+    from signers.jose import JWKS
+    from signers.passport import verify_passport
 
     claims = None
     if args.passport:
         if not args.jwks:
             raise ConfigError("--passport needs --jwks (the issuer's JWKS file) to verify it")
-        token = Path(args.passport).read_text(encoding="utf-8").strip()
-        claims = verify_passport(token, JWKS.load(args.jwks)).claims
+        token = read_token(args.passport, "passport")
+        claims = verify_passport(token, JWKS.from_dict(read_text(args.jwks, "JWKS file"))).claims
     eth = _signer(args)
     payload = pay(eth, _payment_required(args.required), passport_claims=claims)
     header = base64.b64encode(payload.model_dump_json(by_alias=True, exclude_none=True).encode()).decode()

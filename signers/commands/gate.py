@@ -1,7 +1,7 @@
 """``keyplane gate check``: what would the gate decide for this passport and tool call?
 
 Loads the ``[agents.gate]`` policy from a keyplane.toml (``--policy``, default the
-``--config`` file, ``$KEYPLANE_CONFIG`` or ./keyplane.toml), runs every check and prints
+configuration file: ``--config``, else ``$KEYPLANE_CONFIG``, else ./keyplane.toml), runs every check and prints
 the decision. Exit 0 on ALLOW, 1 on DENY (each failed check named). With ``--proof-key``
 the command plays the agent too: it takes a fresh challenge from the gate and answers it
 with that key, to check a policy that requires proofs of possession end to end.
@@ -10,9 +10,13 @@ with that key, to check a policy that requires proofs of possession end to end.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError
+from .agent import approvers_of, load_history
+from .agent_io import read_json, read_token, revocation_store, revocation_store_argument, trusted_keys
+from .common import EXIT_INVALID, EXIT_OK, config_of, open_key, print_result
 
 __all__ = ["register"]
 
@@ -38,43 +42,40 @@ def register(subparsers: Any) -> None:
 
 
 def _policy_path(args: argparse.Namespace) -> Path:
-    from signers.errors import ConfigError
-
-    for candidate in (args.policy, os.environ.get("KEYPLANE_CONFIG"), "keyplane.toml"):
-        if candidate and Path(candidate).is_file():
-            return Path(candidate)
-    raise ConfigError("no gate policy: give --policy keyplane.toml (with an [agents.gate] section)")
+    """--policy, else the invocation's configuration file; ConfigError when there is neither."""
+    if args.policy:
+        if not Path(args.policy).is_file():
+            raise ConfigError(f"--policy {args.policy}: no such file")
+        return Path(args.policy)
+    path = config_of(args).path
+    if path is None:
+        raise ConfigError("no gate policy: give --policy keyplane.toml (with an [agents.gate] section)")
+    return path
 
 
 def _check(args: argparse.Namespace) -> int:
-    # lazy: the CLI imports every command module at start-up
-    import signers
+    # lazy: signers.agents loads the whole token layer (rfc8785, pyOpenSSL, sqlite3); only `gate` needs it
     from signers.agents.gate import Gate
     from signers.agents.policy import GatePolicy
     from signers.agents.possession import ChallengeBook
-    from signers.cli import EXIT_INVALID, EXIT_OK, print_result
-    from signers.commands.agent_io import read_json, read_token, revocation_store, trusted_keys
-    from signers.errors import ConfigError
     from signers.passport import prove_possession
 
     policy = GatePolicy.load(_policy_path(args))
-    store = revocation_store(args.revocations or os.environ.get("KEYPLANE_REVOCATIONS"))
+    store = revocation_store(revocation_store_argument(args.revocations))
     challenges = ChallengeBook(args.server)
     histories = None
     if args.registry:
-        from signers.commands.agent import approvers_of, load_history
-
         approvers = approvers_of(args)
 
         def histories(agent: str) -> Any:
             return load_history(args, agent, approvers, policy.lifecycle)
 
-    issuer_keys = trusted_keys(args.jwks, args.key) if args.jwks or args.key else None
+    issuer_keys = trusted_keys(args, args.jwks, args.key) if args.jwks or args.key else None
     gate = Gate(policy, issuer_keys, revocations=store, challenges=challenges, histories=histories)
     params = read_json(args.params, "--params") if args.params else None
     if params is not None and not isinstance(params, dict):
         raise ConfigError("--params must be a JSON object")
-    proof = prove_possession(signers.open(args.proof_key), gate.challenge()) if args.proof_key else None
+    proof = prove_possession(open_key(args, args.proof_key), gate.challenge()) if args.proof_key else None
     try:
         decision = gate.decide(read_token(args.passport), server=args.server, tool=args.tool, proof=proof,
                                action_token=read_token(args.action_token) if args.action_token else None,

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
+
+from ..errors import ConfigError
+from .agent_io import read_json, read_token, trusted_keys
+from .common import EXIT_INVALID, EXIT_OK, open_key, print_result
+from .io import read_bytes, write_bytes
 
 __all__ = ["register"]
 
@@ -45,13 +49,9 @@ def register(subparsers: Any) -> None:
     verify.set_defaults(func=_verify)
 
 
-def _value(path: str, form: str) -> Any:
-    from signers.errors import ConfigError
-
-    try:
-        data = Path(path).read_bytes()
-    except OSError as e:
-        raise ConfigError(f"cannot read {path}: {e.strerror}") from e
+def _value(path: str, form: str, what: str) -> Any:
+    """The file's bytes, or its JSON with --format json; ConfigError when missing or not JSON."""
+    data = read_bytes(path, what)
     if form == "bytes":
         return data
     try:
@@ -61,43 +61,37 @@ def _value(path: str, form: str) -> Any:
 
 
 def _parent(value: str) -> str:
+    # lazy: signers.agents loads the whole token layer (rfc8785, pyOpenSSL, sqlite3); only `receipt` needs it
     from signers.agents.receipts import receipt_hash
-    from signers.commands.agent_io import read_token
 
     return value if value.startswith("sha256:") else receipt_hash(read_token(value))
 
 
 def _sign(args: argparse.Namespace) -> int:
-    # lazy: the CLI imports every command module at start-up
-    import signers
+    # lazy: signers.agents and signers.audit load the token layer; only `receipt` needs them
     from signers.agents.receipts import sign_execution
     from signers.audit import open_audit_log
-    from signers.cli import print_result
-    from signers.commands.agent_io import read_json
-    from signers.errors import ConfigError
 
     context = read_json(args.context, "--context") if args.context else None
     if context is not None and not isinstance(context, dict):
         raise ConfigError("--context must be a JSON object")
     receipt = sign_execution(
-        signers.open(args.key), _value(args.input, args.format), _value(args.output, args.format),
+        open_key(args, args.key), _value(args.input, args.format, "input file"), _value(args.output, args.format, "output file"),
         parents=[_parent(p) for p in args.parent], context=context, agent=args.agent,
         audit=open_audit_log(args.audit) if args.audit else None,
     )
     if args.out:
-        Path(args.out).write_text(receipt.token + "\n", encoding="utf-8")
+        write_bytes(args.out, (receipt.token + "\n").encode("utf-8"), "--out file")
     print_result(args, {"ok": True, "token": receipt.token, "hash": receipt.hash, "input": receipt.input_digest,
                         "output": receipt.output_digest, "parents": list(receipt.parents)}, receipt.token)
     return 0
 
 
 def _verify(args: argparse.Namespace) -> int:
+    # lazy: signers.agents loads the whole token layer; only `receipt` needs it
     from signers.agents.receipts import verify_dag, verify_output
-    from signers.cli import EXIT_INVALID, EXIT_OK, print_result
-    from signers.commands.agent_io import read_token, trusted_keys
-    from signers.errors import ConfigError
 
-    keys = trusted_keys(args.jwks, args.key)
+    keys = trusted_keys(args, args.jwks, args.key)
     tokens = [read_token(r) for r in args.receipts]
     if args.dag:
         dag = verify_dag(tokens, keys)
@@ -106,8 +100,8 @@ def _verify(args: argparse.Namespace) -> int:
         return EXIT_OK
     if len(tokens) != 1 or not args.output:
         raise ConfigError("verify one receipt with --output FILE (or several with --dag)")
-    extra: dict[str, Any] = {"input": _value(args.input, args.format)} if args.input else {}
-    check = verify_output(tokens[0], _value(args.output, args.format), keys, **extra)
+    extra: dict[str, Any] = {"input": _value(args.input, args.format, "input file")} if args.input else {}
+    check = verify_output(tokens[0], _value(args.output, args.format, "output file"), keys, **extra)
     verb = "differ" if len(check.differed) > 1 else "differs"
     text = "VALID" if check.valid else f"TAMPERED: {' and '.join(check.differed)} {verb} from the receipt"
     print_result(args, {"ok": check.valid, "status": check.status, "differed": list(check.differed),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..errors import ConfigError
+from ..stores import open_state
 from .common import print_result
 
 __all__ = ["register"]
@@ -22,22 +24,18 @@ def register(subparsers: Any) -> None:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    from signers.errors import ConfigError
-    from signers.stores import open_state  # lazy: the state engines load their drivers on use
-
     if not args.uri.startswith(("postgresql:", "postgres:")):
         raise ConfigError("only postgresql: stores have a schema to migrate (sqlite: and redis: need none)")
-    with open_state(args.uri) as state:  # opening migrates (migrate=true is the default)
-        from signers.stores.postgres.schema import LATEST
+    # lazy: signers.stores.postgres loads the token layer it backs (100 ms); only `store migrate` needs it
+    from signers.stores.postgres.schema import LATEST
 
+    with open_state(args.uri) as state:  # opening migrates (migrate=true is the default)
         print_result(args, {"ok": True, "uri": state.uri, "schema_version": LATEST},
                      f"{state.uri}: keyplane schema at version {LATEST}")
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from signers.stores import open_state  # lazy: the state engines load their drivers on use
-
     with open_state(args.uri) as state:
         f = state.features
         data = {"ok": True, "uri": state.uri, "engine": f.engine, "durability": f.durability,

@@ -10,36 +10,29 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from signers.clock import DEFAULT_LEEWAY, MAX_EPOCH  # tiny (stdlib only): the one place times are defined
-
-from .common import EXIT_INVALID, open_key, print_result
+from ..clock import DEFAULT_LEEWAY
+from ..errors import ConfigError
+from ..keys import PublicKey
+from .common import EXIT_INVALID, environment_default, open_key, print_result, seconds
+from .io import looks_like_path, read_bytes, read_public_key, read_text, read_token, write_bytes
 
 __all__ = ["register"]
 
 _COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
-_PATH_LIKE = re.compile(r"[/\\]|^[^.]+\.[A-Za-z0-9]{1,8}$")  # a directory part, or name.ext
-
-
-def _seconds(text: str) -> float:
-    """An argparse type: finite, non-negative seconds (NaN would switch expiry checks off)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of seconds") from None
-    if not math.isfinite(value) or value < 0 or value > MAX_EPOCH:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} must be a finite, non-negative number of seconds")
-    return value
+# Finite, non-negative seconds (NaN would switch expiry checks off; see signers.clock.duration).
+_seconds = seconds("the leeway")
+_ttl_seconds = seconds("the lifetime", allow_zero=False)
 
 
 def _positive_seconds(text: str) -> float:
-    value = _seconds(text)
+    """A lifetime: finite seconds, at least one."""
+    value = _ttl_seconds(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text[:40]!r} must be at least one second")
     return value
@@ -179,32 +172,32 @@ def _register_audit(subparsers: Any) -> None:
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _read_text(path: Path, what: str) -> str:
-    """A UTF-8 input file; ConfigError (exit 2) naming it when missing, unreadable or binary."""
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.errors import ConfigError
-
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {str(path)[:200]} does not exist") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{what} {str(path)[:200]} is not UTF-8 text") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} {str(path)[:200]}: {e.strerror}") from None
+def _read_token(value: str, what: str = "token") -> str:
+    return read_token(value, what)  # a missing file is reported as missing, not as a malformed token
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
-    """An input file's bytes; ConfigError (exit 2) naming it when missing or unreadable."""
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.errors import ConfigError
+def _load_keys(args: argparse.Namespace) -> Any:
+    """The trusted keys: a key file (--jwks) or an opened key (--key)."""
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
+    from signers.jose import JWKS, as_jwks
 
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {str(path)[:200]} does not exist") from None
-    except OSError as e:
-        raise ConfigError(f"cannot read {what} {str(path)[:200]}: {e.strerror}") from None
+    if getattr(args, "key", None):
+        return JWKS.of(open_key(args, args.key))
+    path = Path(args.jwks)
+    text = read_text(path, "key file")
+    if text.lstrip().startswith("{"):
+        try:
+            return as_jwks(json.loads(text))
+        except (ValueError, RecursionError) as e:
+            raise ConfigError(f"{path} is not JSON") from e
+    return as_jwks(PublicKey.from_pem(text))
+
+
+def _public_key(args: argparse.Namespace, value: str) -> Any:
+    """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name."""
+    if _is_file(value) or (":" not in value and looks_like_path(value)):  # a path, not a key name
+        return read_public_key(value, "agent key file")
+    return open_key(args, value).public_key
 
 
 def _is_file(value: str) -> bool:
@@ -214,68 +207,19 @@ def _is_file(value: str) -> bool:
         return False
 
 
-def _read_token(value: str, what: str = "token file") -> str:
-    """A token given inline, as a file, or ``-`` (standard input). A name that is not a token is a file."""
-    if value == "-":
-        return sys.stdin.read().strip()
-    if _is_file(value):
-        return _read_text(Path(value), what).strip()
-    if _COMPACT_JWS.match(value.strip()) is None and _PATH_LIKE.search(value):
-        return _read_text(Path(value), what)  # a file name, not a token: say it is missing
-    return value.strip()
-
-
-def _load_keys(args: argparse.Namespace) -> Any:
-    """The trusted keys: a key file (--jwks) or an opened key (--key)."""
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    import signers
-    from signers.errors import ConfigError
-    from signers.jose import JWKS, as_jwks
-
-    if getattr(args, "key", None):
-        return JWKS.of(open_key(args, args.key))
-    path = Path(args.jwks)
-    text = _read_text(path, "key file")
-    if text.lstrip().startswith("{"):
-        try:
-            return as_jwks(json.loads(text))
-        except ValueError as e:
-            raise ConfigError(f"{path} is not JSON") from e
-    return as_jwks(signers.PublicKey.from_pem(text))
-
-
-def _public_key(args: argparse.Namespace, value: str) -> Any:
-    """A public key from a JWK / PEM file, or the public key of a key URI / configured name."""
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    import signers
-
-    if _is_file(value):
-        text = _read_text(Path(value), "agent key file")
-        if text.lstrip().startswith("{"):
-            return signers.PublicKey.from_jwk(text)
-        return signers.PublicKey.from_pem(text)
-    return open_key(args, value).public_key
-
-
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.revocation import RevocationList, SQLiteRevocationStore
 
     if getattr(args, "revocation_list", None):
         issuers = args.list_iss or args.iss
         if not issuers:
-            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-            from signers.errors import ConfigError
-
             raise ConfigError("--revocation-list needs --list-iss (or --iss): the list's issuer must be pinned")
-        return RevocationList.load(_read_token(args.revocation_list, "revocation list file"), keys, issuer=issuers, leeway=args.leeway,
-                                   min_number=args.min_list_number)
-    db = getattr(args, "revocations", None) or os.environ.get("KEYPLANE_REVOCATIONS")
+        return RevocationList.load(read_token(args.revocation_list, "revocation list"), keys, issuer=issuers,
+                                   leeway=args.leeway, min_number=args.min_list_number)
+    db = environment_default(getattr(args, "revocations", None), "KEYPLANE_REVOCATIONS")
     if db:
         if not Path(db).is_file():
-            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-            from signers.errors import ConfigError
-
             raise ConfigError(f"revocation store {db} does not exist")
         return SQLiteRevocationStore(db)
     return None
@@ -287,23 +231,21 @@ def _verify_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def _write(path: str | None, text: str) -> None:
     if path:
-        Path(path).write_text(text + "\n", encoding="utf-8")
+        write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 # -- handlers ------------------------------------------------------------------------------
 
 
 def _token_sign(args: argparse.Namespace) -> int:
-    import time
-    import uuid
+    import uuid  # 4 ms at start-up otherwise
 
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.errors import ConfigError
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.jose import sign_jwt
 
     claims: dict[str, Any] = {}
     if args.claims:
-        text = _read_text(Path(args.claims[1:]), "claims file") if args.claims.startswith("@") else args.claims
+        text = read_text(args.claims[1:], "claims file") if args.claims.startswith("@") else args.claims
         try:
             claims = json.loads(text)
         except ValueError as e:
@@ -328,7 +270,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
 
 def _token_verify(args: argparse.Namespace) -> int:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.jose import verify_jwt
 
     keys = _load_keys(args)
@@ -342,10 +284,10 @@ def _token_verify(args: argparse.Namespace) -> int:
 
 
 def _passport_issue(args: argparse.Namespace) -> int:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.passport import code_hash_of, issue_passport
 
-    code_hash = code_hash_of(_read_bytes(Path(args.code_file), "code file")) if args.code_file else args.code_hash
+    code_hash = code_hash_of(read_bytes(args.code_file, "code file")) if args.code_file else args.code_hash
     signer = open_key(args, args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(
@@ -358,7 +300,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
 
 
 def _passport_verify(args: argparse.Namespace) -> int:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.passport import verify_passport
 
     keys = _load_keys(args)
@@ -382,11 +324,10 @@ def _passport_verify(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-    from signers.errors import ConfigError
-    from signers.revocation import SQLiteRevocationStore, revoke_token
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
+    from signers.revocation import SQLiteRevocationStore, issue_revocation_list, revoke_token
 
-    db = args.db or os.environ.get("KEYPLANE_REVOCATIONS")
+    db = environment_default(args.db, "KEYPLANE_REVOCATIONS")
     if not db:
         raise ConfigError("no revocation store: give --db PATH or set KEYPLANE_REVOCATIONS")
     if not (args.id or args.list or args.sign_list):
@@ -412,9 +353,6 @@ def _revoke(args: argparse.Namespace) -> int:
                 for r in entries]},
                 [f"{r.revoked_at.isoformat()}\t{r.kind}\t{r.id}\t{r.reason}" for r in entries] or ["(none revoked)"])
         if args.sign_list:
-            # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
-            from signers.revocation import issue_revocation_list
-
             if not args.iss:
                 raise ConfigError("--sign-list needs --iss (the list's issuer)")
             token = issue_revocation_list(open_key(args, args.sign_list), store, issuer=args.iss, ttl=args.ttl)
@@ -424,7 +362,7 @@ def _revoke(args: argparse.Namespace) -> int:
 
 
 def _jwks(args: argparse.Namespace) -> int:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.jose import JWKS
 
     jwks = JWKS.of(*(open_key(args, k) for k in args.keys), alg=args.alg)
@@ -434,9 +372,8 @@ def _jwks(args: argparse.Namespace) -> int:
 
 
 def _audit_verify(args: argparse.Namespace) -> int:
-    # lazy imports: loaded when this command runs, so `keyplane --help` stays fast
+    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.audit import verify_chain
-    from signers.errors import ConfigError
 
     if not Path(args.log).is_file():
         raise ConfigError(f"audit log {args.log} does not exist")

@@ -14,8 +14,10 @@ signers.open("composite:MLDSA65-Ed25519-SHA512?mldsa=...&classical=...")   # the
 
 from __future__ import annotations
 
+from signers.signer import MU_SIZE, MuSigner
+
 from .authority import CompositeCertificateAuthority
-from .capabilities import MU_SIZE, MuSigner
+from .chain import verify_composite_chain
 from .jose import CompositeJWK, composite_jwks, verify_composite_jws
 from .local import LocalSigner, export_private_key, generate, import_pkcs8, import_private_key, to_pkcs8
 from .public_key import CompositePublicKey
@@ -50,6 +52,7 @@ __all__ = [
     "sign_crl",
     "subject_key_identifier",
     "to_pkcs8",
+    "verify_composite_chain",
     "verify_composite_jws",
     "verify_signed_by",
 ]

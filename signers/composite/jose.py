@@ -6,10 +6,11 @@ Ecdsa-Sig-Value) over the JWS signing input, and the key is an AKP JWK whose ``p
 the composite public key and whose ``alg`` is one of ML-DSA-44-ES256, ML-DSA-65-ES256,
 ML-DSA-87-ES384, ML-DSA-44-Ed25519, ML-DSA-65-Ed25519 (ML-DSA-87-Ed448: no Ed448 here).
 
-Importing this module registers those names with `signers.jose`, so `sign_jwt`,
-`verify_jwt`, passports and action tokens take composite signers and composite JWKs
-like any other; verification stays pinned: the token's ``alg`` must be the JWK's, and a
-``kid`` must name a key of the caller's set.
+Importing this module registers those names with `signers.jose` (which imports it by
+itself on meeting one of them: `signers.algorithm_modules`), so `sign_jwt`, `verify_jwt`,
+passports and action tokens take composite signers and composite JWKs like any other;
+verification stays pinned: the token's ``alg`` must be the JWK's, a ``kid`` must name a
+key of the caller's set, and a kid-less token is tried against `max_kidless_keys` keys.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from signers.errors import AlgorithmNotSupported, ConfigError, InvalidSignature, TokenInvalid
-from signers.jose import JWKS, UnverifiedJWS, register_jose_algorithm
+from signers.jose import JWKS, UnverifiedJWS, as_jwks, register_jose_algorithm
 
 from .public_key import CompositePublicKey
 from .signer import CompositeSigner
@@ -70,9 +71,6 @@ def composite_jwks(*items: CompositeSigner | CompositePublicKey | CompositeJWK |
             extension.append(item.to_jwk())
         elif isinstance(item, CompositeJWK):
             extension.append(item.to_dict())
-        elif isinstance(item, JWKS):
-            classical.append(item)
-            extension.extend(item.extension_keys)
         else:
             classical.append(item)
     base = JWKS.of(*classical)
@@ -80,33 +78,35 @@ def composite_jwks(*items: CompositeSigner | CompositePublicKey | CompositeJWK |
 
 
 def _trusted(keys: Any) -> list[CompositeJWK]:
-    """The composite keys in whatever the caller trusts (JWKS, JWKS/JWK dict, key, signer, list)."""
+    """The composite keys in whatever the caller trusts (JWKS, JWKS/JWK dict or JSON, key, signer, list).
+
+    Dicts and JSON text go through `as_jwks`, so a key-set document is parsed (strictly,
+    by `CompositeJWK.from_dict`) once and cached, like a classical one.
+    """
     if isinstance(keys, CompositeJWK):
         return [keys]
     if isinstance(keys, CompositeSigner):
         return [CompositeJWK(keys.public_key, keys.key_id)]
     if isinstance(keys, CompositePublicKey):
         return [CompositeJWK(keys, keys.key_id)]
+    if isinstance(keys, Mapping | str | bytes):
+        keys = as_jwks(keys)
     if isinstance(keys, JWKS):
-        entries: Iterable[Any] = keys.extension_keys
-    elif isinstance(keys, Mapping):
-        entries = keys["keys"] if isinstance(keys.get("keys"), list) else [keys]
-    elif isinstance(keys, Iterable) and not isinstance(keys, str | bytes | Path):
+        return [jwk for jwk in keys.extension_jwks if isinstance(jwk, CompositeJWK)]
+    if isinstance(keys, Iterable) and not isinstance(keys, Path):
         return [jwk for item in keys for jwk in _trusted(item)]
-    else:
-        return []
-    found = []
-    for entry in entries:
-        if isinstance(entry, Mapping) and CompositeAlgorithm.by_jose_name(entry.get("alg")) is not None:
-            try:
-                found.append(CompositeJWK.from_dict(entry))
-            except (ConfigError, AlgorithmNotSupported) as e:
-                raise ConfigError(f"malformed composite JWK {str(entry.get('kid'))[:80]!r}: {e}") from e
-    return found
+    return []
 
 
-def verify_composite_jws(jws: UnverifiedJWS, keys: Any) -> tuple[CompositeJWK, CompositeAlgorithm]:
-    """The `signers.jose` verifier for composite ``alg`` values: the key that verified, or TokenInvalid."""
+def verify_composite_jws(jws: UnverifiedJWS, keys: Any, max_kidless_keys: int = 1) -> tuple[CompositeJWK,
+                                                                                          CompositeAlgorithm]:
+    """The `signers.jose` verifier for composite ``alg`` values: the key that verified, or TokenInvalid.
+
+    The key comes from the caller's `keys`, never the token: a ``kid`` must name one of
+    them, the token's ``alg`` must be that key's variant, and a token without ``kid`` is
+    tried against at most `max_kidless_keys` keys of its variant. Raises ConfigError for a
+    malformed composite JWK among `keys`.
+    """
     variant = CompositeAlgorithm.by_jose_name(jws.header.get("alg"))
     if variant is None:  # pragma: no cover - only registered names reach here
         raise TokenInvalid("unsupported algorithm")
@@ -124,6 +124,10 @@ def verify_composite_jws(jws: UnverifiedJWS, keys: Any) -> tuple[CompositeJWK, C
     candidates = [jwk for jwk in candidates if jwk.alg is variant]
     if not candidates:
         raise TokenInvalid(f"algorithm mismatch: no trusted key accepts alg {variant.jose_name}")
+    if kid is None and len(candidates) > max_kidless_keys:
+        raise TokenInvalid(f"token has no kid and more than {max_kidless_keys} trusted keys accept alg "
+                           f"{variant.jose_name}: at most {max_kidless_keys} are tried (name the key with kid, "
+                           "or raise max_kidless_keys)")
     for jwk in candidates:
         try:
             jwk.public_key.verify(jws.signature, jws.signing_input)
@@ -133,8 +137,15 @@ def verify_composite_jws(jws: UnverifiedJWS, keys: Any) -> tuple[CompositeJWK, C
     raise TokenInvalid("signature does not verify: the token was altered or signed by another key")
 
 
+def _parse_key(data: Mapping[str, Any]) -> CompositeJWK:
+    """Strict import of a composite JWK inside a JWKS: ConfigError naming the key when it is malformed."""
+    try:
+        return CompositeJWK.from_dict(data)
+    except (ConfigError, AlgorithmNotSupported) as e:
+        raise ConfigError(f"malformed composite JWK {str(data.get('kid'))[:80]!r}: {e}") from e
+
+
 for _variant in CompositeAlgorithm:
     if _variant.has_jose_name:
-        register_jose_algorithm(_variant.jose_name, verify_composite_jws)
+        register_jose_algorithm(_variant.jose_name, verify_composite_jws, parse_key=_parse_key)
 del _variant
-

@@ -19,10 +19,9 @@ from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from signers.errors import AlgorithmNotSupported, ConfigError
 from signers.keys import PublicKey
 from signers.local_keys import PrivateKey, generate_private_key, sign_with_private_key
-from signers.signer import BaseSigner
+from signers.signer import MU_SIZE, BaseSigner
 from signers.x509.der import encode_sequence, encode_tlv, split_sequence
 
-from .capabilities import MU_SIZE
 from .der import INTEGER, OCTET_STRING, algorithm_identifier, element_content, parse_algorithm_identifier
 from .variants import CompositeAlgorithm
 

@@ -2,7 +2,7 @@
 
 The draft's Sign(): M' = Prefix || Label || len(ctx) || ctx || PH(M); the ML-DSA half signs M'
 with the label as its FIPS 204 context (through an external mu, so any back end that signs
-a mu can hold it: see `capabilities.MuSigner`); the traditional half signs the same M' with
+a mu can hold it: see `signers.signer.MuSigner`); the traditional half signs the same M' with
 its usual algorithm; the signature is mldsaSig || tradSig. The two halves are signed in
 parallel (`sign_async` with both halves' `sign_async`, `sign` with a worker thread for the
 traditional half), so the latency is that of the slower half, not the sum. Both halves
@@ -19,9 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from cryptography.hazmat.primitives.asymmetric import mldsa
 
 from signers.errors import AlgorithmNotSupported, InvalidSignature
-from signers.signer import Signer
+from signers.signer import MuSigner, Signer
 
-from .capabilities import MuSigner
 from .public_key import CompositePublicKey
 from .uri import composite_uri
 from .variants import CompositeAlgorithm

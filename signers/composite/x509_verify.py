@@ -1,10 +1,10 @@
-"""Checking composite signatures on certificates and CRLs, and the hook into `verify_chain`.
+"""Checking composite signatures on certificates and CRLs.
 
 `cryptography` (and OpenSSL) cannot check a composite signature, so `verify_signed_by` does:
 it reads the issuer's SubjectPublicKeyInfo from its TBS, requires the composite OID of the
 signature to be the issuer key's own (inside the TBS and outside it), and checks both halves
-with `CompositePublicKey.verify`. Importing this module registers it with
-`signers.x509.chain` for every composite OID, so `verify_chain` walks composite chains.
+with `CompositePublicKey.verify`. `signers.composite.chain` builds `verify_chain`'s path for
+composite chains on it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from cryptography.exceptions import UnsupportedAlgorithm
 
 from signers.errors import ConfigError, InvalidSignature
 from signers.keys import PublicKey
-from signers.x509.chain import register_signature_verifier
 from signers.x509.der import split_sequence
 
 from .der import parse_algorithm_identifier
@@ -59,7 +58,3 @@ def verify_signed_by(signed: Signed, issuer: x509.Certificate) -> None:
         raise InvalidSignature("the signature algorithm inside the signed data differs from the one outside it")
     key.verify(signed.signature, tbs)
 
-
-for _variant in CompositeAlgorithm:
-    register_signature_verifier(_variant.oid, verify_signed_by)
-del _variant

@@ -57,7 +57,8 @@ class EthSigner:
     @property
     def account(self) -> Any:
         """An eth-account BaseAccount over this key (web3.py / x402 code that expects a local account)."""
-        from .account import KeyplaneAccount  # lazy: eth_account's class hierarchy loads only when asked for
+        # lazy-sdk: eth (eth_account's class hierarchy loads only when an account is asked for)
+        from .account import KeyplaneAccount
 
         return KeyplaneAccount(self)
 

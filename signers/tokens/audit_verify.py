@@ -31,8 +31,9 @@ from typing import Any
 from ..errors import ConfigError, TokenError
 from .audit_log import GENESIS, AuditLog, AuditRecord, open_audit_log
 from .audit_signer import checkpoint_payload
-from .jwk import JWK, JWKS, KeySource, as_jwks
+from .jwk import JWK, JWKS, KeySource
 from .jws_verify import verify_jws
+from .key_sources import as_jwks
 from .token_types import AUDIT_CHECKPOINT_TYP
 
 __all__ = ["ChainVerification", "verify_chain"]

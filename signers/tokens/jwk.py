@@ -1,9 +1,10 @@
 """JWK and JWKS: the public keys a verifier trusts, strictly imported (RFC 7517/7518, RFC 9964).
 
 A key set is indexed once, by ``kid`` and by thumbprint (what `PublicKey.key_id` is), so a
-lookup costs the same for one key or a thousand. A set given as a dict or JSON text is
-parsed once and cached (by content, and a dict given again by identity, confirmed equal):
-verifying many tokens against the same JWKS document does not re-parse its keys.
+lookup costs the same for one key or a thousand (`key_sources.as_jwks` caches parsed
+documents). Keys of registered extension algorithms (composite ML-DSA: see
+`jose_algorithms.register_jose_algorithm`) are kept beside the classical ones, parsed by
+their algorithm's strict parser, in `JWKS.extension_keys` / `JWKS.extension_jwks`.
 
 Import is strict where RFC 7518 is: EC coordinates have the full field size, RSA ``n`` has
 no leading zero byte and ``e`` is minimal, AKP (ML-DSA) keys carry their case-sensitive
@@ -13,19 +14,17 @@ key pinning.
 
 from __future__ import annotations
 
-import copy
 import json
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from threading import Lock
 from typing import TYPE_CHECKING, Any, Union
 
 from ..algorithms import KeySpec, SignatureAlgorithm
-from ..errors import AlgorithmNotSupported, ConfigError, TokenInvalid
+from ..errors import AlgorithmNotSupported, ConfigError
 from ..keys import PublicKey, b64url_decode
 from ..signature_format import curve_size
+from .jose_algorithms import JOSE_NAMES, algorithm_from_jose, jose_extension
 
 if TYPE_CHECKING:
     from ..signer import Signer
@@ -36,39 +35,14 @@ __all__ = [
     "JWKS",
     "KeySource",
     "algorithm_from_jose",
-    "as_jwks",
     "public_key_from_jwk",
 ]
-
-# Every `alg` value we accept, to the algorithm it means. RFC 9864 "Ed25519" and the
-# older "EdDSA" both mean Ed25519 (we never accept EdDSA for an Ed448 key: we have none).
-JOSE_NAMES: dict[str, SignatureAlgorithm] = {a.jose_name: a for a in SignatureAlgorithm}
-JOSE_NAMES["Ed25519"] = SignatureAlgorithm.ED25519
 
 # AKP `alg` values (RFC 9964) are case-sensitive: "ml-dsa-65" is not ML-DSA-65.
 _AKP_ALGS = {"ML-DSA-44": KeySpec.ML_DSA_44, "ML-DSA-65": KeySpec.ML_DSA_65, "ML-DSA-87": KeySpec.ML_DSA_87}
 _EC_CURVES = {"P-256": KeySpec.P256, "P-384": KeySpec.P384, "secp256k1": KeySpec.SECP256K1}
-_CACHE_SIZE = 64  # distinct JWKS documents remembered by as_jwks
 
 KeySource = Union["PublicKey", "JWK", "JWKS", "Signer", Mapping[str, Any], Iterable[Any]]
-
-
-def algorithm_from_jose(name: object) -> SignatureAlgorithm:
-    """The algorithm an ``alg`` header means.
-
-    Raises TokenInvalid for a missing or non-string alg, ``none``, any HMAC (``HS*``) and
-    names we do not implement.
-    """
-    if not isinstance(name, str):
-        raise TokenInvalid("header 'alg' is missing or not a string")
-    if name.lower() == "none":
-        raise TokenInvalid("algorithm 'none' is refused: unsigned tokens are never accepted")
-    if name.upper().startswith("HS"):  # HS256/384/512 and any variant: a public key is never a MAC key
-        raise TokenInvalid(f"HMAC algorithm {name[:40]} is refused: only public-key signatures are accepted")
-    alg = JOSE_NAMES.get(name)
-    if alg is None:
-        raise TokenInvalid(f"unsupported algorithm {name[:40]!r}")
-    return alg
 
 
 def _member(data: Mapping[str, Any], name: str, kty: str) -> bytes:
@@ -200,10 +174,14 @@ class JWK:
 class JWKS:
     """An immutable JSON Web Key Set, indexed by ``kid`` and by key thumbprint."""
 
-    __slots__ = ("_by_thumbprint", "_keys")
+    __slots__ = ("_by_thumbprint", "_extensions", "_keys")
 
-    def __init__(self, keys: Iterable[JWK] = ()) -> None:
-        """Raises ConfigError when two different keys share a kid."""
+    def __init__(self, keys: Iterable[JWK] = (), extension_keys: Iterable[Mapping[str, Any]] = ()) -> None:
+        """`extension_keys`: public JWKs of registered extension algorithms (kept as given, parsed strictly).
+
+        Raises ConfigError when two different keys share a kid, or for an extension JWK
+        whose ``alg`` is not registered or that its algorithm's parser refuses.
+        """
         by_kid: dict[str, JWK] = {}
         by_thumbprint: dict[str, list[JWK]] = {}
         for jwk in keys:
@@ -215,6 +193,17 @@ class JWKS:
             by_thumbprint.setdefault(jwk.public_key.key_id, []).append(jwk)
         self._keys = by_kid
         self._by_thumbprint = by_thumbprint
+        self._extensions = _extension_entries(extension_keys, by_kid)
+
+    @property
+    def extension_keys(self) -> tuple[dict[str, Any], ...]:
+        """The public JWKs of registered extension algorithms (composite ML-DSA ...), as given."""
+        return tuple(dict(document) for document, _ in self._extensions)
+
+    @property
+    def extension_jwks(self) -> tuple[Any, ...]:
+        """Those keys as their algorithm's parser made them (the dicts when it registered none)."""
+        return tuple(parsed for _, parsed in self._extensions)
 
     @classmethod
     def of(cls, *items: PublicKey | Signer | JWK | JWKS, alg: str | None = None) -> JWKS:
@@ -225,17 +214,20 @@ class JWKS:
         does not fit one of them.
         """
         keys: list[JWK] = []
+        extension_keys: list[Mapping[str, Any]] = []
         for item in items:
             keys.extend(item if isinstance(item, JWKS) else [JWK.of(item, alg=alg)])
-        return cls(keys)
+            extension_keys.extend(item.extension_keys if isinstance(item, JWKS) else ())
+        return cls(keys, extension_keys)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | str | bytes) -> JWKS:
         """From ``{"keys": [...]}`` (or its JSON text).
 
         Keys a signature verifier cannot use are skipped: symmetric (``oct``) keys,
-        encryption keys (``use: enc``) and key types we do not implement. A malformed
-        key of a type we do implement is a ConfigError, not a silent skip.
+        encryption keys (``use: enc``) and key types we do not implement. Keys whose
+        ``alg`` is a registered extension algorithm are kept in `extension_keys`. A
+        malformed key of a type we do implement is a ConfigError, not a silent skip.
         """
         if isinstance(data, str | bytes):
             try:
@@ -245,16 +237,20 @@ class JWKS:
         if not isinstance(data, Mapping) or not isinstance(data.get("keys"), list):
             raise ConfigError('JWKS must be a JSON object with a "keys" list')
         keys: list[JWK] = []
+        extension_keys: list[Mapping[str, Any]] = []
         for entry in data["keys"]:
             if not isinstance(entry, Mapping):
                 raise ConfigError("JWKS entry is not a JSON object")
             if entry.get("kty") == "oct" or entry.get("use") == "enc":
                 continue
+            if jose_extension(entry.get("alg")) is not None:
+                extension_keys.append(entry)
+                continue
             try:
                 keys.append(JWK.from_dict(entry))
             except AlgorithmNotSupported:
                 continue
-        return cls(keys)
+        return cls(keys, extension_keys)
 
     @classmethod
     def load(cls, path: str | Path) -> JWKS:
@@ -275,7 +271,7 @@ class JWKS:
 
     def to_dict(self) -> dict[str, list[dict[str, str]]]:
         """``{"keys": [...]}`` (public keys only); raises nothing."""
-        return {"keys": [jwk.to_dict() for jwk in self._keys.values()]}
+        return {"keys": [*(jwk.to_dict() for jwk in self._keys.values()), *self.extension_keys]}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -288,122 +284,36 @@ class JWKS:
             raise ConfigError(f"cannot write JWKS file {path}: {e.strerror}") from e
 
     def __iter__(self) -> Iterator[JWK]:
+        """The classical keys (extension keys: `extension_jwks`)."""
         return iter(self._keys.values())
 
     def __len__(self) -> int:
+        """How many classical keys (as `__iter__`)."""
         return len(self._keys)
 
     def __contains__(self, kid: object) -> bool:
         return kid in self._keys
 
     def __repr__(self) -> str:
-        return f"JWKS({list(self._keys)!r})"
+        extensions = [getattr(parsed, "kid", document.get("kid")) for document, parsed in self._extensions]
+        return f"JWKS({list(self._keys)!r}" + (f", extension_keys={extensions!r})" if extensions else ")")
 
 
-class _DocumentCache:
-    """JWKS parsed from documents (JSON text or dicts), remembered by content (LRU)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._lock = Lock()
-        self._entries: OrderedDict[str, JWKS] = OrderedDict()
-
-    def get(self, text: str, parse: Any) -> JWKS:
-        with self._lock:
-            found = self._entries.get(text)
-            if found is not None:
-                self._entries.move_to_end(text)
-                return found
-        parsed: JWKS = parse()
-        with self._lock:
-            self._entries[text] = parsed
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-        return parsed
-
-
-_documents = _DocumentCache(_CACHE_SIZE)
-
-
-class _IdentityCache:
-    """The same dict given again: found by identity, then confirmed equal to a snapshot.
-
-    Comparing against the snapshot is a pointer walk (the strings are shared), far cheaper
-    than serialising the document; a dict changed in place no longer matches its snapshot,
-    so a key removed from a live JWKS dict is never trusted from the cache.
-    """
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._lock = Lock()
-        self._entries: OrderedDict[int, tuple[Mapping[str, Any], Any, JWKS]] = OrderedDict()
-
-    def get(self, document: Mapping[str, Any]) -> JWKS | None:
-        with self._lock:
-            entry = self._entries.get(id(document))
-        if entry is None or entry[0] is not document or entry[1] != document:
-            return None
-        return entry[2]
-
-    def put(self, document: Mapping[str, Any], jwks: JWKS) -> None:
-        try:
-            snapshot = copy.deepcopy(document)
-        except Exception:  # an exotic mapping that cannot be copied is simply not cached
-            return
-        with self._lock:
-            self._entries[id(document)] = (document, snapshot, jwks)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-
-
-_identities = _IdentityCache(_CACHE_SIZE)
-
-
-def _document_key(document: Mapping[str, Any]) -> str | None:
-    try:
-        return json.dumps(document, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return None  # not JSON: let the parser say why
-
-
-def as_jwks(keys: KeySource) -> JWKS:
-    """Whatever the caller trusts, as a JWKS: a PublicKey, Signer, JWK, JWKS, JWKS/JWK dict or JSON, or a list.
-
-    Dicts and JSON text are parsed once and cached by content. Raises ConfigError for
-    anything that is not a key source or holds a malformed key.
-    """
-    if isinstance(keys, JWKS):
-        return keys
-    if isinstance(keys, PublicKey | JWK):
-        return JWKS([JWK.of(keys)])
-    if isinstance(keys, str | bytes):
-        text = keys.decode("utf-8", errors="replace") if isinstance(keys, bytes) else keys
-        return _documents.get("t" + text, lambda: as_jwks(_json_document(text)))
-    if isinstance(keys, Mapping):
-        cached = _identities.get(keys)
-        if cached is not None:
-            return cached
-        key = _document_key(keys)
-        if key is None:
-            raise ConfigError("key set is not a JSON object")
-        if "keys" in keys:
-            parsed = _documents.get("d" + key, lambda: JWKS.from_dict(keys))
-        else:
-            parsed = _documents.get("d" + key, lambda: JWKS([JWK.from_dict(keys)]))
-        _identities.put(keys, parsed)
-        return parsed
-    if hasattr(keys, "public_key") and hasattr(keys, "algorithm"):
-        return JWKS([JWK.of(keys)])  # type: ignore[arg-type]
-    if isinstance(keys, Iterable):
-        return JWKS.of(*(as_jwks(k) for k in keys))
-    raise ConfigError(f"not a key source: {type(keys).__name__}")
-
-
-def _json_document(text: str) -> Mapping[str, Any]:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise ConfigError("key set text is not JSON") from e
-    if not isinstance(value, Mapping):
-        raise ConfigError("key set text is not a JSON object")
-    return value
+def _extension_entries(
+    documents: Iterable[Mapping[str, Any]], classical: Mapping[str, JWK]
+) -> tuple[tuple[dict[str, Any], Any], ...]:
+    """(document, parsed key) for each extension JWK, deduplicated; ConfigError as `JWKS.__init__` says."""
+    entries: dict[str, tuple[dict[str, Any], Any]] = {}
+    for given in documents:
+        document = dict(given)
+        extension = jose_extension(document.get("alg"))
+        if extension is None:
+            raise ConfigError(f"JWK alg {str(document.get('alg'))[:40]!r} is not a registered JOSE algorithm")
+        parsed = extension.parse_key(document) if extension.parse_key is not None else document
+        kid = getattr(parsed, "kid", document.get("kid"))
+        if not isinstance(kid, str) or not kid:
+            raise ConfigError("extension JWK kid must be a non-empty string")
+        if kid in classical or (kid in entries and entries[kid][1] != parsed):
+            raise ConfigError(f"two different keys share kid {kid[:80]!r}")
+        entries.setdefault(kid, (document, parsed))
+    return tuple(entries.values())

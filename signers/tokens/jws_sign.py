@@ -15,7 +15,7 @@ from ..algorithms import KeyFamily
 from ..errors import ConfigError
 from ..keys import b64url_encode
 from ..signature_format import curve_size, ecdsa_der_to_raw
-from .jwk import JOSE_NAMES
+from .jose_algorithms import JOSE_NAMES, jose_extension
 
 if TYPE_CHECKING:
     from ..signer import Signer
@@ -35,11 +35,13 @@ def sign_jws(
 
     `alg` overrides the written name only where two names mean the same algorithm:
     ``"Ed25519"`` (RFC 9864) instead of the default ``"EdDSA"`` for an Ed25519 signer.
-    Raises ConfigError for an alg that is not a name of the signer's algorithm or a header
+    A signer of a registered extension algorithm (composite ML-DSA) signs under its own
+    ``alg``; its signature is written as the signer returns it. Raises ConfigError for an alg that is not a name of the signer's algorithm or a header
     that would override ``alg`` / ``kid`` / ``b64`` / ``crit``; whatever the Signer raises.
     """
     name = alg or signer.algorithm.jose_name
-    if JOSE_NAMES.get(name) is not signer.algorithm:
+    extension = jose_extension(name) is not None
+    if (signer.algorithm.jose_name != name) if extension else (JOSE_NAMES.get(name) is not signer.algorithm):
         raise ConfigError(f"alg {name!r:.60} is not a name for the signer's algorithm {signer.algorithm.value}")
     protected: dict[str, Any] = {"alg": name}
     if typ is not None:
@@ -51,7 +53,7 @@ def sign_jws(
         protected[key] = value
     signing_input = f"{_b64json(protected, 'header')}.{b64url_encode(payload)}"
     signature = signer.sign(signing_input.encode("ascii"))
-    if signer.algorithm.family is KeyFamily.EC:
+    if not extension and signer.algorithm.family is KeyFamily.EC:
         signature = ecdsa_der_to_raw(signature, curve_size(signer.public_key.spec))
     return f"{signing_input}.{b64url_encode(signature)}"
 

@@ -8,7 +8,10 @@
 - ``crit`` headers we do not understand and unencoded payloads (``b64: false``) are refused;
 - embedded keys (``jwk``, ``jku``, ``x5u``, ``x5c``) are ignored: they never select a key;
 - explicit typing (RFC 8725 3.11): `verify_jwt` without ``typ=`` refuses keyplane's own
-  typed tokens (passports, action tokens, proofs, revocation lists, audit checkpoints).
+  typed tokens (passports, action tokens, proofs, revocation lists, audit checkpoints);
+- an ``alg`` registered by another module (composite ML-DSA, `jose_algorithms`) goes, after
+  the same header checks, to that algorithm's verifier with the caller's keys and the
+  kid-less limit; an ``alg`` neither built in nor registered is refused.
 """
 
 from __future__ import annotations
@@ -24,8 +27,10 @@ from ..errors import AlgorithmNotSupported, ConfigError, InvalidSignature, Token
 from ..keys import PublicKey
 from ..signature_format import curve_size, ecdsa_raw_to_der
 from .claims import check_claims, check_not_revoked
-from .jwk import JWK, JWKS, KeySource, algorithm_from_jose, as_jwks
+from .jose_algorithms import algorithm_from_jose, jose_extension
+from .jwk import JWK, JWKS, KeySource
 from .jws_parse import DEFAULT_MAX_SIZE, json_object, parse_jws
+from .key_sources import as_jwks
 from .token_types import KEYPLANE_TYPES, media_type
 
 if TYPE_CHECKING:
@@ -43,7 +48,7 @@ _REGISTERED_HEADERS = frozenset(
 
 @dataclass(frozen=True)
 class VerifiedJWS:
-    """A JWS whose signature verified with `key` under `algorithm`."""
+    """A JWS whose signature verified with `key` under `algorithm` (an extension's own key and algorithm types)."""
 
     header: dict[str, Any]
     payload: bytes
@@ -83,9 +88,16 @@ def verify_jws(
     """
     if isinstance(max_kidless_keys, bool) or not isinstance(max_kidless_keys, int) or max_kidless_keys < 1:
         raise ConfigError("max_kidless_keys must be an integer of at least 1")
-    key_set = as_jwks(keys)
     jws = parse_jws(token, max_size=max_size)
     header = jws.header
+    extension = jose_extension(header.get("alg"))
+    if extension is not None:
+        if algorithms is not None and header["alg"] not in {str(a) for a in algorithms}:
+            raise TokenInvalid(f"algorithm mismatch: {header['alg'][:40]} is not among the accepted algorithms")
+        _check_header(header, typ, frozenset(understood_crit))
+        key, algorithm = extension.verifier(jws, keys, max_kidless_keys)
+        return VerifiedJWS(header, jws.payload, key, algorithm)
+    key_set = as_jwks(keys)
     alg = algorithm_from_jose(header.get("alg"))
     if algorithms is not None:
         allowed = {SignatureAlgorithm.parse(a) for a in algorithms}

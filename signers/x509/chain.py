@@ -9,8 +9,9 @@ that is not self-signed is not an anchor (OpenSSL's default, no partial chains).
 The one custom path: a signature algorithm OpenSSL cannot verify (composite ML-DSA, for
 one). A module that can verify such certificates registers a `ChainVerifier` for the
 algorithm's OID with `register_chain_verifier`; `verify_chain` hands the whole question to
-it when any certificate given uses a registered OID, and to OpenSSL otherwise. Nothing
-else is decided here.
+it when any certificate given uses a registered OID, and to OpenSSL otherwise. An OID
+keyplane itself serves (composite ML-DSA: `signers.algorithm_modules`) registers on first
+use, by importing its module. Nothing else is decided here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from signers.algorithm_modules import SIGNATURE_OID_MODULES, load_signature_oid
 from signers.clock import utc
 from signers.errors import ConfigError
 
@@ -59,7 +61,7 @@ _VERIFIERS_LOCK = threading.Lock()
 
 
 def register_chain_verifier(signature_algorithm: str | x509.ObjectIdentifier, verifier: ChainVerifier) -> None:
-    """Route chains containing a certificate signed with `signature_algorithm` (an OID) to `verifier`.
+    """Route chains with a certificate signed with, or holding a key of, `signature_algorithm` (an OID) to `verifier`.
 
     Raises ConfigError for a malformed OID or an OID that already has a different verifier.
     """
@@ -115,12 +117,18 @@ def verify_chain(
 
 
 def _custom_verifier(question: ChainQuestion) -> ChainVerifier | None:
-    if not _VERIFIERS:
-        return None
+    """The verifier of the first registered algorithm a certificate is signed with or holds a key of.
+
+    A key counts too: OpenSSL cannot even load a certificate whose key algorithm it does not
+    know (composite ML-DSA OIDs name both the signature and the key).
+    """
     for certificate in itertools.chain([question.leaf], question.intermediates, question.roots):
-        verifier = _VERIFIERS.get(certificate.signature_algorithm_oid.dotted_string)
-        if verifier is not None:
-            return verifier
+        for oid in (certificate.signature_algorithm_oid.dotted_string, certificate.public_key_algorithm_oid.dotted_string):
+            verifier = _VERIFIERS.get(oid)
+            if verifier is None and oid in SIGNATURE_OID_MODULES and load_signature_oid(oid):
+                verifier = _VERIFIERS.get(oid)
+            if verifier is not None:
+                return verifier
     return None
 
 

@@ -35,7 +35,9 @@ def cases(m: dict[str, str]) -> list[Case]:
         ("token file", ["token", "verify", missing, "--jwks", jwks], f"token file {missing} does not exist"),
         ("token file, relative", ["token", "verify", "nowhere/t", "--jwks", jwks], "token file nowhere/t does not exist"),
         ("passport file", ["passport", "verify", missing, "--jwks", jwks], "does not exist"),
-        ("revocation list", ["token", "verify", "a.b.c", "--jwks", jwks, "--revocation-list", missing],
+        # --list-iss: a signed list's issuer must be pinned (else that refusal comes first)
+        ("revocation list", ["token", "verify", "a.b.c", "--jwks", jwks, "--revocation-list", missing,
+                             "--list-iss", "issuer"],
          f"revocation list file {missing} does not exist"),
         ("claims file", ["token", "sign", m["key"], "--claims", "@" + missing], f"claims file {missing} does not exist"),
         ("JWK file", ["token", "verify", "a.b.c", "--jwks", missing], f"key file {missing} does not exist"),
@@ -44,8 +46,9 @@ def cases(m: dict[str, str]) -> list[Case]:
         ("code file", ["passport", "issue", m["key"], "--sub", "a", "--name", "n", "--agent-key", jwks,
                        "--code-file", missing, "--stage", "dev", "--trust-score", "5"],
          f"code file {missing} does not exist"),
-        ("CSR file", ["ca", "sign-csr", missing, "--key", m["key"], "--cert", missing], "does not exist"),
-        ("CRL file", ["ca", "verify", m["root"], "--roots", m["root"], "--crl", missing], "does not exist"),
+        # signers.x509 words it its own way ("PATH: no such CSR file"): still reported as missing
+        ("CSR file", ["ca", "sign-csr", missing, "--key", m["key"], "--cert", missing], "no such CSR file"),
+        ("CRL file", ["ca", "verify", m["root"], "--roots", m["root"], "--crl", missing], "no such CRL file"),
         ("public key file", ["keys", "verify", "--pubkey", missing, "--signature", "AAAA", "--in", jwks],
          f"public key file {missing} does not exist"),
         ("signature file", ["keys", "verify", "--pubkey", jwks, "--signature", missing, "--in", jwks],
@@ -60,8 +63,8 @@ def binary_cases(m: dict[str, str]) -> list[Case]:
         ("binary token", ["token", "verify", binary, "--jwks", jwks], "not UTF-8 text"),
         ("binary JWKS", ["token", "verify", "a.b.c", "--jwks", binary], "not UTF-8 text"),
         ("binary claims", ["token", "sign", m["key"], "--claims", "@" + binary], "not UTF-8 text"),
-        ("binary revocation list", ["token", "verify", "a.b.c", "--jwks", jwks, "--revocation-list", binary],
-         "not UTF-8 text"),
+        ("binary revocation list", ["token", "verify", "a.b.c", "--jwks", jwks, "--revocation-list", binary,
+                                    "--list-iss", "issuer"], "not UTF-8 text"),
         ("binary public key", ["keys", "verify", "--pubkey", binary, "--signature", "AAAA", "--in", jwks], ""),
         ("binary config", ["--config", binary, "keys", "pubkey", "x"], "not UTF-8 text"),
     ]

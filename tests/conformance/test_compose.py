@@ -37,7 +37,10 @@ def test_valid_against_the_vendored_compose_spec(compose: dict[str, Any]) -> Non
 
 def test_services_users_point_the_harness_at(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    assert {"openbao", "openbao-transit", "moto", "azure-emulator", "gcp-emulator"} <= set(services)
+    assert {"openbao", "openbao-transit", "aws-emulator", "azure-emulator", "gcp-emulator"} <= set(services)
+    assert "moto" not in services  # a plain moto image double-hashes DIGEST messages: never pointed at
+    assert "keyplane emulator aws" in services["aws-emulator"]["command"][-1]
+    assert "[aws-emulator]" in services["aws-emulator"]["command"][-1]
     assert services["openbao"]["image"].startswith("openbao/openbao:")
     assert "-dev" in services["openbao"]["command"]
     assert services["openbao-transit"]["command"] == ["secrets", "enable", "transit"]

@@ -36,15 +36,23 @@ def failed(report: Report) -> set[tuple[str, str]]:
     return {(r.spec, r.check) for r in report.failures}
 
 
-def assert_file_report_passes(data: dict, *, unreachable_reason: str = "no unreachable URI given") -> None:
+def assert_file_report_passes(data: dict, *, specs: list[KeySpec] | None = None,
+                              unreachable_reason: str = "no unreachable URI given") -> None:
     rows = {(r["spec"], r["check"]): r for r in data["rows"]}
-    assert len(rows) == len(KeySpec) * len(CHECKS) + len(STORE_CHECKS)
-    for spec in KeySpec:
+    specs = specs or list(KeySpec)
+    assert len(rows) == len(specs) * len(CHECKS) + len(STORE_CHECKS)
+    for spec in specs:
         for check in CHECKS:
             row = rows[(spec.value, check)]
-            assert row["status"] == "pass", row
-    for check in ("unknown-key", "bad-credentials", "secrets"):
+            if check == "deterministic" and spec is not KeySpec.ED25519:
+                assert row["status"] == "not-supported" and "not claimed deterministic" in row["detail"], row
+            else:
+                assert row["status"] == "pass", row
+    for check in ("unknown-key", "bad-credentials", "secrets", "listing", "replaced-key", "nonce-reuse"):
         assert rows[("store", check)]["status"] == "pass", rows[("store", check)]
+    for check in ("rotate", "disable", "import", "sign-digest", "sign-many", "native-async"):
+        assert rows[("store", check)] | {"seconds": 0} == {"spec": "store", "check": check, "status": "not-supported",
+                                                          "detail": "not implemented", "seconds": 0}
     unreachable = rows[("store", "unreachable")]
     assert unreachable["status"] == "not-supported" and unreachable_reason in unreachable["detail"]
     assert data["ok"] is True
@@ -64,18 +72,20 @@ def test_file_backend_passes_every_check(file_store_uri: str, bad_uri: str, repo
 def test_cli_run_in_a_subprocess_writes_reports(file_store_uri: str, bad_uri: str, tmp_path: Path) -> None:
     out = tmp_path / "report"
     result = subprocess.run(
-        [sys.executable, "-m", "signers.cli", "conformance", "run", file_store_uri,
-         "--bad-credentials-uri", bad_uri, "--secret-env", "KEYPLANE_TEST_PASSWORD",
+        [sys.executable, "-m", "signers.cli", "conformance", "run", file_store_uri, "--spec", "ML-DSA-87",
+         "--spec", "P-256", "--bad-credentials-uri", bad_uri, "--secret-env", "KEYPLANE_TEST_PASSWORD",
          "--json", f"{out}.json", "--markdown", f"{out}.md", "--junit", f"{out}.xml"],
         capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "PASS" in result.stdout and "ML-DSA-87" in result.stdout  # the matrix table
     assert FILE_PASSWORD not in result.stdout + result.stderr
-    assert_file_report_passes(json.loads(Path(f"{out}.json").read_text()))
+    assert_file_report_passes(json.loads(Path(f"{out}.json").read_text()), specs=[KeySpec.ML_DSA_87, KeySpec.P256])
     assert "## Key spec x check" in Path(f"{out}.md").read_text()
     suite = ET.parse(f"{out}.xml").getroot().find("testsuite")
-    assert suite is not None and suite.get("failures") == "0" and suite.get("skipped") == "1"
+    # skipped: unreachable, prehash, 6 protocols, 2 x deterministic
+    assert suite is not None and suite.get("failures") == "0" and suite.get("skipped") == "10"
+    assert "RSA-2048" not in Path(f"{out}.md").read_text()  # --spec limits the run
 
 
 def test_pytest_pyargs_form(file_store_uri: str, bad_uri: str, tmp_path: Path) -> None:
@@ -86,7 +96,7 @@ def test_pytest_pyargs_form(file_store_uri: str, bad_uri: str, tmp_path: Path) -
         capture_output=True, text=True, cwd=tmp_path, timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "25 passed, 1 skipped" in result.stdout, result.stdout
+    assert "44 passed, 9 skipped" in result.stdout, result.stdout
     assert "no unreachable URI given" in result.stdout  # the skip says why
     assert json.loads((tmp_path / "pyargs.json").read_text())["ok"] is True
 
@@ -101,7 +111,7 @@ def test_pytest_pyargs_reports_a_failure_per_item(file_store_uri: str, tmp_path:
     assert result.returncode == 1, result.stdout + result.stderr
     failed_items = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
     assert any("test_conformance[P-256-signature-format]" in line for line in failed_items), result.stdout
-    assert len(failed_items) == 5, result.stdout
+    assert len(failed_items) == 6, result.stdout  # the five signature rows and algorithms
 
 
 def test_without_a_store_the_pytest_form_skips_with_reason(tmp_path: Path) -> None:
@@ -117,7 +127,7 @@ def test_raw_ecdsa_signatures_fail_exactly_the_signature_checks(file_store_uri: 
     target = Target(as_scheme(file_store_uri, "brokenecdsa"), specs=TWO_SPECS, plugins=PLUGINS)
     report = run_conformance(target)
     assert failed(report) == {
-        ("P-256", "sign-verify"), ("P-256", "signature-format"), ("P-256", "negatives"),
+        ("P-256", "sign-verify"), ("P-256", "signature-format"), ("P-256", "negatives"), ("P-256", "algorithms"),
         ("P-256", "threads"), ("P-256", "async"),
     }, report.to_markdown()
     assert "not a DER Ecdsa-Sig-Value" in report.row("P-256", "signature-format").detail  # type: ignore[union-attr]
@@ -137,7 +147,7 @@ def test_a_password_logged_at_debug_fails_the_secrets_check(file_store_uri: str)
 def test_a_segfault_in_the_threaded_check_is_a_fail_row_naming_the_signal(file_store_uri: str) -> None:
     target = Target(as_scheme(file_store_uri, "crashing"), specs=TWO_SPECS, plugins=PLUGINS)
     report = run_conformance(target)
-    assert failed(report) == {("P-256", "threads"), ("P-256", "async")}, report.to_markdown()
+    assert failed(report) == {("P-256", "threads"), ("P-256", "async"), ("P-256", "event-loop")}, report.to_markdown()
     assert "SIGSEGV" in report.row("P-256", "threads").detail  # type: ignore[union-attr]
     assert report.row("Ed25519", "threads").status == "pass"  # type: ignore[union-attr]  # a fresh child went on
     assert report.row("P-256", "key-id").status == "pass"  # type: ignore[union-attr]
@@ -146,12 +156,15 @@ def test_a_segfault_in_the_threaded_check_is_a_fail_row_naming_the_signal(file_s
 def test_a_hang_is_a_fail_row_after_a_deadline(file_store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from conformance import runner
 
-    monkeypatch.setattr(runner, "CHECK_TIMEOUT_FLOOR", 1.0)
+    monkeypatch.setattr(runner, "CHECK_TIMEOUT_FLOOR", 8.0)
     monkeypatch.setattr(runner, "CHILD_TIMEOUT_FLOOR", 5.0)
-    target = Target(as_scheme(file_store_uri, "hanging"), specs=TWO_SPECS, plugins=PLUGINS, timeout=0.1)
+    target = Target(as_scheme(file_store_uri, "hanging"), specs=TWO_SPECS, plugins=PLUGINS, timeout=0.1, page=2)
     report = run_conformance(target)
-    assert failed(report) == {("store", "unknown-key"), ("P-256", "threads"), ("P-256", "async")}, report.to_markdown()
+    assert failed(report) == {("store", "unknown-key"), ("P-256", "threads"), ("P-256", "async"),
+                              ("P-256", "event-loop")}, report.to_markdown()
     assert "hung" in report.row("store", "unknown-key").detail  # type: ignore[union-attr]
+    assert "worker process killed" in report.row("store", "unknown-key").detail  # type: ignore[union-attr]
+    assert report.row("store", "bad-credentials") is not None  # a fresh worker went on after the hang
     assert "hung" in report.row("P-256", "threads").detail  # type: ignore[union-attr]
     assert report.row("Ed25519", "threads").status == "pass"  # type: ignore[union-attr]
 
@@ -217,7 +230,7 @@ def test_missing_inputs_are_not_supported_never_silent(file_store_uri: str) -> N
 def test_an_unopenable_store_fails_every_row(tmp_path: Path) -> None:
     report = run_conformance(Target(f"nosuchscheme:{tmp_path}", specs=[KeySpec.ED25519]))
     assert not report.ok
-    assert all(r.status == "fail" for r in report.rows if r.spec != "store" or r.check != "secrets")
+    assert all(r.status == "fail" for r in report.rows if r.check not in ("secrets", "nonce-reuse"))
     assert "no back end for URI scheme" in report.failures[0].detail
 
 

@@ -1,4 +1,4 @@
-"""The conformance suite on the session's SoftHSM2 token; writes reports/conformance-pkcs11.{md,json}."""
+"""The conformance suite on the session's SoftHSM2 token; writes docs/conformance-reports/conformance-pkcs11.{md,json}."""
 
 from __future__ import annotations
 
