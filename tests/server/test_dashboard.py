@@ -19,6 +19,7 @@ from .conftest import Deployment, walk_to
 from .harness import TOKENS
 
 CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "reports"  # the test run's artifacts (git-ignored)
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def browser() -> Iterator[Any]:
 
 
 def test_dashboard_login_see_agent_advance_revoke_and_see_the_revocation(
-        deployment: Deployment, browser: Any, reports_dir: Path) -> None:
+        deployment: Deployment, browser: Any) -> None:
     with deployment.client("operator") as client:
         walk_to(client, "dash-agent", "ACTIVE")
         walk_to(client, "dash-newcomer", "INTAKE")
@@ -74,7 +75,8 @@ def test_dashboard_login_see_agent_advance_revoke_and_see_the_revocation(
     page.wait_for_selector('#agents tr[data-agent="dash-agent"] td.revoked')
     assert "revoked from the dashboard" in page.inner_text("#revocations")
     assert any("dash-agent" in d for d in dialogs) and any("VETTING" in d for d in dialogs)
-    page.screenshot(path=str(reports_dir / "server-dashboard.png"), full_page=True)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "server-dashboard.png"), full_page=True)
     page.close()
 
     with deployment.client("operator") as client:  # the browser's actions went through the API
