@@ -51,7 +51,7 @@ __all__ = [
 COMMAND_GROUP = "keyplane.commands"
 # Built-in command modules, each with register(subparsers); imported at start-up, so
 # they must import nothing heavy at module level.
-_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion", "agent", "gate", "receipt", "eth", "store")
+_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion", "agent", "gate", "receipt", "eth", "store", "serve")
 
 
 # argparse echoes the offending argument ("invalid choice: '...'"): a URI with an inline

@@ -1,0 +1,169 @@
+"""`keyplane serve` over HTTP against `issue_agent_passport` in-process, same key, same run.
+
+    python benchmarks/bench_server.py [--ops 300] [--clients 1,8,64] [--no-openbao]
+
+For an Ed25519 file key and an Ed25519 key in OpenBao Transit (a dev server this script
+starts), passports are issued:
+
+* ``in-process``   `issue_agent_passport(signer, history, ...)` with the raw Signer (threads);
+* ``+audit``       the same through `AuditedSigner` on SQLite, the durability the service has;
+* ``http``         ``POST /v1/passports`` to a real `keyplane serve` process (httpx async
+                   clients): auth, body validation, trust score, audit record, JSON answer.
+
+at 1, 8 and 64 concurrent clients: requests/s, p50 and p99 in ms, and the HTTP layer's
+p50 overhead over ``+audit`` (target: at most 1 ms at 8 clients). Then the JWKS endpoint:
+requests/s of conditional GETs answered 304. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # tests.server.harness / tests.fixtures.openbao: the set-up the tests use
+
+import httpx  # noqa: E402
+
+import signers  # noqa: E402
+from signers import KeySpec  # noqa: E402
+from signers.agents.lifecycle import Approvers, register  # noqa: E402
+from signers.agents.passports import issue_agent_passport  # noqa: E402
+from signers.audit import AuditedSigner, SQLiteAuditLog  # noqa: E402
+from tests.fixtures.openbao import OpenBaoServer, find_bao, store_uri  # noqa: E402
+from tests.server.harness import TOKENS, ServiceProcess, make_file_key  # noqa: E402
+
+CODE = "sha256:" + "ab" * 32
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def in_process(signer: Any, ops: int, clients: int) -> tuple[float, float, float]:
+    approvers = Approvers.of({"registrar": [signer]})
+    history = register(signer, "bench-agent", CODE, approvers)
+    agent_key = signer.public_key
+    latencies: list[float] = []
+
+    def one(_: int) -> None:
+        started = time.perf_counter()
+        issue_agent_passport(signer, history, name="bench", agent_key=agent_key, trust_score=50, iss="bench")
+        latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(ops)))
+    wall = time.perf_counter() - started
+    p50, p99 = percentiles(latencies)
+    return ops / wall, p50, p99
+
+
+async def over_http(url: str, body: dict[str, Any], ops: int, clients: int) -> tuple[float, float, float]:
+    latencies: list[float] = []
+    headers = {"authorization": f"Bearer {TOKENS['issuer']}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, headers=headers, trust_env=False, limits=limits, timeout=60) as client:
+        remaining = [ops]
+
+        async def worker() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                started = time.perf_counter()
+                answer = await client.post("/v1/passports", json=body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                if answer.status_code != 201:
+                    raise RuntimeError(f"HTTP {answer.status_code}: {answer.text[:200]}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - started
+    p50, p99 = percentiles(latencies)
+    return ops / wall, p50, p99
+
+
+async def jwks_304(url: str, ops: int, clients: int) -> float:
+    async with httpx.AsyncClient(base_url=url, trust_env=False, timeout=60) as client:
+        etag = (await client.get("/.well-known/jwks.json")).headers["etag"]
+        remaining = [ops]
+
+        async def worker() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                answer = await client.get("/.well-known/jwks.json", headers={"if-none-match": etag})
+                assert answer.status_code == 304
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        return ops / (time.perf_counter() - started)
+
+
+def bench_key(label: str, keys_toml: str, signer: Any, workdir: Path, ops: int, clients: list[int]) -> list[str]:
+    service = ServiceProcess(workdir, keys_toml, server_toml="rate_limit = 1000000\n")
+    service.start()
+    rows = []
+    try:
+        with service.client("operator") as client:
+            client.post("/v1/agents", json={"agent": "bench-agent", "code_hash": CODE}).raise_for_status()
+        body = {"agent": "bench-agent", "agent_key": signer.public_key.to_jwk()}
+        audited = AuditedSigner(signer, SQLiteAuditLog(workdir / "bench-audit.db"), checkpoint_every=100)
+        for n in clients:
+            bare = in_process(signer, ops, n)
+            with_audit = in_process(audited, ops, n)
+            http = asyncio.run(over_http(service.url, body, ops, n))
+            rows.append(f"| {label:<14} | {n:>3} | {bare[0]:>8.0f} {bare[1]:>6.2f} {bare[2]:>7.2f} "
+                        f"| {with_audit[0]:>8.0f} {with_audit[1]:>6.2f} {with_audit[2]:>7.2f} "
+                        f"| {http[0]:>8.0f} {http[1]:>6.2f} {http[2]:>7.2f} | {http[1] - with_audit[1]:>+8.2f} |")
+        rows.append(f"| {label:<14} | JWKS 304 at 8 clients: {asyncio.run(jwks_304(service.url, ops * 4, 8)):.0f} req/s |")
+    finally:
+        service.stop()
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=300, help="passports per configuration")
+    parser.add_argument("--clients", default="1,8,64", help="concurrent clients, comma-separated")
+    parser.add_argument("--no-openbao", action="store_true", help="only the file key")
+    args = parser.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    rows: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="keyplane-bench-server-") as tmp:
+        base = Path(tmp)
+        uri = make_file_key(base / "keys", "issuer")
+        keys_toml = f'[stores.files]\nuri = "{uri}"\n[keys.issuer]\nstore = "files"\nname = "issuer"\n'
+        (base / "file").mkdir()
+        with signers.open_store(uri) as store:
+            rows += bench_key("file Ed25519", keys_toml, store.open("issuer"), base / "file", args.ops, clients)
+        if not args.no_openbao:
+            bao = OpenBaoServer(find_bao())
+            bao.start()
+            try:
+                os.environ["KEYPLANE_TEST_VAULT_TOKEN"] = bao.token
+                bao_uri = store_uri(bao)
+                with signers.open_store(bao_uri) as store:
+                    signer = store.create_key("bench-issuer", KeySpec.ED25519)
+                    keys_toml = f'[stores.bao]\nuri = "{bao_uri}"\n[keys.issuer]\nstore = "bao"\nname = "bench-issuer"\n'
+                    (base / "bao").mkdir()
+                    rows += bench_key("OpenBao Ed25519", keys_toml, signer, base / "bao", args.ops, clients)
+            finally:
+                bao.cleanup()
+    print("passport issuance: requests/s, p50 ms, p99 ms; overhead = http p50 - in-process(+audit) p50 (ms)")
+    print("| key            | cli | in-process req/s p50 p99 | +audit req/s p50 p99     | http req/s p50 p99       | overhead |")
+    print("|----------------|-----|--------------------------|--------------------------|--------------------------|----------|")
+    for row in rows:
+        print(row)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

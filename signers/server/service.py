@@ -1,0 +1,229 @@
+"""`Service`: the library objects `keyplane serve` runs on, built once from a `ServerConfig`.
+
+Nothing here is HTTP: the issuer Signer (timed for /metrics, audited so every signature is a
+record of the audit chain), the published JWKS (current key plus the rotated-out ones), the
+state stores by URI, the agent registry, the gate, the rejection events with the auto-revoke
+policy, the webhooks, and optionally the CA and a status list. The HTTP handlers call the
+library with these objects; a test or another front end can do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from .. import registry as key_registry
+from ..agents.autorevoke import AUTO_REVOKE, AutoRevoke
+from ..agents.events import RejectionEvent, RejectionEvents
+from ..agents.gate import Gate
+from ..agents.policy import GatePolicy
+from ..agents.possession import ChallengeBook
+from ..algorithms import SignatureAlgorithm
+from ..errors import ConfigError, KeyplaneError
+from ..keys import PublicKey
+from ..signer import Signer
+from ..stores import open_state
+from ..stores.status_issuer import StatusListIssuer
+from ..tokens.audit import AuditedSigner, verify_chain
+from ..tokens.jwk import JWKS
+from ..tokens.jws_sign import sign_jwt
+from ..tokens.revocation_list import issue_revocation_list
+from ..x509 import CertificateAuthority, load_certificates
+from .config import ServerConfig
+from .metrics import Metrics
+from .registry import AgentRegistry
+from .webhooks import WebhookDispatcher
+
+__all__ = ["OPERATION_TYP", "Service", "TimedSigner"]
+
+OPERATION_TYP = "keyplane-operation+jwt"  # the signed record of a write that signs nothing else
+_PROBE = b"keyplane readiness probe: not a token"
+_READY_CACHE = 2.0
+
+
+class TimedSigner:
+    """A Signer that reports each call's latency to `metrics` (operation ``sign``)."""
+
+    def __init__(self, signer: Signer, metrics: Metrics) -> None:
+        self.signer = signer
+        self.metrics = metrics
+        self.key_id: str = signer.key_id
+        self.uri: str = signer.uri
+        self.algorithm: SignatureAlgorithm = signer.algorithm
+        self.public_key: PublicKey = signer.public_key
+
+    def sign(self, message: bytes) -> bytes:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            signature = self.signer.sign(message)
+            outcome = "ok"
+            return signature
+        finally:
+            self.metrics.observe("keyplane_backend_seconds", time.perf_counter() - started, operation="sign",
+                                 outcome=outcome)
+
+    async def sign_async(self, message: bytes) -> bytes:
+        return await asyncio.to_thread(self.sign, message)
+
+
+class Service:
+    """Everything the handlers use; `close()` releases stores, keys and the webhook worker."""
+
+    def __init__(self, config: ServerConfig, *, webhook_client: Any = None) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self._closables: list[Any] = []
+        keyplane = config.keyplane
+        self.raw_signer = key_registry.open(config.key, config=keyplane)
+        self._closables.append(self.raw_signer)
+        self.signer = TimedSigner(self.raw_signer, self.metrics)
+        previous = [key_registry.open(uri, config=keyplane) for uri in config.previous_keys]
+        self._closables.extend(previous)
+        self.jwks = JWKS.of(self.raw_signer, *previous)
+        self.state = open_state(config.state)
+        self._closables.append(self.state)
+        self.revocations = self.state.revocations()
+        self.audit = self.state.audit_log(config.audit_log)
+        self.issuer = AuditedSigner(self.signer, self.audit, checkpoint_every=100)
+        self.registry = AgentRegistry(config.agents, JWKS.of(self.raw_signer))
+        self.events = RejectionEvents()
+        self.webhooks = WebhookDispatcher(config.webhooks, self.signer, config.issuer,
+                                          queue_size=config.webhook_queue, client=webhook_client,
+                                          on_result=self._webhook_result)
+        self.events.subscribe(self._on_rejected)
+        self.autorevoke = (AutoRevoke.from_config(self.revocations, config.autorevoke).attach(self.events)
+                           if config.autorevoke is not None else None)
+        self.challenges = ChallengeBook(config.issuer)
+        self.gate = Gate(config.gate or GatePolicy(), self.jwks, revocations=self.revocations,
+                         challenges=self.challenges, histories=self.registry.history, events=self.events,
+                         audit=self.audit, decision_signer=self.signer)
+        self.attested = _attested_builds(self.gate.policy)  # code hashes the policy names: attested builds
+        self.recent: list[dict[str, Any]] = []  # the dashboard's recent decisions and rejections
+        self._recent_lock = threading.Lock()
+        self.ca = self._authority()
+        self.status_lists = self._status_list()
+        self._ready: tuple[float, str | None] = (0.0, "not checked")
+
+    def _authority(self) -> CertificateAuthority | None:
+        ca = self.config.ca
+        if ca is None:
+            return None
+        try:
+            pem = ca.certificate.read_bytes()
+        except OSError as e:
+            raise ConfigError(f"[server.ca] certificate {ca.certificate}: {e.strerror}") from e
+        certificates = load_certificates(pem)
+        signer = key_registry.open(ca.key, config=self.config.keyplane)
+        self._closables.append(signer)
+        return CertificateAuthority(signer, certificates[0], chain=certificates[1:], revocations=self.revocations,
+                                    leaf_validity=datetime.timedelta(days=ca.leaf_days))
+
+    def _status_list(self) -> StatusListIssuer | None:
+        settings = self.config.status_list
+        if settings is None:
+            return None
+        return StatusListIssuer(self.signer, self.state, uri=f"{self.config.issuer.rstrip('/')}/statuslists/1",
+                                size=settings.size, bits=settings.bits, ttl=settings.ttl)
+
+    # -- what the public endpoints publish -------------------------------------------------------
+
+    def jwks_document(self) -> bytes:
+        return self.jwks.to_json(indent=None).encode()
+
+    def revocation_list(self) -> str:
+        """A freshly signed revocation list (``revocation-list+jwt``)."""
+        return issue_revocation_list(self.signer, self.revocations, issuer=self.config.issuer,
+                                     ttl=self.config.revocation_list_ttl)
+
+    def crl_der(self) -> bytes:
+        if self.ca is None:
+            raise ConfigError("this service has no CA ([server.ca])")
+        return self.ca.crl().public_bytes(Encoding.DER)
+
+    def ca_certificates(self) -> list[x509.Certificate]:
+        if self.ca is None:
+            raise ConfigError("this service has no CA ([server.ca])")
+        return [self.ca.certificate, *self.ca.parents]
+
+    def ready(self) -> str | None:
+        """None when the issuer key answers a signature (checked at most every 2 s), else why not."""
+        checked, problem = self._ready
+        if time.monotonic() - checked < _READY_CACHE:
+            return problem
+        try:
+            signature = self.signer.sign(_PROBE)
+            self.raw_signer.public_key.verify(signature, _PROBE, self.raw_signer.algorithm)
+            problem = None
+        except KeyplaneError as e:
+            problem = f"{type(e).__name__}: the issuer key does not answer"
+        self._ready = (time.monotonic(), problem)
+        return problem
+
+    def audit_status(self) -> dict[str, Any]:
+        result = verify_chain(self.audit, self.jwks)
+        signed = True
+        if not result.ok and result.checkpoints == 0 and result.first_bad == result.records + 1:
+            result, signed = verify_chain(self.audit), False  # no checkpoint yet: the hash chain alone
+        return {"ok": result.ok, "signed": signed, "records": result.records, "head": result.head,
+                "checkpoints_verified": result.checkpoints_verified, "unchecked": result.unchecked,
+                "reason": result.reason}
+
+    # -- writes that sign nothing else get a signed record ---------------------------------------
+
+    def record(self, operation: str, details: Mapping[str, Any]) -> str:
+        """Sign (through the audited signer, so it is in the chain) a record of `operation`."""
+        issued = int(time.time())
+        claims = {"iss": self.config.issuer, "iat": issued, "exp": issued + 3600, "jti": str(uuid.uuid4()),
+                  "op": operation, **details}
+        return sign_jwt(self.issuer, claims, typ=OPERATION_TYP)
+
+    # -- events -> webhooks, metrics, dashboard --------------------------------------------------
+
+    def _on_rejected(self, event: RejectionEvent) -> None:
+        self.metrics.inc("keyplane_rejections_total", what=event.what, reason=event.error)
+        data = event.to_dict()
+        if event.what == AUTO_REVOKE:
+            self.webhooks.enqueue("agent.revoked", {"agent": event.who, "reason": event.why, "by": "auto-revoke"})
+        elif event.what == "gate":
+            self.webhooks.enqueue("gate.denied", data)
+        else:
+            self.webhooks.enqueue("token.rejected", data)
+        self.remember({"type": "rejection", **data})
+
+    def remember(self, entry: dict[str, Any]) -> None:
+        with self._recent_lock:
+            self.recent.append(entry)
+            del self.recent[:-200]
+
+    def _webhook_result(self, hook: str, result: str) -> None:
+        self.metrics.inc("keyplane_webhooks_total", hook=hook, result=result)
+
+    def close(self, grace: float = 5.0) -> int:
+        """Drain webhooks (returns how many were dropped), stop events, close stores and keys."""
+        dropped = self.webhooks.close(grace)
+        with contextlib.suppress(KeyplaneError):  # the back end is down: the next start's records chain on
+            self.issuer.checkpoint()  # the chain's end, vouched for by the issuer key
+        self.events.close()
+        for item in reversed(self._closables):
+            with contextlib.suppress(Exception):
+                item.close()
+        return dropped
+
+
+def _attested_builds(policy: GatePolicy) -> frozenset[str]:
+    hashes = set(policy.defaults.code_hashes or ())
+    for server in policy.servers.values():
+        hashes.update(server.rule.code_hashes or ())
+        for rule in server.tools.values():
+            hashes.update(rule.code_hashes or ())
+    return frozenset(hashes)
