@@ -10,7 +10,6 @@ that signs other things (tokens, 64 hex characters) cannot be made to mint a che
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import hashlib
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError
 from ..keys import PublicKey
+from ..workers import run_blocking
 from .audit_log import AuditLog, AuditRecord
 from .canonical import canonical_json
 from .jws_sign import sign_jws
@@ -113,8 +113,8 @@ class AuditedSigner:
         return signature
 
     async def sign_async(self, message: bytes) -> bytes:
-        """`sign` in a worker thread (the log's fsync must not block the event loop); raises what `sign` raises."""
-        return await asyncio.to_thread(self.sign, message)
+        """`sign` on keyplane's I/O pool (the log's fsync must not block the event loop); raises what `sign` raises."""
+        return await run_blocking(self.sign, message)
 
     def checkpoint(self) -> AuditRecord:
         """Append a checkpoint signed by the signer over the log id, its sequence number and head.
