@@ -13,63 +13,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import os
-import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
-import signers
-from signers.algorithms import KeySpec
 from signers.errors import BatchSignError, KeyNotFound
 from signers.signer import BaseSigner, BatchSigner, Signer
 
-BACKENDS = ["file", "pkcs11", "awskms", "azurekms", "gcpkms", "openbao"]
-FIXTURE = {
-    "file": "file_store_uri",
-    "pkcs11": "softhsm_store_uri",
-    "awskms": "moto_store_uri",
-    "azurekms": "azure_store_uri",
-    "gcpkms": "gcp_store_uri",
-    "openbao": "openbao_store_uri",
-}
-POISON = b"this item fails"
-
-
-@pytest.fixture(params=BACKENDS)
-def signer(request: pytest.FixtureRequest) -> Iterator[Signer]:
-    store_uri = request.getfixturevalue(FIXTURE[request.param])
-    store = signers.open_store(store_uri)
-    name = f"batch-{uuid.uuid4().hex[:10]}"
-    try:
-        yield store.create_key(name, KeySpec.P256)
-    finally:
-        try:
-            store.delete_key(name)
-        finally:
-            store.close()
-
-
-def _poisoned(signer: Signer) -> Signer:
-    """The same signer, whose `sign` refuses one particular message (as a service refusing one item would)."""
-    real_sign = type(signer).sign
-
-    def sign(self: Signer, message: bytes) -> bytes:
-        if message == POISON:
-            raise KeyNotFound("refused for this item")
-        return real_sign(self, message)
-
-    real_sign_async = type(signer).sign_async
-
-    async def sign_async(self: Signer, message: bytes) -> bytes:  # native async clients bypass `sign`
-        if message == POISON:
-            raise KeyNotFound("refused for this item")
-        return await real_sign_async(self, message)
-
-    members = {"sign": sign, "sign_async": sign_async}
-    signer.__class__ = type("Poisoned" + type(signer).__name__, (type(signer),), members)
-    return signer
+from .conftest import POISON, poisoned
 
 
 def _verify_all(signer: Signer, messages: list[bytes], signatures: list[bytes]) -> None:
@@ -92,8 +45,8 @@ def test_a_failing_item_is_reported_for_that_item_and_the_rest_kept(signer: Sign
         pytest.skip("this back end has its own batch call, whose per-item errors tests/vault covers")
     messages = [b"m%d" % i for i in range(11)]
     messages[6] = POISON
-    poisoned = _poisoned(signer)
-    for run in (poisoned.sign_many, lambda m: asyncio.run(poisoned.sign_many_async(m))):
+    failing = poisoned(signer)
+    for run in (failing.sign_many, lambda m: asyncio.run(failing.sign_many_async(m))):
         with pytest.raises(BatchSignError) as caught:
             run(messages)
         results = caught.value.results
