@@ -40,6 +40,7 @@ from signers.tokens.jws_sign import sign_jwt  # noqa: E402
 from signers.tokens.passport import code_hash_of, issue_passport  # noqa: E402
 
 MESSAGE = b"keyplane bench message: 32 bytes"
+GROUPS = ("file", "pkcs11", "openbao", "awskms")  # "file" includes the issuance rows
 Op = Callable[[], Any]
 
 
@@ -214,18 +215,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=0.3, help="time per slice")
+    parser.add_argument("--only", action="append", choices=GROUPS, help="run only these back ends (repeatable)")
     args = parser.parse_args(argv)
     rows: list[Row] = []
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="keyplane-run-all-") as tmp, ExitStack() as stack:
         directory = Path(tmp)
-        rows += file_rows(directory)
-        with _optional("pkcs11", skipped):
-            rows += pkcs11_rows(directory, stack)
-        with _optional("openbao", skipped):
-            rows += openbao_rows(stack)
-        with _optional("awskms", skipped):
-            rows += aws_rows(directory, stack)
+        wanted = set(args.only or GROUPS)
+        if "file" in wanted:
+            rows += file_rows(directory)
+        if "pkcs11" in wanted:
+            with _optional("pkcs11", skipped):
+                rows += pkcs11_rows(directory, stack)
+        if "openbao" in wanted:
+            with _optional("openbao", skipped):
+                rows += openbao_rows(stack)
+        if "awskms" in wanted:
+            with _optional("awskms", skipped):
+                rows += aws_rows(directory, stack)
         before = os.getloadavg()
         measure(rows, args.rounds, args.seconds)
         after = os.getloadavg()
