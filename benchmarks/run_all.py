@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -111,7 +112,28 @@ def file_rows(directory: Path) -> list[Row]:
         rows.append(Row("issuance", f"{label} sign_jwt vs raw signature", lambda s=signer, c=claims: sign_jwt(s, c),
                         raw_sign, "<= 1.3"))
         rows.append(Row("issuance", f"{label} issue_passport vs raw signature", passport, raw_sign, "<= 1.3"))
+    rows.append(audit_row(directory))
     return rows
+
+
+def audit_row(directory: Path) -> Row:
+    """A JSONL audit append (flock, head read, hash chain, fsync) vs the raw durable write of the same line."""
+    from signers.tokens.audit import JsonlAuditLog
+
+    log = JsonlAuditLog(directory / "audit.jsonl")
+    fields = {"ts": "2026-12-01T00:00:00Z", "kind": "signature", "key_id": "k" * 43, "alg": "ES256", "message_sha256": "0" * 64, "context": {}}
+    line = (json.dumps({**fields, "seq": 1, "prev": "0" * 64, "hash": "0" * 64}) + "\n").encode()
+    raw_path = directory / "raw.jsonl"
+
+    def raw_append() -> None:
+        fd = os.open(raw_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return Row("audit", "JSONL append vs raw open+write+fsync", lambda: log.append(fields), raw_append, "<= 1.2")
 
 
 # -- PKCS#11 ------------------------------------------------------------------------------------------
