@@ -51,6 +51,7 @@ from signers.signature_format import digest
 from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 from signers.uri_options import check_create_options
+from signers.workers import WorkerPool
 
 from .aws_kms_errors import aws_errors
 from .aws_kms_uri import (
@@ -68,6 +69,8 @@ __all__ = ["AwsKmsKeyStore", "AwsKmsLocation", "AwsKmsSigner", "KeyDisabled", "k
 
 RAW_LIMIT = 4096  # KMS Sign: Message is 1..4096 bytes for MessageType RAW
 MU_SIZE = 64  # FIPS 204 mu, what EXTERNAL_MU carries
+POOL_CONNECTIONS = 32  # botocore's connection pool, and the store's worker threads (one per connection)
+BATCH_WIDTH = 16  # Sign calls a sign_many keeps in flight (KMS throttles a burst per key per second)
 
 # -- mapping tables: every gap is one missing row -----------------------------------------
 
@@ -116,6 +119,11 @@ class AwsKmsSigner(BaseSigner):
         self._store = store  # keeps the client alive as long as the signer
         self.key_arn = key_arn
         self._aws_algorithm = _ALGORITHMS[algorithm]
+        self.batch_width = BATCH_WIDTH  # sign_many pipelines Sign calls over the client's connections
+
+    def worker_pool(self) -> WorkerPool:
+        """The store's bounded I/O pool, one thread per pooled connection (not the default executor)."""
+        return self._store.workers
 
     def sign(self, message: bytes) -> bytes:
         message = bytes(message)
@@ -180,6 +188,7 @@ class AwsKmsKeyStore(BaseKeyStore):
         self.region = location.region or client.meta.region_name
         self.uri = location.store_uri(authority)
         self.deletion_window_days = deletion_window_days
+        self.workers = WorkerPool("awskms", POOL_CONNECTIONS)
 
     # -- construction ------------------------------------------------------------------
 
@@ -193,7 +202,7 @@ class AwsKmsKeyStore(BaseKeyStore):
             retries={"mode": "standard", "total_max_attempts": location.max_attempts},
             connect_timeout=location.connect_timeout,
             read_timeout=location.read_timeout,
-            max_pool_connections=32,
+            max_pool_connections=POOL_CONNECTIONS,
             user_agent_extra="keyplane",
         )
         with aws_errors("connect", "AWS KMS"):
@@ -375,6 +384,7 @@ class AwsKmsKeyStore(BaseKeyStore):
         self._call("EnableKey", ref, KeyId=self._describe(ref, allow_disabled=True)["KeyId"])
 
     def close(self) -> None:
+        self.workers.shutdown()
         self._client.close()
 
     # -- internals ---------------------------------------------------------------------

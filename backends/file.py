@@ -28,7 +28,8 @@ import hmac
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +93,15 @@ class FileSigner(BaseSigner):
         self._key = key
         self._path = path
         self._identity = identity
+        # ECDSA's signature-algorithm object is built once, not per signature (+5 us otherwise)
+        self._ec_sign: Callable[[bytes], bytes] | None = None
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            self._ec_sign = partial(key.sign, signature_algorithm=ec.ECDSA(algorithm.hash_algorithm()))
 
     def sign(self, message: bytes) -> bytes:
         self._check_file()
+        if self._ec_sign is not None:
+            return self._ec_sign(bytes(message))
         return sign_with_private_key(self._key, self.algorithm, bytes(message))
 
     def sign_digest(self, digest: bytes) -> bytes:

@@ -7,7 +7,6 @@ makes the signer raise KeyNotFound, never return a signature its public key reje
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -166,10 +165,6 @@ class VaultTransitSigner(BaseSigner):
             raise BatchSignError(f"{len(failed)} of {len(results)} signatures with {self.name!r} failed "
                                  f"(first: item {failed[0]}: {results[failed[0]]!s})", results)
         return [r for r in results if isinstance(r, bytes)]
-
-    async def sign_many_async(self, messages: Sequence[bytes]) -> list[bytes]:
-        """`sign_many` in a worker thread (the batch is one blocking HTTP call per chunk)."""
-        return await asyncio.to_thread(self.sign_many, list(messages))
 
     def _input(self, message: bytes) -> str:
         data = digest(self.algorithm, message) if self.algorithm.hash_name else message

@@ -83,13 +83,14 @@ def spec_of(key: CryptoPublicKey) -> KeySpec:
 class PublicKey:
     """An immutable public key with a known KeySpec; equal when the keys are equal."""
 
-    __slots__ = ("_der", "_key", "_key_id", "_spec")
+    __slots__ = ("_der", "_jwk", "_key", "_key_id", "_spec")
 
     def __init__(self, key: CryptoPublicKey) -> None:
         self._key = key
         self._spec = spec_of(key)
         self._der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         self._key_id: str | None = None
+        self._jwk: dict[str, str] | None = None  # the required JWK members, computed once (the key is immutable)
 
     # -- construction ----------------------------------------------------------------
 
@@ -205,7 +206,12 @@ class PublicKey:
         return self._key.public_bytes_raw()
 
     def _jwk_required(self) -> dict[str, str]:
-        """The RFC 7638 required members, in the fields that define the key."""
+        """The RFC 7638 required members, in the fields that define the key (a fresh dict: callers add to it)."""
+        if self._jwk is None:
+            self._jwk = self._compute_jwk()
+        return dict(self._jwk)
+
+    def _compute_jwk(self) -> dict[str, str]:
         key = self._key
         if isinstance(key, ed25519.Ed25519PublicKey):
             return {"crv": "Ed25519", "kty": "OKP", "x": b64url_encode(key.public_bytes_raw())}

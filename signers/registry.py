@@ -9,14 +9,16 @@ vendor's package plugs in exactly like ours.
 from __future__ import annotations
 
 import threading
-from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .algorithms import SignatureAlgorithm
 from .config import Config
 from .errors import ConfigError
 from .signer import KeyStore, Signer
 from .uri import parse_uri
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 __all__ = ["BACKEND_GROUP", "available_schemes", "backend_class", "open", "open_store", "register"]
 
@@ -31,6 +33,8 @@ def _discovered() -> dict[str, EntryPoint]:
     global _entry_points
     with _lock:
         if _entry_points is None:
+            from importlib.metadata import entry_points  # stdlib, ~30 ms: loaded on the first look-up, not at import
+
             _entry_points = {ep.name.lower(): ep for ep in entry_points(group=BACKEND_GROUP)}
         return _entry_points
 

@@ -8,7 +8,6 @@ uses what is declared here.
 
 from __future__ import annotations
 
-import asyncio
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,9 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from .algorithms import KeySpec, SignatureAlgorithm
 from .closing import Closing
+from .errors import BatchSignError, KeyplaneError
 from .keys import PublicKey
+from .workers import WorkerPool, io_pool, run_blocking
 
 __all__ = [
     "BaseKeyStore",
@@ -280,11 +281,19 @@ def _class_satisfies(cls: type, proto: type) -> bool:
 
 
 class BaseSigner:
-    """Shared plumbing for back-end Signers: identity fields, a safe repr, `sign_async`.
+    """Shared plumbing for back-end Signers: identity fields, a safe repr, `sign_async`, `sign_many`.
 
-    Subclasses implement `sign()`. `sign_async` runs it in a worker thread so a blocking
-    SDK call never stalls the event loop; back ends with a native async client override it.
+    Subclasses implement `sign()`. `sign_async` runs it on `worker_pool()` (keyplane's
+    bounded I/O pool unless the back end has its own; never the loop's default executor),
+    so a blocking SDK call never stalls the event loop; back ends with a native async
+    client override it. `sign_many` / `sign_many_async` (BatchSigner) loop over `sign` /
+    `sign_async`, spread over `batch_width` lanes at once where the service takes
+    concurrent requests; back ends with a real batch call override them.
     """
+
+    #: How many items of a batch are signed at once (1: one after another). A back end whose
+    #: service answers concurrent requests raises it (PKCS#11: its session pool's size).
+    batch_width: int = 1
 
     def __init__(self, uri: str, algorithm: SignatureAlgorithm, public_key: PublicKey) -> None:
         algorithm.check_spec(public_key.spec)
@@ -300,8 +309,72 @@ class BaseSigner:
     def sign(self, message: bytes) -> bytes:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def worker_pool(self) -> WorkerPool:
+        """The pool blocking calls run on from async code (default: the process's I/O pool)."""
+        return io_pool()
+
     async def sign_async(self, message: bytes) -> bytes:
-        return await asyncio.to_thread(self.sign, message)
+        """`sign` on `worker_pool()`; raises what `sign` raises."""
+        return await run_blocking(self.sign, message, pool=self.worker_pool())
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign each message, results in input order (BatchSigner).
+
+        Up to `batch_width` items run at once on `worker_pool()` (inline when called from
+        one of its threads). A failure of any item raises BatchSignError whose ``results``
+        holds every item's signature or KeyplaneError; an exception that is not a
+        KeyplaneError (a bug) propagates as is.
+        """
+        items = list(messages)
+        width = min(self.batch_width, len(items))
+        pool = self.worker_pool()
+        if width <= 1 or pool.in_worker():
+            return self._batch_result(self._sign_lane(items))
+        executor = pool.executor()
+        lanes = [executor.submit(self._sign_lane, items[i::width]) for i in range(width)]
+        return self._batch_result(_interleave([lane.result() for lane in lanes], len(items)))
+
+    async def sign_many_async(self, messages: Sequence[bytes]) -> list[bytes]:
+        """`sign_many` without blocking the loop: `batch_width` lanes of `sign_async` (or of `sign` on the pool)."""
+        import asyncio  # stdlib; loaded only by async callers so `import signers` does not pay for it
+
+        items = list(messages)
+        if type(self).sign_many is not BaseSigner.sign_many:  # the back end's own batch call
+            return await run_blocking(self.sign_many, items, pool=self.worker_pool())
+        width = max(1, min(self.batch_width, len(items)))
+        native = type(self).sign_async is not BaseSigner.sign_async
+        if native:
+            lanes = [self._sign_lane_async(items[i::width]) for i in range(width)]
+        else:
+            pool = self.worker_pool()
+            lanes = [run_blocking(self._sign_lane, items[i::width], pool=pool) for i in range(width)]
+        return self._batch_result(_interleave(list(await asyncio.gather(*lanes)), len(items)))
+
+    def _sign_lane(self, items: list[bytes]) -> list[bytes | KeyplaneError]:
+        out: list[bytes | KeyplaneError] = []
+        for message in items:
+            try:
+                out.append(self.sign(message))
+            except KeyplaneError as e:
+                out.append(e)
+        return out
+
+    async def _sign_lane_async(self, items: list[bytes]) -> list[bytes | KeyplaneError]:
+        out: list[bytes | KeyplaneError] = []
+        for message in items:
+            try:
+                out.append(await self.sign_async(message))
+            except KeyplaneError as e:
+                out.append(e)
+        return out
+
+    def _batch_result(self, results: list[bytes | KeyplaneError]) -> list[bytes]:
+        failed = [(i, r) for i, r in enumerate(results) if isinstance(r, KeyplaneError)]
+        if failed:
+            index, first = failed[0]
+            raise BatchSignError(
+                f"{len(failed)} of {len(results)} signatures with {self.uri} failed; item {index}: {first}", results)
+        return results  # type: ignore[return-value]  # no item is an error here
 
     def verify(self, signature: bytes, message: bytes) -> None:
         """Verify locally with the cached public key (raises InvalidSignature)."""
@@ -319,6 +392,12 @@ class BaseKeyStore(Closing):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(uri={self.uri!r})"
+
+
+def _interleave(lanes: list[list[bytes | KeyplaneError]], total: int) -> list[bytes | KeyplaneError]:
+    """Undo the ``items[i::width]`` split: lane i holds items i, i+width, i+2*width, ..."""
+    width = len(lanes)
+    return [lanes[i % width][i // width] for i in range(total)]
 
 
 def choose_algorithm(spec: KeySpec, requested: SignatureAlgorithm | str | None) -> SignatureAlgorithm:

@@ -27,6 +27,10 @@ class GcpKmsSigner(BaseSigner):
     is no longer ENABLED is KeyNotFound (KeyDisabled when disabled).
     """
 
+    # sign_many keeps this many AsymmetricSign calls in flight, multiplexed on the gRPC channel
+    # (sign_many_async over the async client, sign_many over the I/O pool with the sync one).
+    batch_width = 16
+
     def __init__(self, store: GcpKmsKeyStore, uri: str, version_name: str, gcp_algorithm: str,
                  public_key: PublicKey) -> None:
         info = ALGORITHMS[gcp_algorithm]

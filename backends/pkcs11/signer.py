@@ -22,6 +22,7 @@ from signers.errors import KeyNotFound
 from signers.keys import PublicKey
 from signers.signature_format import checked_digest, ecdsa_raw_to_der
 from signers.signer import BaseSigner
+from signers.workers import WorkerPool
 
 from .errors import translate
 from .mechanisms import CKM_ECDSA, CKM_RSA_PKCS, CKM_RSA_PKCS_PSS, DIGEST_INFO, HASHLIB, PSS_PARAMS, SIGN_MECHANISM, sdk
@@ -107,6 +108,11 @@ class Pkcs11Signer(BaseSigner):
         self._label = label
         self._object_id = object_id
         self._plan = SignPlan(algorithm, label, object_id, public_key)  # worked out once
+        self.batch_width = store.max_sessions  # sign_many spreads over every session of the pool
+
+    def worker_pool(self) -> WorkerPool:
+        """The store's own pool, one thread per session (sign_async / sign_many_async run there)."""
+        return self._store.workers
 
     def sign(self, message: bytes) -> bytes:
         """Sign `message` (hashed here for ECDSA / RSA); DER for ECDSA.

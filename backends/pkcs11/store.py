@@ -21,6 +21,7 @@ from signers.secrets import Secret, resolve_secret
 from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 from signers.uri_options import check_create_options, checked_uri
+from signers.workers import WorkerPool
 
 from .errors import translate, translator
 from .mechanisms import CKM_EC_KEY_PAIR_GEN, KEYGEN, SIGN_MECHANISM, capabilities, mechanism_name, sdk
@@ -72,6 +73,9 @@ class Pkcs11KeyStore(BaseKeyStore):
         self._login_epoch = -1  # the pool's login_epoch when this store's PIN was last accepted
         self._connect_lock = threading.Lock()
         self._capabilities: Capabilities | None = None
+        # sign_async / sign_many threads: as many as sessions, so no thread waits for a session
+        # while the loop's default executor (shared with the rest of the process) stays untouched.
+        self.workers = WorkerPool("pkcs11", max_sessions)
 
     # -- construction ------------------------------------------------------------------
 
@@ -279,6 +283,7 @@ class Pkcs11KeyStore(BaseKeyStore):
     def close(self) -> None:
         """Release this store's share of the token (the last store out logs out); reconnects if used again."""
         tokens, self._tokens, self._login_epoch = self._tokens, None, -1
+        self.workers.shutdown()
         if tokens is not None:
             release_token(tokens)
 

@@ -10,18 +10,18 @@ that signs other things (tokens, 64 hex characters) cannot be made to mint a che
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
 import hashlib
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms import SignatureAlgorithm
-from ..errors import ConfigError
+from ..errors import BatchSignError, ConfigError
 from ..keys import PublicKey
+from ..workers import run_blocking
 from .audit_log import AuditLog, AuditRecord
 from .canonical import canonical_json
 from .jws_sign import sign_jws
@@ -92,6 +92,34 @@ class AuditedSigner:
     def sign(self, message: bytes) -> bytes:
         """Sign and record; raises what the Signer or the log raises (then no signature is returned)."""
         signature = self.signer.sign(message)
+        self._record(message)
+        return signature
+
+    def sign_many(self, messages: Sequence[bytes]) -> list[bytes]:
+        """Sign with the wrapped signer's `sign_many` (one batch), then record each signature in order.
+
+        A signature of a failed batch (BatchSignError) is recorded too before the error is
+        raised, since the error hands it to the caller. Raises what the Signer or the log raises.
+        """
+        items = list(messages)
+        sign_many = getattr(self.signer, "sign_many", None)
+        error: BatchSignError | None = None
+        try:
+            results: list[Any] = sign_many(items) if callable(sign_many) else [self.signer.sign(m) for m in items]
+        except BatchSignError as e:
+            error, results = e, e.results
+        for message, result in zip(items, results, strict=True):
+            if isinstance(result, bytes):
+                self._record(message)
+        if error is not None:
+            raise error
+        return results
+
+    async def sign_many_async(self, messages: Sequence[bytes]) -> list[bytes]:
+        """`sign_many` on keyplane's I/O pool; raises what `sign_many` raises."""
+        return await run_blocking(self.sign_many, list(messages))
+
+    def _record(self, message: bytes) -> None:
         self.log.append(
             {
                 "ts": _now_iso(),
@@ -110,11 +138,10 @@ class AuditedSigner:
                     self._since_checkpoint = 0
             if due:
                 self.checkpoint()
-        return signature
 
     async def sign_async(self, message: bytes) -> bytes:
-        """`sign` in a worker thread (the log's fsync must not block the event loop); raises what `sign` raises."""
-        return await asyncio.to_thread(self.sign, message)
+        """`sign` on keyplane's I/O pool (the log's fsync must not block the event loop); raises what `sign` raises."""
+        return await run_blocking(self.sign, message)
 
     def checkpoint(self) -> AuditRecord:
         """Append a checkpoint signed by the signer over the log id, its sequence number and head.

@@ -24,7 +24,7 @@ from ..keys import PublicKey
 from .action import ActionGrant, params_hash, sign_action, verify_action
 from .issued_claims import claim_time, issued_string, time_claims, verified_string
 from .jwk import KeySource, public_key_from_jwk
-from .jws_sign import sign_jwt
+from .jws_sign import sign_jwt, sign_jwts
 from .jws_verify import verify_jwt
 from .passport_model import Passport
 from .possession import Challenge, make_challenge, prove_possession, verify_possession
@@ -43,8 +43,10 @@ __all__ = [
     "Passport",
     "code_hash_of",
     "issue_passport",
+    "issue_passports",
     "make_challenge",
     "params_hash",
+    "passport_claims",
     "prove_possession",
     "sign_action",
     "verify_action",
@@ -84,6 +86,50 @@ def issue_passport(
     over-long (more than 1024 characters) strings, a bad ttl / now, an extra claim that
     would overwrite a passport claim; and what the Signer raises.
     """
+    claims = passport_claims(
+        sub=sub, name=name, agent_key=agent_key, code_hash=code_hash, stage=stage, trust_score=trust_score,
+        scopes=scopes, ttl=ttl, iss=iss, aud=aud, jti=jti, now=now, extra_claims=extra_claims,
+    )
+    return sign_jwt(signer, claims, typ=PASSPORT_TYP, alg=alg)
+
+
+def issue_passports(signer: Signer, passports: Iterable[Mapping[str, Any]], *, alg: str | None = None) -> list[str]:
+    """Issue many passports with one `sign_many` call (one Transit batch, a spread over a pool).
+
+    Each mapping holds `issue_passport`'s keyword arguments (sub, name, agent_key, ...;
+    ``alg`` is given once, here). Every passport's claims are checked before anything is
+    signed, so a bad one (ConfigError naming its index) signs none. Returns the tokens in
+    the order given; raises BatchSignError (each item's signature or error) when the back end
+    failed some of them, and what the Signer raises.
+    """
+    claims_list = []
+    for index, arguments in enumerate(passports):
+        try:
+            claims_list.append(passport_claims(**arguments))
+        except TypeError as e:  # a missing or unknown argument
+            raise ConfigError(f"passport {index}: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"passport {index}: {e}") from e
+    return sign_jwts(signer, claims_list, typ=PASSPORT_TYP, alg=alg)
+
+
+def passport_claims(
+    *,
+    sub: str,
+    name: str,
+    agent_key: PublicKey,
+    code_hash: str,
+    stage: str,
+    trust_score: int,
+    scopes: Iterable[str] = (),
+    ttl: float | timedelta = timedelta(days=1),
+    iss: str | None = None,
+    aud: str | list[str] | None = None,
+    jti: str | None = None,
+    now: datetime | float | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The claims `issue_passport` signs, checked; raises ConfigError as `issue_passport` does."""
     match = _CODE_HASH.match(code_hash) if isinstance(code_hash, str) else None
     if match is None:
         raise ConfigError("code_hash must be a SHA-256 hex digest ('sha256:<64 hex>' or 64 hex); see code_hash_of()")
@@ -115,7 +161,9 @@ def issue_passport(
         if key in claims:
             raise ConfigError(f"extra claim {key!r} would overwrite a passport claim")
         claims[key] = value
-    return sign_jwt(signer, claims, typ=PASSPORT_TYP, alg=alg)
+    return claims
+
+
 
 
 def verify_passport(

@@ -1,0 +1,275 @@
+"""Every back end this machine can start, against its raw SDK, in one interleaved run: one table.
+
+Rows (each keyplane's time per operation / the raw baseline's, so 1.00 = no overhead):
+- file: Ed25519 / P-256 `sign` vs raw `cryptography`; issue_passport and sign_jwt vs the raw
+  signature (issue 21 item 4: within 1.3x; the file store's P-256 within 1.05x).
+- PKCS#11 (SoftHSM2): `sign` vs raw python-pkcs11; `sign_many` over the session pool vs one by one.
+- OpenBao: `sign` vs raw hvac; `sign_many` of 1000 vs one by one (target >= 8x); 64 concurrent
+  `sign_async` vs sequential signing (target >= 2x).
+- AWS KMS (moto): `sign` vs raw boto3; `sign_many` (pipelined over the pool) vs one by one.
+
+Each row alternates keyplane and baseline in short slices, `rounds` times, interleaved across
+every row, so load changes hit all rows alike; the table shows the median ratio with its
+min-max over rounds and the load average before and after. Run: python benchmarks/run_all.py [--rounds N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from backends.file import FileKeyStore  # noqa: E402
+from signers.algorithms import KeySpec  # noqa: E402
+from signers.keys import PublicKey  # noqa: E402
+from signers.local_keys import generate_private_key  # noqa: E402
+from signers.tokens.jws_sign import sign_jwt  # noqa: E402
+from signers.tokens.passport import code_hash_of, issue_passport  # noqa: E402
+
+MESSAGE = b"keyplane bench message: 32 bytes"
+GROUPS = ("file", "pkcs11", "openbao", "awskms")  # "file" includes the issuance rows
+Op = Callable[[], Any]
+
+
+@dataclass
+class Row:
+    """One comparison: `ours` and `base` each do `per_call` operations per call."""
+
+    group: str
+    name: str
+    ours: Op
+    base: Op
+    target: str = ""
+    higher_is_better: bool = False  # ratios that are speed-ups (base time / our time), not overheads
+    ratios: list[float] = field(default_factory=list)
+
+
+def _time(fn: Op, seconds: float) -> float:
+    """Seconds per call of `fn`, over about `seconds` (at least 3 calls)."""
+    calls, started = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if calls >= 3 and elapsed >= seconds:
+            return elapsed / calls
+
+
+def measure(rows: list[Row], rounds: int, seconds: float) -> None:
+    for row in rows:  # warm-up: connections, caches, imports
+        row.ours()
+        row.base()
+    for _ in range(rounds):
+        for row in rows:
+            ours, base = _time(row.ours, seconds), _time(row.base, seconds)
+            row.ratios.append(base / ours if row.higher_is_better else ours / base)
+
+
+# -- file back end and issuance ------------------------------------------------------------------------
+
+
+def file_rows(directory: Path) -> list[Row]:
+    os.environ["KEYPLANE_BENCH_FILE_PASSWORD"] = "bench"
+    store = FileKeyStore.from_uri(f"file:{directory / 'file'}?password-source=env:KEYPLANE_BENCH_FILE_PASSWORD")
+    agent = PublicKey(generate_private_key(KeySpec.ED25519).public_key())
+    rows: list[Row] = []
+    for spec, label in ((KeySpec.ED25519, "Ed25519"), (KeySpec.P256, "ES256")):
+        signer = store.create_key(f"bench-{label.lower()}", spec)
+        raw = generate_private_key(spec)
+        if spec is KeySpec.P256:
+            from cryptography.hazmat.primitives import hashes
+            from cryptography.hazmat.primitives.asymmetric import ec
+
+            algorithm = ec.ECDSA(hashes.SHA256())
+
+            def raw_sign(raw: Any = raw, algorithm: Any = algorithm) -> bytes:
+                return bytes(raw.sign(MESSAGE, algorithm))
+        else:
+            def raw_sign(raw: Any = raw) -> bytes:
+                return bytes(raw.sign(MESSAGE))
+
+        def passport(signer: Any = signer) -> str:
+            return issue_passport(signer, sub="agent-1", name="Agent", agent_key=agent, code_hash=code_hash_of(b"x"),
+                                  stage="ACTIVE", trust_score=80, scopes=["read", "write"], iss="https://issuer")
+
+        claims = {"iss": "https://issuer", "sub": "agent-1", "iat": 1, "exp": 2, "jti": "x" * 22}
+        target = "<= 1.05" if spec is KeySpec.P256 else ""
+        rows.append(Row("file", f"{label} sign vs cryptography", lambda s=signer: s.sign(MESSAGE), raw_sign, target))
+        rows.append(Row("issuance", f"{label} sign_jwt vs raw signature", lambda s=signer, c=claims: sign_jwt(s, c),
+                        raw_sign, "<= 1.3"))
+        rows.append(Row("issuance", f"{label} issue_passport vs raw signature", passport, raw_sign, "<= 1.3"))
+    rows.append(audit_row(directory))
+    return rows
+
+
+def audit_row(directory: Path) -> Row:
+    """A JSONL audit append (flock, head read, hash chain, fsync) vs the raw durable write of the same line."""
+    from signers.tokens.audit import JsonlAuditLog
+
+    log = JsonlAuditLog(directory / "audit.jsonl")
+    fields = {"ts": "2026-12-01T00:00:00Z", "kind": "signature", "key_id": "k" * 43, "alg": "ES256", "message_sha256": "0" * 64, "context": {}}
+    line = (json.dumps({**fields, "seq": 1, "prev": "0" * 64, "hash": "0" * 64}) + "\n").encode()
+    raw_path = directory / "raw.jsonl"
+
+    def raw_append() -> None:
+        fd = os.open(raw_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return Row("audit", "JSONL append vs raw open+write+fsync", lambda: log.append(fields), raw_append, "<= 1.2")
+
+
+# -- PKCS#11 ------------------------------------------------------------------------------------------
+
+
+def pkcs11_rows(directory: Path, stack: ExitStack) -> list[Row]:
+    from bench_pkcs11 import raw_signers
+
+    from backends.pkcs11 import Pkcs11KeyStore
+    from tests.fixtures.softhsm import make_softhsm_token
+
+    token = make_softhsm_token(directory / "softhsm")
+    os.environ["SOFTHSM2_CONF"] = str(token.conf)
+    os.environ["KEYPLANE_BENCH_PKCS11_PIN"] = token.pin
+    store = Pkcs11KeyStore.from_uri(f"pkcs11:token={token.label}?module-path={token.module}"
+                                    "&pin-source=env:KEYPLANE_BENCH_PKCS11_PIN&max-sessions=4")
+    stack.callback(store.close)
+    signer = store.create_key("bench-p256", KeySpec.P256)
+    (raw,) = raw_signers(store, "bench-p256", KeySpec.P256, 1)
+    batch = [MESSAGE + i.to_bytes(2, "big") for i in range(64)]
+    return [
+        Row("pkcs11", "P-256 sign vs python-pkcs11", lambda: signer.sign(MESSAGE), raw),
+        Row("pkcs11", "sign_many(64) over 4 sessions vs one by one (speed-up)", lambda: signer.sign_many(batch),
+            lambda: [signer.sign(m) for m in batch], higher_is_better=True),
+    ]
+
+
+# -- OpenBao ------------------------------------------------------------------------------------------
+
+
+def openbao_rows(stack: ExitStack) -> list[Row]:
+    import hvac
+    from bench_vault import hvac_signer
+
+    from backends.vault_transit import VaultTransitKeyStore
+    from tests.fixtures.openbao import OpenBaoServer, find_bao
+
+    server = OpenBaoServer(find_bao())
+    server.start()
+    stack.callback(server.cleanup)
+    os.environ["KEYPLANE_BENCH_VAULT_TOKEN"] = server.token
+    store = VaultTransitKeyStore.from_uri(f"openbao://?addr={server.addr}&token-source=env:KEYPLANE_BENCH_VAULT_TOKEN")
+    stack.callback(store.close)
+    signer = store.create_key("bench-ed25519", KeySpec.ED25519)
+    raw = hvac_signer(hvac.Client(url=server.addr, token=server.token), "bench-ed25519", KeySpec.ED25519)
+    thousand = [MESSAGE + i.to_bytes(2, "big") for i in range(1000)]
+    sixty_four = thousand[:64]
+
+    async def concurrent() -> list[bytes]:
+        return list(await asyncio.gather(*(signer.sign_async(m) for m in sixty_four)))
+
+    return [
+        Row("openbao", "Ed25519 sign vs hvac", lambda: signer.sign(MESSAGE), raw),
+        Row("openbao", "sign_many(1000) vs one by one (speed-up)", lambda: signer.sign_many(thousand),
+            lambda: [signer.sign(m) for m in thousand], ">= 8", higher_is_better=True),
+        Row("openbao", "64 concurrent sign_async vs sequential (speed-up)", lambda: asyncio.run(concurrent()),
+            lambda: [signer.sign(m) for m in sixty_four], ">= 2", higher_is_better=True),
+    ]
+
+
+# -- AWS KMS on moto ----------------------------------------------------------------------------------
+
+
+def aws_rows(directory: Path, stack: ExitStack) -> list[Row]:
+    import boto3
+    from bench_aws import REGION, moto_process
+    from botocore.config import Config
+
+    from backends.aws_kms import AwsKmsKeyStore
+    from tests.fixtures.moto import aws_environment
+
+    moto = stack.enter_context(moto_process(directory))
+    os.environ.update(aws_environment(moto, directory))
+    store = AwsKmsKeyStore.from_uri(moto.store_uri)
+    stack.callback(store.close)
+    signer = store.create_key("bench-p256", KeySpec.P256)
+    client = boto3.client("kms", endpoint_url=moto.endpoint, region_name=REGION,
+                          config=Config(retries={"mode": "standard"}, max_pool_connections=32))
+
+    def raw() -> bytes:
+        return bytes(client.sign(KeyId=signer.key_arn, Message=MESSAGE, MessageType="RAW",
+                                 SigningAlgorithm="ECDSA_SHA_256")["Signature"])
+
+    batch = [MESSAGE + i.to_bytes(2, "big") for i in range(32)]
+    return [
+        Row("awskms", "P-256 sign vs boto3", lambda: signer.sign(MESSAGE), raw),
+        Row("awskms", "sign_many(32) pipelined vs one by one (speed-up)", lambda: signer.sign_many(batch),
+            lambda: [signer.sign(m) for m in batch], higher_is_better=True),
+    ]
+
+
+@contextmanager
+def _optional(name: str, skipped: list[str]) -> Iterator[None]:
+    try:
+        yield
+    except Exception as e:  # a back end that cannot start here is reported, the others still run
+        skipped.append(f"{name}: {type(e).__name__}: {str(e)[:100]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.3, help="time per slice")
+    parser.add_argument("--only", action="append", choices=GROUPS, help="run only these back ends (repeatable)")
+    args = parser.parse_args(argv)
+    rows: list[Row] = []
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="keyplane-run-all-") as tmp, ExitStack() as stack:
+        directory = Path(tmp)
+        wanted = set(args.only or GROUPS)
+        if "file" in wanted:
+            rows += file_rows(directory)
+        if "pkcs11" in wanted:
+            with _optional("pkcs11", skipped):
+                rows += pkcs11_rows(directory, stack)
+        if "openbao" in wanted:
+            with _optional("openbao", skipped):
+                rows += openbao_rows(stack)
+        if "awskms" in wanted:
+            with _optional("awskms", skipped):
+                rows += aws_rows(directory, stack)
+        before = os.getloadavg()
+        measure(rows, args.rounds, args.seconds)
+        after = os.getloadavg()
+    print(f"{'back end':9} {'comparison':56} {'ratio':>6} {'min-max':>12} {'target':>7}")
+    for row in rows:
+        median = statistics.median(row.ratios)
+        span = f"{min(row.ratios):.2f}-{max(row.ratios):.2f}"
+        print(f"{row.group:9} {row.name:56} {median:6.2f} {span:>12} {row.target:>7}")
+    print(f"ratio = keyplane time / baseline time (speed-up rows: baseline time / keyplane time); "
+          f"{args.rounds} interleaved rounds of {args.seconds}s slices; load average "
+          f"{before[0]:.2f} before, {after[0]:.2f} after, on {os.cpu_count()} CPUs")
+    for line in skipped:
+        print(f"not run: {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

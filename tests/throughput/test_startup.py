@@ -1,0 +1,39 @@
+"""`import signers` stays light: no importlib.metadata, asyncio or optional SDK until needed.
+
+Each is measured in fresh interpreters by benchmarks/bench_startup.py; this test only checks
+which modules got imported, so it cannot be flaky on a loaded machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+LAZY = ("importlib.metadata", "asyncio", "concurrent.futures", "starlette", "uvicorn", "mcp", "httpx",
+        "eth_account", "x402", "psycopg", "redis", "OpenSSL", "rfc8785")
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", f"{code}\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
+                         capture_output=True, text=True, check=True, timeout=60).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def _loaded(modules: set[str], name: str) -> bool:
+    return name in modules or any(m.startswith(name + ".") for m in modules)
+
+
+@pytest.mark.parametrize("code", ["import signers", "import signers.cli\nsigners.cli.build_parser().format_help()"],
+                         ids=["import signers", "keyplane --help"])
+def test_start_up_imports_none_of_the_lazy_modules(code: str) -> None:
+    modules = _modules_after(code)
+    assert "signers" in modules  # the probe did import the package
+    assert [name for name in LAZY if _loaded(modules, name)] == []
+
+
+def test_the_probe_sees_a_lazy_module_once_it_is_used() -> None:
+    modules = _modules_after("import signers, asyncio")
+    assert _loaded(modules, "asyncio")
