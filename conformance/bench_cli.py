@@ -26,8 +26,9 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # lazy: the bench machinery loads only when `keyplane bench` runs (keeps --help fast)
     from signers.algorithms import KeySpec
-    from signers.cli import print_result
+    from signers.commands.common import print_result
     from signers.errors import ConfigError
 
     from .bench import run_bench
@@ -49,6 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         for line in (columns, *cells):
             print("  ".join(f"{c:>12}" if i > 1 else f"{c:<12}" for i, c in enumerate(line)))
         return 0
+    # lazy: the bench machinery loads only when `keyplane bench` runs (keeps --help fast)
     from rich.console import Console
     from rich.table import Table
 

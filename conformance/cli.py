@@ -14,6 +14,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    # lazy: the harness loads only when `keyplane conformance` runs (keeps --help fast)
     from .report import Report
 
 
@@ -60,6 +61,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # lazy: the harness loads only when `keyplane conformance` runs (keeps --help fast)
     from signers.algorithms import KeySpec
     from signers.errors import ConfigError
 
@@ -123,6 +125,7 @@ _STYLE = {"pass": ("ok", "green"), "fail": ("FAIL", "bold red"), "not-supported"
 
 def print_matrix(report: Report) -> None:
     """The spec x check matrix, the store checks, then every non-pass row with its reason."""
+    # lazy: the harness loads only when `keyplane conformance` runs (keeps --help fast)
     from rich import box
     from rich.console import Console
     from rich.table import Table

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
     from .report import Report, Row
     from .target import Target
 
@@ -49,6 +50,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         skip = pytest.mark.skip(reason="conformance checks need --keyplane-store=STORE_URI")
         metafunc.parametrize(CASE_FIXTURE, [pytest.param(None, marks=skip)], ids=["no-store"])
         return
+    # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
     from .plan import CHECKS, STORE, STORE_CHECKS
 
     target = target_from_options(metafunc.config)
@@ -58,6 +60,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def target_from_options(config: pytest.Config) -> Target:
+    # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
     from signers.algorithms import KeySpec
 
     from .target import Target
@@ -83,6 +86,7 @@ def target_from_options(config: pytest.Config) -> Target:
 @pytest.fixture(scope="session")
 def keyplane_conformance_report(request: pytest.FixtureRequest) -> Report:
     """One harness run for the whole session; every test item reads its own row."""
+    # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
     from .runner import run_conformance
 
     report = run_conformance(target_from_options(request.config))
@@ -101,6 +105,7 @@ def keyplane_conformance_row(request: pytest.FixtureRequest, keyplane_conformanc
 
 def judge(case: tuple[str, str], row: Row | None) -> None:
     """Pass, fail or skip (not-supported / stubbed, with the reason) as the row says."""
+    # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
     from .report import FAIL, PASS
 
     spec, check = case
