@@ -9,7 +9,6 @@ from signers.algorithms import KeySpec
 
 # Issue 5's "must show": every check passes for these (not merely "not supported").
 MUST_PASS = (KeySpec.ED25519, KeySpec.P256, KeySpec.P384, KeySpec.RSA2048)
-KNOWN_DEFECT = ("store", "replaced-key")
 
 
 def test_conformance_on_openbao(openbao_target: Any, reports_dir: Path) -> None:
@@ -17,13 +16,9 @@ def test_conformance_on_openbao(openbao_target: Any, reports_dir: Path) -> None:
 
     report = run_conformance(openbao_target)
     report.write(reports_dir / "conformance-vault")
-    # Issue 14 item 1 (the back end's part, in progress elsewhere): a Transit key deleted and made again
-    # under the same name is signed with by the old Signer. The harness's replaced-key row catches it;
-    # until the back end detects it, that row may fail, and only for exactly that reason.
-    others = [r for r in report.failures if (r.spec, r.check) != KNOWN_DEFECT]
-    assert not others, report.to_markdown()
-    replaced = report.row(*KNOWN_DEFECT)
-    assert replaced is not None and (replaced.ok or "the old signer signed with the NEW key" in replaced.detail), replaced
+    assert not report.failures, report.to_markdown()
+    replaced = report.row("store", "replaced-key")  # issue 14 item 1: a re-created key is never signed with
+    assert replaced is not None and replaced.ok, replaced
     for spec in MUST_PASS:
         for check in report.checks:
             row = report.row(spec.value, check)
