@@ -1,6 +1,6 @@
 """Key and store URIs: one parser for every back end.
 
-Two shapes cover every form in DESIGN.md:
+Two shapes cover every form in docs/core.md (Key URIs):
 
 * RFC 7512 PKCS#11: ``pkcs11:token=agents;object=ca;id=%01?module-path=/x.so&pin-source=env:PIN``
   (path attributes split on ``;``, query attributes on ``&``, both percent-encoded);

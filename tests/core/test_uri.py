@@ -1,4 +1,4 @@
-"""Key URI parsing: every DESIGN.md form, round trips, and garbage -> ConfigError only."""
+"""Key URI parsing: every documented form (README, docs/core.md), round trips, and garbage -> ConfigError only."""
 
 from __future__ import annotations
 

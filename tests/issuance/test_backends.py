@@ -35,7 +35,7 @@ from signers.revocation import RevocationList, SQLiteRevocationStore, issue_revo
 
 from .conftest import backend_store
 
-# (fixture, key spec) pairs: what each service signs in its local form (see DESIGN.md).
+# (fixture, key spec) pairs: what each service signs in its local form.
 CASES = [
     ("softhsm_store_uri", KeySpec.ED25519),
     ("softhsm_store_uri", KeySpec.P256),
