@@ -16,7 +16,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from .algorithms import KeySpec, SignatureAlgorithm
 from .closing import Closing
-from .errors import BatchSignError, KeyplaneError
+from .errors import BatchSignError, ConfigError, KeyplaneError
 from .keys import PublicKey
 from .workers import WorkerPool, io_pool, run_blocking
 
@@ -353,6 +353,9 @@ class BaseSigner:
     def _sign_lane(self, items: list[bytes]) -> list[bytes | KeyplaneError]:
         out: list[bytes | KeyplaneError] = []
         for message in items:
+            if not isinstance(message, bytes | bytearray | memoryview):  # that item fails, typed; the rest sign
+                out.append(ConfigError(f"a batch item must be bytes, not {type(message).__name__}"))
+                continue
             try:
                 out.append(self.sign(message))
             except KeyplaneError as e:
@@ -362,6 +365,9 @@ class BaseSigner:
     async def _sign_lane_async(self, items: list[bytes]) -> list[bytes | KeyplaneError]:
         out: list[bytes | KeyplaneError] = []
         for message in items:
+            if not isinstance(message, bytes | bytearray | memoryview):  # that item fails, typed; the rest sign
+                out.append(ConfigError(f"a batch item must be bytes, not {type(message).__name__}"))
+                continue
             try:
                 out.append(await self.sign_async(message))
             except KeyplaneError as e:
