@@ -147,6 +147,9 @@ class VaultTransitSigner(BaseSigner):
         whole (server unreachable, token refused) the chunks after it are not sent and
         carry the same error. A key replaced under the signer raises KeyNotFound.
         """
+        bad = [i for i, m in enumerate(messages) if not isinstance(m, bytes | bytearray | memoryview)]
+        if bad:  # refused before anything is sent: a typed error naming the items
+            raise ConfigError(f"batch items {bad[:5]} are not bytes; nothing was signed")
         inputs = [self._input(bytes(m)) for m in messages]
         results: list[bytes | KeyplaneError] = []
         chunk_error: KeyplaneError | None = None
