@@ -14,7 +14,6 @@ serving until `hard_expiry`; then BackendUnavailable (a refusal, never an empty 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ from ..errors import ConfigError, TokenError
 from ..tokens.jwk import JWK, JWKS
 from ..tokens.jws_parse import parse_jws
 from .http_cache import CachedDocument, CachePolicy
-from .transport import async_refresh, httpx_module, sync_refresh
+from .transport import AsyncFollower, httpx_module, sync_refresh
 
 __all__ = ["AsyncJWKSClient", "JWKSClient"]
 
@@ -108,29 +107,17 @@ class JWKSClient(JWKS):
         return f"JWKSClient({self.url!r}, fetches={self.document.fetches}, not_modified={self.document.not_modified})"
 
 
-class AsyncJWKSClient:
+class AsyncJWKSClient(AsyncFollower[JWKS]):
     """`JWKSClient` for asyncio code: ``keys = await client.keys_for(token)`` then verify with `keys`."""
 
     def __init__(self, url: str, *, ttl: float = 300.0, min_interval: float = 10.0,
                  hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.document: CachedDocument[JWKS] = CachedDocument(url, _parse_jwks,
-                                                             _policy(ttl, min_interval, hard_expiry, timeout), clock)
-        self._client = client if client is not None else httpx_module().AsyncClient(trust_env=False)
-        self._owns_client = client is None
-        self._refreshing = asyncio.Lock()
-
-    async def refresh(self, *, force: bool = False) -> None:
-        async with self._refreshing:
-            doc = self.document
-            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
-                await async_refresh(self._client, doc)
+        super().__init__(url, _parse_jwks, _policy(ttl, min_interval, hard_expiry, timeout), client, clock)
 
     async def keys(self) -> JWKS:
         """The key set to trust now; BackendUnavailable when there is none."""
-        if self.document.stale():
-            await self.refresh()
-        return self.document.current()
+        return await self.current()
 
     async def keys_for(self, token: str | bytes) -> JWKS:
         """The key set, refreshed once (per interval) if `token` names a kid it lacks."""
@@ -144,6 +131,3 @@ class AsyncJWKSClient:
             keys = self.document.current()
         return keys
 
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()

@@ -15,13 +15,11 @@ check never replaces the good one; an expired one is refused at every use (fail 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
-import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 from cryptography import x509
 
@@ -30,8 +28,8 @@ from ..status_list import StatusListCache, check_status
 from ..tokens.jwk import KeySource
 from ..tokens.revocation import Revocation
 from ..tokens.revocation_list import ListNumberTracker, RevocationList
-from .http_cache import MAX_DOCUMENT, CachedDocument, CachePolicy, Fetched
-from .transport import async_refresh, httpx_module, sync_refresh
+from .http_cache import MAX_DOCUMENT, CachePolicy, Fetched
+from .transport import AsyncFollower, Follower, httpx_module
 
 __all__ = [
     "AsyncCRLClient",
@@ -43,58 +41,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-class _Follower(Generic[T]):
-    """A `CachedDocument` refreshed over a sync httpx client."""
-
-    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
-        self._client = client if client is not None else httpx_module().Client(trust_env=False)
-        self._owns_client = client is None
-        self._refreshing = threading.Lock()
-
-    def refresh(self, *, force: bool = False) -> None:
-        with self._refreshing:
-            doc = self.document
-            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
-                sync_refresh(self._client, doc)
-
-    def current(self) -> T:
-        if self.document.stale():
-            self.refresh()
-        return self.document.current()
-
-    def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
-
-
-class _AsyncFollower(Generic[T]):
-    """A `CachedDocument` refreshed over an async httpx client."""
-
-    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
-        self._client = client if client is not None else httpx_module().AsyncClient(trust_env=False)
-        self._owns_client = client is None
-        self._refreshing = asyncio.Lock()
-
-    async def refresh(self, *, force: bool = False) -> None:
-        async with self._refreshing:
-            doc = self.document
-            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
-                await async_refresh(self._client, doc)
-
-    async def current(self) -> T:
-        if self.document.stale():
-            await self.refresh()
-        return self.document.current()
-
-    async def aclose(self) -> None:
-        if self._owns_client:
-            await self._client.aclose()
 
 
 def _policy(ttl: float, min_interval: float, hard_expiry: float | None, timeout: float) -> CachePolicy:
@@ -115,7 +61,7 @@ def _revocation_parser(keys: KeySource, issuer: str, tracker: ListNumberTracker)
     return parse
 
 
-class RevocationListClient(_Follower[RevocationList]):
+class RevocationListClient(Follower[RevocationList]):
     """The issuer's signed revocation list at `url`, verified with `keys` and pinned to `issuer`.
 
     Satisfies `RevocationCheck`. Lookups raise TokenExpired once the held list's own ``exp``
@@ -137,7 +83,7 @@ class RevocationListClient(_Follower[RevocationList]):
         return self.current().get(id, kind=kind)
 
 
-class AsyncRevocationListClient(_AsyncFollower[RevocationList]):
+class AsyncRevocationListClient(AsyncFollower[RevocationList]):
     """`RevocationListClient` for asyncio: ``revocations = await client.current()`` (a RevocationList)."""
 
     def __init__(self, url: str, keys: KeySource, *, issuer: str, ttl: float = 60.0, min_interval: float = 5.0,
@@ -180,7 +126,7 @@ def _check_crl_fresh(crl: x509.CertificateRevocationList) -> None:
         raise TokenExpired(f"the CRL's nextUpdate {next_update.isoformat()} has passed")
 
 
-class CRLClient(_Follower[x509.CertificateRevocationList]):
+class CRLClient(Follower[x509.CertificateRevocationList]):
     """The CA's CRL at `url` (DER), checked against `issuer_certificate`; refused past its nextUpdate."""
 
     def __init__(self, url: str, issuer_certificate: x509.Certificate, *, ttl: float = 300.0,
@@ -200,7 +146,7 @@ class CRLClient(_Follower[x509.CertificateRevocationList]):
         return self.crl().get_revoked_certificate_by_serial_number(number) is not None
 
 
-class AsyncCRLClient(_AsyncFollower[x509.CertificateRevocationList]):
+class AsyncCRLClient(AsyncFollower[x509.CertificateRevocationList]):
     """`CRLClient` for asyncio: ``crl = await client.current()``."""
 
     def __init__(self, url: str, issuer_certificate: x509.Certificate, *, ttl: float = 300.0,

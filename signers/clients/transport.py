@@ -6,12 +6,16 @@ keeps serving until its hard expiry); only `CachedDocument.current` decides to r
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import asyncio
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from ..sdk import require
-from .http_cache import MAX_DOCUMENT, CachedDocument, Fetched
+from .http_cache import MAX_DOCUMENT, CachedDocument, CachePolicy, Fetched
 
-__all__ = ["async_refresh", "httpx_module", "sync_refresh"]
+__all__ = ["AsyncFollower", "Follower", "async_refresh", "httpx_module", "sync_refresh"]
 
 T = TypeVar("T")
 
@@ -71,3 +75,55 @@ async def async_refresh(client: Any, document: CachedDocument[T]) -> None:
                                     b"".join(chunks)))
     except httpx.HTTPError as e:
         document.failed(f"{type(e).__name__}")
+
+
+class Follower(Generic[T]):
+    """A `CachedDocument` refreshed over a sync httpx client."""
+
+    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
+        self._client = client if client is not None else httpx_module().Client(trust_env=False)
+        self._owns_client = client is None
+        self._refreshing = threading.Lock()
+
+    def refresh(self, *, force: bool = False) -> None:
+        with self._refreshing:
+            doc = self.document
+            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
+                sync_refresh(self._client, doc)
+
+    def current(self) -> T:
+        if self.document.stale():
+            self.refresh()
+        return self.document.current()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+
+class AsyncFollower(Generic[T]):
+    """A `CachedDocument` refreshed over an async httpx client."""
+
+    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
+        self._client = client if client is not None else httpx_module().AsyncClient(trust_env=False)
+        self._owns_client = client is None
+        self._refreshing = asyncio.Lock()
+
+    async def refresh(self, *, force: bool = False) -> None:
+        async with self._refreshing:
+            doc = self.document
+            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
+                await async_refresh(self._client, doc)
+
+    async def current(self) -> T:
+        if self.document.stale():
+            await self.refresh()
+        return self.document.current()
+
+    async def aclose(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()
