@@ -35,6 +35,7 @@ __all__ = [
     "JWKS",
     "KeySource",
     "algorithm_from_jose",
+    "jwk_object",
     "public_key_from_jwk",
 ]
 
@@ -55,13 +56,8 @@ def _member(data: Mapping[str, Any], name: str, kty: str) -> bytes:
         raise ConfigError(f"{kty} JWK member {name!r} is not base64url") from e
 
 
-def public_key_from_jwk(data: Mapping[str, Any] | str) -> PublicKey:
-    """A public key from a JWK, refusing every non-canonical spelling RFC 7518 rules out.
-
-    Raises ConfigError for malformed or private JWKs, short or padded EC coordinates, an
-    RSA ``n`` with a leading zero byte or a non-minimal ``e``, an AKP key without ``alg``;
-    AlgorithmNotSupported for key types, curves and AKP algorithms we do not implement.
-    """
+def jwk_object(data: Mapping[str, Any] | str) -> Mapping[str, Any]:
+    """A JWK given as JSON text or as a mapping, as a mapping; ConfigError if it is not a JSON object."""
     if isinstance(data, str):
         try:
             data = json.loads(data)
@@ -69,6 +65,17 @@ def public_key_from_jwk(data: Mapping[str, Any] | str) -> PublicKey:
             raise ConfigError("JWK is not JSON") from e
     if not isinstance(data, Mapping):
         raise ConfigError("JWK must be a JSON object")
+    return data
+
+
+def public_key_from_jwk(data: Mapping[str, Any] | str) -> PublicKey:
+    """A public key from a JWK, refusing every non-canonical spelling RFC 7518 rules out.
+
+    Raises ConfigError for malformed or private JWKs, short or padded EC coordinates, an
+    RSA ``n`` with a leading zero byte or a non-minimal ``e``, an AKP key without ``alg``;
+    AlgorithmNotSupported for key types, curves and AKP algorithms we do not implement.
+    """
+    data = jwk_object(data)
     kty = data.get("kty")
     if kty == "EC":
         spec = _EC_CURVES.get(str(data.get("crv")))
