@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from cryptography.hazmat.primitives.asymmetric import mldsa
 
 from signers.errors import AlgorithmNotSupported, InvalidSignature
-from signers.signer import MuSigner, Signer
+from signers.signer import BaseSigner, MuSigner, Signer
 
 from .public_key import CompositePublicKey
 from .uri import composite_uri
@@ -40,12 +40,18 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-class CompositeSigner:
+class CompositeSigner(BaseSigner):
     """A composite ML-DSA Signer: `sign`, `sign_async`, `public_key`, `key_id`, `algorithm`, `uri`.
+
+    `sign_many` / `sign_many_async` (BatchSigner) are BaseSigner's, over this class's `sign`
+    and `sign_async`; BaseSigner's constructor is not used (its typed fields are KeySpec ones).
 
     Raises AlgorithmNotSupported at construction when a half is not the key spec or
     algorithm the variant names, or when the ML-DSA half cannot sign an external mu.
     """
+
+    public_key: CompositePublicKey  # type: ignore[assignment]  # a composite key, not one PublicKey
+    algorithm: CompositeAlgorithm  # type: ignore[assignment]  # a composite algorithm, not one SignatureAlgorithm
 
     def __init__(self, mldsa_signer: Signer, classical_signer: Signer, variant: CompositeAlgorithm | str,
                  *, uri: str | None = None) -> None:
