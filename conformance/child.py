@@ -33,11 +33,11 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from signers.algorithms import KeyFamily, SignatureAlgorithm
-from signers.keys import PublicKey
+from signers.algorithms import KeyFamily
 from signers.registry import open_store
 
 from .leaks import LeakWatch, find_secret, redact
+from .specs import parse_algorithm, parse_spec, public_key_from_der
 from .target import load_plugins
 from .wire import child_env, emit, keep_tail, parse, pump, signal_name, tail_text
 
@@ -413,11 +413,10 @@ def child_main() -> int:
                 continue
             watch.check("repr(signer) in a child process", f"{signer!r} {signer.uri}")
             emit({"event": "opened", "spec": spec, "key_id": signer.key_id})
-            public_key = PublicKey.from_der(base64.b64decode(key["public_key"]))
-            algorithm = SignatureAlgorithm.parse(key["algorithm"])
+            public_key = public_key_from_der(parse_spec(spec), base64.b64decode(key["public_key"]))
+            algorithm = parse_algorithm(parse_spec(spec), key["algorithm"])
 
-            def verify(signature: bytes, message: bytes, pk: PublicKey = public_key,
-                       alg: SignatureAlgorithm = algorithm) -> bool:
+            def verify(signature: bytes, message: bytes, pk: Any = public_key, alg: Any = algorithm) -> bool:
                 return pk.is_valid(signature, message, alg)
 
             options = job.get("options", {})

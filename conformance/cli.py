@@ -29,7 +29,8 @@ def register(subparsers: Any) -> None:
     run.add_argument("store_uri", metavar="STORE_URI")
     run.add_argument("--name", help="name of the back end in the report (default: the URI scheme)")
     run.add_argument("--spec", action="append", default=[], metavar="SPEC",
-                     help="key spec to judge (repeatable; default: every spec)")
+                     help="key spec (or composite variant) to judge (repeatable; default: every spec, or every "
+                          "composite variant for a composite: store)")
     run.add_argument("--bad-credentials-uri", metavar="URI", help="the same store with a wrong PIN/password/token")
     run.add_argument("--unreachable-uri", metavar="URI", help="the store at an address where nothing answers")
     run.add_argument("--secret-env", action="append", default=[], metavar="NAME",
@@ -62,10 +63,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # lazy: the harness loads only when `keyplane conformance` runs (keeps --help fast)
-    from signers.algorithms import KeySpec
     from signers.errors import ConfigError
 
     from .runner import run_conformance
+    from .specs import parse_spec
     from .target import Target
 
     secrets, labels = [], []
@@ -85,7 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     target = Target(
         uri=args.store_uri,
         name=args.name,
-        specs=[KeySpec.parse(s) for s in args.spec] or None,
+        specs=[parse_spec(s) for s in args.spec] or None,
         bad_credentials_uri=args.bad_credentials_uri,
         unreachable_uri=args.unreachable_uri,
         secrets=secrets,

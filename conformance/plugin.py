@@ -61,8 +61,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def target_from_options(config: pytest.Config) -> Target:
     # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
-    from signers.algorithms import KeySpec
-
+    from .specs import parse_spec
     from .target import Target
 
     names = [name for name in config.getoption("keyplane_secret_env") if name in os.environ]
@@ -71,7 +70,7 @@ def target_from_options(config: pytest.Config) -> Target:
     return Target(
         uri=config.getoption("keyplane_store"),
         name=config.getoption("keyplane_name"),
-        specs=[KeySpec.parse(s) for s in config.getoption("keyplane_spec")] or None,
+        specs=[parse_spec(s) for s in config.getoption("keyplane_spec")] or None,
         bad_credentials_uri=config.getoption("keyplane_bad_credentials_uri"),
         unreachable_uri=config.getoption("keyplane_unreachable_uri"),
         secrets=secrets,

@@ -41,6 +41,7 @@ from signers.signer import (
 )
 
 from .checks import CheckFailed, Unsupported
+from .specs import create_key
 from .store_checks import page_spec
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ def _temporary(worker: Worker, suffix: str) -> tuple[str, Signer]:
     if spec is None or not worker.capabilities.create:
         raise Unsupported("implemented, but the check needs a key it can create (no claimed spec / create)")
     name = worker.key_name(None, suffix)
-    return name, worker.store.create_key(name, spec)
+    return name, create_key(worker.store, name, spec)
 
 
 def _cleanup(worker: Worker, name: str) -> None:
