@@ -385,7 +385,9 @@ def check_negatives(state: SpecState) -> str:
     accepted = [name for name, (verify, sig, msg) in cases.items() if _accepts(verify, sig, msg)]
     if accepted:
         raise CheckFailed("verification accepted: " + ", ".join(accepted))
-    note = "" if others or isinstance(state.spec, CompositeAlgorithm) else " (the spec has no other algorithm)"
+    note = "" if others else " (the spec has no other algorithm)"
+    if isinstance(state.spec, CompositeAlgorithm):
+        note = ": " + ", ".join(cases)
     return f"{len(cases)} tampered cases rejected{note}"
 
 
