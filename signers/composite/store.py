@@ -26,13 +26,13 @@ from .variants import CompositeAlgorithm
 
 __all__ = ["CompositeKeyStore"]
 
+# A composite key URI names two keys, not two stores: it opens, nothing else.
+_KEY_URI_CAPABILITIES = Capabilities(key_specs=frozenset(), create=False, list=False, delete=False)
+
 
 class CompositeKeyStore(BaseKeyStore):
     """Pairs two stores (or two keys) into composite keys; the halves' own errors pass through unchanged."""
 
-    # A composite store holds no KeySpec of its own: its "specs" are the variants both of its
-    # stores can make (`variant_support`), which is what the conformance harness judges.
-    capabilities = Capabilities(key_specs=frozenset(), create=True, list=True, delete=True)
     signer_class = CompositeSigner  # capabilities_of reads the signer protocols (sign-many) from it
 
     def __init__(self, parsed: CompositeURI) -> None:
@@ -44,6 +44,19 @@ class CompositeKeyStore(BaseKeyStore):
     def from_uri(cls, uri: str) -> CompositeKeyStore:
         """Nothing is opened yet: a key URI opens its halves in `open`, a store URI its stores on first use."""
         return cls(parse_composite_uri(uri))
+
+    @property
+    def capabilities(self) -> Capabilities:  # type: ignore[override]  # read-only: derived from the two stores
+        """What both stores allow: create / list / delete when both do, the weaker deletion, process-local if
+        either is. A composite store holds no KeySpec of its own: its "specs" are the variants both of its
+        stores can make (`variant_support`), which is what the conformance harness judges."""
+        if self._parsed.variant is not None:
+            return _KEY_URI_CAPABILITIES
+        halves = [self._store(half).capabilities for half in ("mldsa", "classical")]
+        return Capabilities(key_specs=frozenset(), create=all(c.create for c in halves),
+                            list=all(c.list for c in halves), delete=all(c.delete for c in halves),
+                            deletion=next((c.deletion for c in halves if c.deletion != "immediate"), "immediate"),
+                            process_local=any(c.process_local for c in halves))
 
     # -- KeyStore ----------------------------------------------------------------------
 
