@@ -13,6 +13,8 @@ tests show the rows can fail: a half from a deliberately broken back end
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,18 @@ def test_negatives_name_every_composite_case(store_uri: str) -> None:
     assert row.detail.startswith("17 tampered cases rejected"), row.detail  # 3 generic + 14 composite
     algorithms = rows_of(report)[(V.MLDSA44_ED25519_SHA512.value, "algorithms")]
     assert "opening it as a variant of other key specs raises AlgorithmNotSupported" in algorithms.detail
+
+
+def test_cli_runs_a_composite_target(store_uri: str, tmp_path: Path) -> None:
+    """`keyplane conformance run 'composite:...' --spec VARIANT` in a subprocess: exit 0, the variant's rows."""
+    out = tmp_path / "report.json"
+    result = subprocess.run([sys.executable, "-m", "signers.cli", "conformance", "run", store_uri, "--spec",
+                             "MLDSA44-Ed25519-SHA512", "--page", "1", "--no-progress", "--json", str(out)],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text())
+    assert data["ok"] and {r["spec"] for r in data["rows"]} == {"MLDSA44-Ed25519-SHA512", "store"}
+    assert PASSWORD not in result.stdout + result.stderr + out.read_text()
 
 
 def test_variants_a_half_cannot_be_made_for_are_not_supported(halves: tuple[str, str]) -> None:
