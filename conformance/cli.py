@@ -29,7 +29,7 @@ def register(subparsers: Any) -> None:
         description="Run the conformance checks against STORE_URI; exit 0 if nothing failed, 1 otherwise.",
     )
     run.add_argument("store_uri", metavar="STORE_URI")
-    for name, options in OPTIONS:
+    for name, options in OPTIONS.items():
         run.add_argument(f"--{name}", **options)
     run.add_argument("--workload", type=int, metavar="N", help="signatures per thread in the threads check "
                      "(default: what fits 4 s at the measured latency, 5 to 200)")
@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
     from signers.errors import ConfigError
 
     from .runner import run_conformance
+    from .specs import parse_spec
     from .target import Target
 
     secrets, labels = [], []
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         workload=args.workload,
         loop_stall=args.loop_stall,
         verify_sample=args.verify_sample,
-        **target_fields(lambda name: getattr(args, name.replace("-", "_"))),
+        **target_fields(lambda name: getattr(args, name.replace("-", "_")), parse_spec),
     )
     if not secrets and not target.uri_names_a_source():
         print("WARNING: the store URI names no *-source attribute and no --secret-env was given: the secrets "

@@ -27,8 +27,16 @@ CASE_FIXTURE = "keyplane_conformance_case"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("keyplane-conformance", "keyplane conformance harness")
     group.addoption("--keyplane-store", metavar="URI", help="store URI to run the conformance checks against")
-    for name, options in OPTIONS:
-        group.addoption(f"--keyplane-{name}", **options)
+    # The options the CLI has too (conformance.options), spelt out: docs checks read these names.
+    group.addoption("--keyplane-name", **OPTIONS["name"])
+    group.addoption("--keyplane-spec", **OPTIONS["spec"])
+    group.addoption("--keyplane-bad-credentials-uri", **OPTIONS["bad-credentials-uri"])
+    group.addoption("--keyplane-unreachable-uri", **OPTIONS["unreachable-uri"])
+    group.addoption("--keyplane-secret-env", **OPTIONS["secret-env"])
+    group.addoption("--keyplane-plugin", **OPTIONS["plugin"])
+    group.addoption("--keyplane-timeout", **OPTIONS["timeout"])
+    group.addoption("--keyplane-page", **OPTIONS["page"])
+    group.addoption("--keyplane-latency", **OPTIONS["latency"])
     group.addoption("--keyplane-report", metavar="PATH",
                     help="also write the report to PATH.md and PATH.json")
 
@@ -51,6 +59,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def target_from_options(config: pytest.Config) -> Target:
     # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
+    from .specs import parse_spec
     from .target import Target
 
     names = [name for name in config.getoption("keyplane_secret_env") if name in os.environ]
@@ -59,7 +68,7 @@ def target_from_options(config: pytest.Config) -> Target:
         secrets=[os.environ[name] for name in names],
         secret_labels=[f"--keyplane-secret-env {name}" for name in names],
         plugins=dict(item.split("=", 1) for item in config.getoption("keyplane_plugin")),
-        **target_fields(lambda name: config.getoption("keyplane_" + name.replace("-", "_"))),
+        **target_fields(lambda name: config.getoption("keyplane_" + name.replace("-", "_")), parse_spec),
     )
 
 
