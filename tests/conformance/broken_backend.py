@@ -75,28 +75,44 @@ class LeakyStore(_FileLike):
         return super().open(uri_or_name, algorithm)
 
 
-class CrashingSigner(_Wrapped):
+class _OverlapSigner(_Wrapped):
+    """Calls `overlapped()` when two P-256 signatures overlap: what a driver that is not thread-safe does then."""
+
+    _lock = threading.Lock()
+    _in_flight = 0  # per subclass (each sets its own)
+
+    def overlapped(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sign(self, message: bytes) -> bytes:
+        if self.spec is not KeySpec.P256:
+            return self.inner.sign(message)
+        cls = type(self)
+        with cls._lock:
+            cls._in_flight += 1
+            overlapping = cls._in_flight > 1
+        try:
+            if overlapping:
+                self.overlapped()
+            time.sleep(0.001)  # holds the "session" long enough for concurrent callers to collide
+            return self.inner.sign(message)
+        finally:
+            with cls._lock:
+                cls._in_flight -= 1
+
+
+class CrashingSigner(_OverlapSigner):
     """Kills the interpreter with SIGSEGV when two P-256 signatures overlap, as a non-thread-safe HSM module does."""
 
     _lock = threading.Lock()
     _in_flight = 0
     _crashed = False
 
-    def sign(self, message: bytes) -> bytes:
-        if self.spec is not KeySpec.P256:
-            return self.inner.sign(message)
+    def overlapped(self) -> None:
         with self._lock:
-            CrashingSigner._in_flight += 1
-            crash = CrashingSigner._in_flight > 1 and not CrashingSigner._crashed
-            CrashingSigner._crashed |= crash  # one signal: a second one would cut faulthandler's report short
-        try:
-            if crash:
-                os.kill(os.getpid(), signal.SIGSEGV)
-            time.sleep(0.001)  # holds the "session" long enough for concurrent callers to collide
-            return self.inner.sign(message)
-        finally:
-            with self._lock:
-                CrashingSigner._in_flight -= 1
+            first, CrashingSigner._crashed = not CrashingSigner._crashed, True
+        if first:  # one signal: a second one would cut faulthandler's report short
+            os.kill(os.getpid(), signal.SIGSEGV)
 
 
 class CrashingStore(_FileLike):
@@ -104,26 +120,14 @@ class CrashingStore(_FileLike):
         return CrashingSigner(signer)
 
 
-class HangingSigner(_Wrapped):
+class HangingSigner(_OverlapSigner):
     """Blocks forever (well, a minute) when two P-256 signatures overlap: a deadlocked driver."""
 
     _lock = threading.Lock()
     _in_flight = 0
 
-    def sign(self, message: bytes) -> bytes:
-        if self.spec is not KeySpec.P256:
-            return self.inner.sign(message)
-        with self._lock:
-            HangingSigner._in_flight += 1
-            overlapping = HangingSigner._in_flight > 1
-        try:
-            if overlapping:
-                threading.Event().wait(60)  # the defect under test: never returns in time
-            time.sleep(0.001)
-            return self.inner.sign(message)
-        finally:
-            with self._lock:
-                HangingSigner._in_flight -= 1
+    def overlapped(self) -> None:
+        threading.Event().wait(60)  # the defect under test: never returns in time
 
 
 class HangingStore(_FileLike):
