@@ -27,6 +27,7 @@ from ..agents.events import RejectionEvent, RejectionEvents
 from ..agents.gate import Gate
 from ..agents.policy import GatePolicy
 from ..agents.possession import ChallengeBook
+from ..agents.spending import MemorySpendLedger
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
 from ..keys import PublicKey
@@ -106,7 +107,7 @@ class Service:
         self.challenges = ChallengeBook(config.issuer)
         self.gate = Gate(config.gate or GatePolicy(), self.jwks, revocations=self.revocations,
                          challenges=self.challenges, histories=self.registry.history, events=self.events,
-                         audit=self.audit, decision_signer=self.signer)
+                         audit=self.audit, decision_signer=self.signer, spend_ledger=MemorySpendLedger())
         self.attested = _attested_builds(self.gate.policy)  # code hashes the policy names: attested builds
         self.recent: list[dict[str, Any]] = []  # the dashboard's recent decisions and rejections
         self._recent_lock = threading.Lock()
