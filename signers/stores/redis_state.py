@@ -1,4 +1,4 @@
-"""Redis state (redis-py): revocations with stream push, and the replay cache.
+"""Redis state (redis-py): revocations with stream push, the replay cache and the agent registry.
 
 A revocation is one field of a hash keyed by ``kind`` and ``id`` (``HSETNX``: the first record
 wins) plus one entry in a stream, written together by a Lua script, so a verifier reading the
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -206,6 +206,13 @@ class RedisState(StateBackend):
 
     def replay_cache(self) -> RedisReplayCache:
         return RedisReplayCache(self._client, self._prefix)
+
+    def agent_registry(self, verify: Callable[[list[str], str], Any]) -> Any:
+        """The agent registry in this Redis (see `signers.stores.redis_agents`; durability as `features`)."""
+        # lazy: redis_agents imports this module's error table; importing it at the top would be a cycle
+        from .redis_agents import RedisAgentRegistry
+
+        return RedisAgentRegistry(self._client, self._prefix, self.uri, verify)
 
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of the status list at `list_uri` (``INCR``: unique across replicas)."""
