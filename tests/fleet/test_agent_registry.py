@@ -35,9 +35,9 @@ from signers.agents.lifecycle import (
     verify_history,
 )
 from signers.errors import ConfigError, Conflict, StateCorrupt
+from signers.jose import sign_jwt
 from signers.passport import code_hash_of
 from signers.stores import StateBackend, open_state
-from signers.jose import sign_jwt
 from signers.stores.agent_registry import GENESIS, HistoryRow, token_hash
 from signers.stores.postgres.schema import LATEST
 
@@ -221,7 +221,7 @@ def test_a_verifier_is_required(state: StateBackend) -> None:
 
 def test_the_approvers_document_is_compare_and_set(state: StateBackend, approvers: Approvers) -> None:
     store = state.agent_registry(_verifier(approvers))
-    version, document = store.approvers()
+    version, _ = store.approvers()
     new = store.put_approvers(approvers.to_dict(), expected=version)
     assert new == version + 1 and store.approvers() == (new, approvers.to_dict())
     with pytest.raises(Conflict):
