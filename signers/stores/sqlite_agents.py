@@ -17,16 +17,8 @@ from typing import Any
 from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import ConfigError
 from ..translation import translated
-from .agent_registry import (
-    INSERT_DOCUMENT,
-    INSERT_ROW,
-    SELECT_DOCUMENT,
-    SELECT_NAMES,
-    SELECT_ROWS,
-    AgentRegistryStore,
-    HistoryRow,
-    row_parameters,
-)
+from . import agent_registry as sql
+from .agent_registry import AgentRegistryStore, HistoryRow
 
 __all__ = ["SQLiteAgentRegistry"]
 
@@ -71,27 +63,27 @@ class SQLiteAgentRegistry(AgentRegistryStore[Any]):
             return [], cursor.rowcount
 
     def _rows(self, agent: str) -> list[HistoryRow]:
-        return [HistoryRow(*row) for row in self._run(SELECT_ROWS, (agent,))[0]]
+        return [HistoryRow(*row) for row in self._run(sql.SELECT_ROWS, (agent,))[0]]
 
     def _insert(self, agent: str, row: HistoryRow) -> bool:
-        return self._run(INSERT_ROW, row_parameters(agent, row), write=True)[1] == 1
+        return self._run(sql.INSERT_ROW, sql.row_parameters(agent, row), write=True)[1] == 1
 
     def _names(self) -> list[str]:
-        return [name for (name,) in self._run(SELECT_NAMES)[0]]
+        return [name for (name,) in self._run(sql.SELECT_NAMES)[0]]
 
     def _document(self) -> tuple[int, str | None]:
-        rows = self._run(SELECT_DOCUMENT)[0]
+        rows = self._run(sql.SELECT_DOCUMENT)[0]
         return (int(rows[0][0]), rows[0][1]) if rows else (0, None)
 
     def _insert_document(self, version: int, text: str) -> bool:
-        return self._run(INSERT_DOCUMENT, (version, text, version - 1), write=True)[1] == 1
+        return self._run(sql.INSERT_DOCUMENT, (version, text, version - 1), write=True)[1] == 1
 
     def close(self) -> None:
-        """Close the connection; idempotent."""
+        """Close the connection; idempotent (a closed registry refuses every call with ConfigError)."""
         with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            db, self._db = self._db, None
+        if db is not None:
+            db.close()
 
     def __repr__(self) -> str:
-        return f"SQLiteAgentRegistry({str(self.path)!r})"
+        return f"SQLiteAgentRegistry(path={str(self.path)!r})"

@@ -11,16 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ..agent_registry import (
-    INSERT_DOCUMENT,
-    INSERT_ROW,
-    SELECT_DOCUMENT,
-    SELECT_NAMES,
-    SELECT_ROWS,
-    AgentRegistryStore,
-    HistoryRow,
-    row_parameters,
-)
+from .. import agent_registry as sql
+from ..agent_registry import AgentRegistryStore, HistoryRow
 from .connection import pg_call
 
 __all__ = ["PostgresAgentRegistry"]
@@ -43,25 +35,25 @@ class PostgresAgentRegistry(AgentRegistryStore[Any]):
 
     def _rows(self, agent: str) -> list[HistoryRow]:
         with pg_call(self._pool, f"reading the history of {agent!r}") as conn:
-            rows = conn.execute(_sql(SELECT_ROWS), (agent,)).fetchall()
+            rows = conn.execute(_sql(sql.SELECT_ROWS), (agent,)).fetchall()
         return [HistoryRow(int(seq), prev, digest, token) for seq, prev, digest, token in rows]
 
     def _insert(self, agent: str, row: HistoryRow) -> bool:
         with pg_call(self._pool, f"appending to the history of {agent!r}") as conn:
-            return conn.execute(_sql(INSERT_ROW), row_parameters(agent, row)).rowcount == 1
+            return conn.execute(_sql(sql.INSERT_ROW), sql.row_parameters(agent, row)).rowcount == 1
 
     def _names(self) -> list[str]:
         with pg_call(self._pool, "listing agents") as conn:
-            return [name for (name,) in conn.execute(_sql(SELECT_NAMES)).fetchall()]
+            return [name for (name,) in conn.execute(_sql(sql.SELECT_NAMES)).fetchall()]
 
     def _document(self) -> tuple[int, str | None]:
         with pg_call(self._pool, "reading the approvers document") as conn:
-            row = conn.execute(_sql(SELECT_DOCUMENT)).fetchone()
+            row = conn.execute(_sql(sql.SELECT_DOCUMENT)).fetchone()
         return (int(row[0]), row[1]) if row else (0, None)
 
     def _insert_document(self, version: int, text: str) -> bool:
         with pg_call(self._pool, "storing the approvers document") as conn:
-            return conn.execute(_sql(INSERT_DOCUMENT), (version, text, version - 1)).rowcount == 1
+            return conn.execute(_sql(sql.INSERT_DOCUMENT), (version, text, version - 1)).rowcount == 1
 
     def __repr__(self) -> str:
         return f"PostgresAgentRegistry(uri={self.uri!r})"
