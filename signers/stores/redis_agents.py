@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import StateCorrupt
 from ..translation import translated
 from .agent_registry import GENESIS, AgentRegistryStore, HistoryRow
-from .redis_state import redis_errors
+from .redis_errors import redis_errors
 
 __all__ = ["RedisAgentRegistry"]
 
