@@ -25,7 +25,6 @@ from signers.stores import open_state
 from .conftest import GATE_TOML, walk_to
 from .harness import ServiceProcess, make_file_key
 
-
 ROOT = Path(__file__).resolve().parents[2]
 
 
