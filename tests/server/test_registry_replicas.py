@@ -18,6 +18,7 @@ import pytest
 
 from signers.agents.lifecycle import Approvers, verify_history
 from signers.errors import ConfigError
+from signers.jose import JWKS
 from signers.server.config import ServerConfig
 from signers.server.registry import AgentRegistry
 from signers.stores import open_state
@@ -151,8 +152,6 @@ def test_registry_config_takes_a_uri_and_not_with_agents(tmp_path: Path) -> None
 
 
 def test_a_registry_uri_opens_the_store_and_merges_the_service_key(tmp_path: Path, agent_signer: Any) -> None:
-    from signers.jose import JWKS
-
     uri = f"sqlite:///{tmp_path}/state.db"
     with AgentRegistry(uri, JWKS.of(agent_signer)) as registry:
         assert agent_signer.key_id in registry.approvers.jwks and registry.history("nobody") is None
