@@ -34,6 +34,7 @@ from signers.agents.lifecycle import (
     transition_hash,
     verify_history,
 )
+from signers.cli import main
 from signers.errors import ConfigError, Conflict, StateCorrupt
 from signers.jose import sign_jwt
 from signers.passport import code_hash_of
@@ -290,7 +291,8 @@ def test_concurrent_writer_processes_make_one_linear_history(
 
 
 def test_postgres_schema_1_migrates_to_the_agent_registry(postgres_uri: str, keys: dict[str, Any],
-                                                          approvers: Approvers) -> None:
+                                                          approvers: Approvers,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
     assert LATEST == 2
     base, _, _ = postgres_uri.rpartition("/")
     name = f"keyplane_v1_{uuid.uuid4().hex[:8]}"
@@ -304,12 +306,17 @@ def test_postgres_schema_1_migrates_to_the_agent_registry(postgres_uri: str, key
             conn.execute("UPDATE keyplane_schema SET version = 1")
         with pytest.raises(ConfigError, match="keyplane store migrate"):
             open_state(f"{base}/{name}?migrate=false")
-        with open_state(f"{base}/{name}") as state:
+        assert main(["store", "migrate", f"{base}/{name}"]) == 0
+        assert "keyplane schema at version 2" in capsys.readouterr().out
+        with open_state(f"{base}/{name}?migrate=false") as state:
             assert state.revocations().is_revoked("kept-across-the-migration")
             store = state.agent_registry(_verifier(approvers))
             assert store.history(_registered(store, keys, approvers).agent) is not None
         with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
             assert conn.execute("SELECT version FROM keyplane_schema").fetchone()[0] == 2
+            conn.execute("UPDATE keyplane_schema SET version = 3")  # a newer keyplane was here
+        assert main(["store", "migrate", f"{base}/{name}"]) != 0
+        assert "newer than this keyplane" in capsys.readouterr().err
     finally:
         with psycopg.connect(postgres_uri, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
