@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from signers.agents.lifecycle import Approvers, verify_history
@@ -103,6 +104,28 @@ def test_an_agent_advanced_on_one_replica_is_seen_and_gated_on_the_other(
     denied = _gate(one, passport)  # replica 0 sees the suspension written by replica 1
     assert denied["allow"] is False and "stage" in denied["checks_failed"], denied
     summary_lines.append("server: 2 replicas on one PostgreSQL: agent advanced on one, gated and suspended on the other")
+
+
+def test_a_tampered_shared_history_fails_closed_on_every_replica(
+        replicas: list[Replica], agent_signer: Any, postgres_uri: str) -> None:
+    one, other = replicas
+    with one.client("operator") as client:
+        walk_to(client, "tampered-agent")
+    passport = _passport(one, "tampered-agent", agent_signer)
+    assert _gate(other, passport)["allow"] is True
+    with psycopg.connect(postgres_uri, autocommit=True) as conn:  # someone with database access swaps two tokens
+        rows = dict(conn.execute("SELECT seq, token FROM keyplane_agent_history WHERE agent = 'tampered-agent'"
+                                 " AND seq IN (2, 3)").fetchall())
+        for seq, token in ((2, rows[3]), (3, rows[2])):
+            conn.execute("UPDATE keyplane_agent_history SET token = %s WHERE agent = 'tampered-agent' AND seq = %s",
+                         (token, seq))
+    for replica in replicas:
+        denied = _gate(replica, passport)
+        assert denied["allow"] is False and "stage" in denied["checks_failed"], denied
+        with replica.client("operator") as client:
+            assert client.get("/v1/agents/tampered-agent/history").status_code == 500  # State Corrupt
+            refused = client.post("/v1/agents/tampered-agent/suspend", json={"reason": "after tampering"})
+            assert refused.status_code == 500, refused.text  # nothing is appended to a damaged history
 
 
 def test_two_replicas_advancing_one_agent_at_once_do_not_fork_it(replicas: list[Replica]) -> None:
