@@ -2,7 +2,8 @@
 
 State lives in a registry directory (``--registry``, default ``$KEYPLANE_AGENTS`` or
 ``./agents``): ``approvers.json`` (the approvers' public keys and roles, what a verifier
-needs offline) and one ``<agent>.history`` file per agent, a transition token a line.
+needs offline) and one ``<agent>.history`` file per agent, a transition token a line; or, with
+``--registry URI``, in a state store's agent registry (see `agent_store`).
 Every command that signs verifies the whole history first and writes only a history that
 verifies again; a refused transition (skip, missing role, new code not back to VETTING)
 exits 1 and changes nothing.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..clock import epoch
 from ..errors import ConfigError
 from .agent_io import public_key_of, revocation_store_argument
+from .agent_store import is_uri, stored_append, stored_approvers, stored_history, update_stored_approvers
 from .common import config_of, environment_default, open_key, print_result
 from .io import read_bytes, read_text, write_bytes
 
@@ -108,7 +110,8 @@ def register(subparsers: Any) -> None:
 
 
 def _registry(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", help="registry directory (default: $KEYPLANE_AGENTS or ./agents)")
+    parser.add_argument("--registry", help="registry directory, or a state-store URI (sqlite:///..., postgresql://..., "
+                                           "redis://...) (default: $KEYPLANE_AGENTS or ./agents)")
     parser.add_argument("--lifecycle", help="TOML file whose [agents.lifecycle] replaces the default stages and roles "
                                             "(default: the configuration file's [agents.lifecycle], if any)")
 
@@ -129,8 +132,12 @@ def _code(parser: argparse.ArgumentParser, *, required: bool) -> None:
 # -- state ---------------------------------------------------------------------------------
 
 
+def _location(args: argparse.Namespace) -> str:
+    return environment_default(args.registry, "KEYPLANE_AGENTS") or "agents"
+
+
 def _directory(args: argparse.Namespace) -> Path:
-    return Path(environment_default(args.registry, "KEYPLANE_AGENTS") or "agents")
+    return Path(_location(args))
 
 
 def _history_path(args: argparse.Namespace, agent: str) -> Path:
@@ -151,6 +158,8 @@ def approvers_of(args: argparse.Namespace, path: str | None = None) -> Approvers
     # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import Approvers
 
+    if not path and is_uri(_location(args)):
+        return stored_approvers(_location(args))
     file = Path(path) if path else _directory(args) / "approvers.json"
     if not file.exists():
         raise ConfigError(f"no approvers file {file}: add approvers with `keyplane agent approver KEY --role ...`")
@@ -197,6 +206,12 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
     from signers.agents.lifecycle import verify_history
 
     given_file = _is_file(agent)  # `agent history` also takes a history file someone handed over
+    if not given_file and is_uri(_location(args)):
+        _history_path(args, agent)  # the id check
+        found = stored_history(_location(args), agent, approvers, lifecycle or lifecycle_of(args))
+        if found is None:
+            raise ConfigError(f"agent {agent!r} is not registered in {_location(args)}")
+        return found
     path = Path(agent) if given_file else _history_path(args, agent)
     if not path.exists():
         raise ConfigError(f"agent {agent!r} is not registered (no {path})")
@@ -213,7 +228,11 @@ def _is_file(value: str) -> bool:
         return False
 
 
-def _save(path: Path, history: AgentHistory) -> None:
+def _save(args: argparse.Namespace, history: AgentHistory, approvers: Approvers) -> None:
+    if is_uri(_location(args)):  # compare-and-set on the head the new transition follows
+        stored_append(_location(args), history, approvers, lifecycle_of(args))
+        return
+    path = _history_path(args, history.agent)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(history.tokens) + "\n", encoding="utf-8")
@@ -255,20 +274,28 @@ def _approver(args: argparse.Namespace) -> int:
     from signers.agents.lifecycle import Approvers
     from signers.jose import JWKS
 
-    path = _directory(args) / "approvers.json"
-    current = approvers_of(args) if path.is_file() else Approvers(JWKS(), {})
     key = public_key_of(args, args.key)
     if not args.role and not args.not_after:
         raise ConfigError("give --role (to grant) and/or --not-after (to end the key's roles)")
-    roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
-    ends = dict(current.not_after)
-    if args.not_after:
-        ends[key.key_id] = _when(args.not_after)
-    updated = Approvers(JWKS.of(current.jwks, key), roles, ends)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
-    print_result(args, {"ok": True, "kid": key.key_id, "roles": sorted(roles[key.key_id])},
-                 f"approver {key.key_id[:16]}... roles {sorted(roles[key.key_id])} in {path}")
+
+    def granted(current: Approvers) -> Approvers:
+        roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
+        ends = dict(current.not_after)
+        if args.not_after:
+            ends[key.key_id] = _when(args.not_after)
+        return Approvers(JWKS.of(current.jwks, key), roles, ends)
+
+    where: Path | str = _location(args)
+    if is_uri(_location(args)):
+        updated = update_stored_approvers(_location(args), granted)
+    else:
+        where = path = _directory(args) / "approvers.json"
+        updated = granted(approvers_of(args) if path.is_file() else Approvers(JWKS(), {}))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
+    roles = sorted(updated.roles[key.key_id])
+    print_result(args, {"ok": True, "kid": key.key_id, "roles": roles},
+                 f"approver {key.key_id[:16]}... roles {roles} in {where}")
     return 0
 
 
@@ -277,14 +304,15 @@ def _register_agent(args: argparse.Namespace) -> int:
     from signers.agents.lifecycle import register as register_agent
 
     path = _history_path(args, args.agent)
-    if path.exists():
+    if not is_uri(_location(args)) and path.exists():
         raise ConfigError(f"agent {args.agent!r} is already registered ({path})")
     code = _code_hash(args)
     if code is None:
         raise ConfigError("give --code-hash or --code-file")
-    history = register_agent(open_key(args, args.key), args.agent, code, approvers_of(args),
+    approvers = approvers_of(args)
+    history = register_agent(open_key(args, args.key), args.agent, code, approvers,
                              reason=args.reason or "registered", audit=_audit(args), lifecycle=lifecycle_of(args))
-    _save(path, history)
+    _save(args, history, approvers)  # a store refuses a second registration with Conflict
     return _print(args, history, "registered")
 
 
@@ -296,7 +324,7 @@ def _advance_to(args: argparse.Namespace, stage: str, verb: str) -> int:
     history = load_history(args, args.agent, approvers)
     moved = advance(open_key(args, args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
                     code_hash=_code_hash(args), audit=_audit(args), lifecycle=lifecycle_of(args))
-    _save(_history_path(args, args.agent), moved)
+    _save(args, moved, approvers)
     return _print(args, moved, verb)
 
 
