@@ -97,6 +97,7 @@ class Service:
         self.audit = self.state.audit_log(config.audit_log)
         self.issuer = AuditedSigner(self.signer, self.audit, checkpoint_every=100)
         self.registry = AgentRegistry(config.agents, JWKS.of(self.raw_signer))
+        self._closables.append(self.registry)  # a URI registry holds a connection pool
         self.events = RejectionEvents()
         self.webhooks = WebhookDispatcher(config.webhooks, self.signer, config.issuer,
                                           queue_size=config.webhook_queue, client=webhook_client,
