@@ -141,6 +141,30 @@ class Service:
         return StatusListIssuer(self.signer, self.state, uri=f"{self.config.issuer.rstrip('/')}/statuslists/1",
                                 size=settings.size, bits=settings.bits, ttl=settings.ttl)
 
+    # -- the status list: passports and action tokens carry an entry -------------------------------
+
+    def status_claim(self) -> dict[str, Any] | None:
+        """A fresh ``status`` claim (``{"status_list": {"idx", "uri"}}``), or None without a status list."""
+        return self.status_lists.allocate() if self.status_lists is not None else None
+
+    def passport_statuses(self, *, sub: str | None = None, jti: str | None = None) -> list[int]:
+        """The status list indices of the passports issued to `sub` (or with `jti`).
+
+        Read from the audit chain: every issuance's signature record carries the passport's
+        ``sub``, ``jti`` and ``status_idx`` in its context, so the chain (shared by replicas
+        on PostgreSQL) is the ledger of what was handed out, and no second store is needed.
+        A revocation reads the whole chain once; it is rare, issuance is not.
+        """
+        found: list[int] = []
+        for record in self.audit.records():
+            context = record.context
+            index = context.get("status_idx")
+            if context.get("op") != "issue-passport" or not isinstance(index, int) or isinstance(index, bool):
+                continue
+            if (sub is not None and context.get("sub") == sub) or (jti is not None and context.get("jti") == jti):
+                found.append(index)
+        return found
+
     # -- what the public endpoints publish -------------------------------------------------------
 
     def jwks_document(self) -> bytes:

@@ -287,7 +287,11 @@ def _write_all(fd: int, data: bytes, size_before: int) -> None:
 
 
 class SQLiteAuditLog(AuditLog):
-    """One row per record in a WAL-mode SQLite file; appends are ``BEGIN IMMEDIATE`` transactions."""
+    """One row per record in a WAL-mode SQLite file; appends are ``BEGIN IMMEDIATE`` transactions.
+
+    Concurrent appends share one transaction (group commit); the head is kept in memory
+    while ``PRAGMA data_version`` says no other connection has committed since ours.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0, read_only: bool = False) -> None:
         """ConfigError when `read_only` and the file does not exist; StateCorrupt when it is damaged."""
@@ -295,6 +299,7 @@ class SQLiteAuditLog(AuditLog):
         self.read_only = read_only
         self._lock = threading.Lock()
         self._queue = CommitQueue(self._write)
+        self._head: tuple[int, tuple[int, str, str | None]] | None = None  # (data_version, head) after our commit
         self._db: sqlite3.Connection | None = open_durable_sqlite(
             self.path, "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
             "audit log", timeout=timeout, read_only=read_only,
@@ -321,9 +326,14 @@ class SQLiteAuditLog(AuditLog):
             with translated(translate_sqlite, f"audit log {self.path}"):
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                    first = db.execute("SELECT record FROM audit ORDER BY seq LIMIT 1").fetchone()
-                    seq, head, log_id = _head_of(last[0] if last else None, first[0] if first else None, str(self.path))
+                    version = db.execute("PRAGMA data_version").fetchone()[0]
+                    if self._head is not None and self._head[0] == version:  # no other connection wrote since
+                        seq, head, log_id = self._head[1]
+                    else:
+                        last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                        first = db.execute("SELECT record FROM audit ORDER BY seq LIMIT 1").fetchone()
+                        seq, head, log_id = _head_of(last[0] if last else None, first[0] if first else None,
+                                                     str(self.path))
                     rows = []
                     for pending in batch:
                         seq, head, log_id, text = _chain(pending, seq, head, log_id, ensure_ascii=True)
@@ -332,8 +342,10 @@ class SQLiteAuditLog(AuditLog):
                     db.executemany("INSERT INTO audit (seq, record) VALUES (?, ?)", rows)
                     db.execute("COMMIT")
                 except BaseException:
+                    self._head = None
                     db.execute("ROLLBACK")
                     raise
+                self._head = (version, (seq, head, log_id))  # our own commit leaves data_version as it was
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
         """See `AuditLog.raw_records`."""

@@ -178,8 +178,10 @@ def test_a_record_that_cannot_be_built_fails_alone(jsonl: tuple[JsonlAuditLog, F
     assert_one_linear_chain(log, THREADS - 8)  # no gap where the failed ones would have been
 
 
-def test_two_log_objects_on_one_file_do_not_trust_a_stale_head(tmp_path: Path) -> None:
-    first, second = JsonlAuditLog(tmp_path / "a.jsonl"), JsonlAuditLog(tmp_path / "a.jsonl")
+@pytest.mark.parametrize("name", ["a.jsonl", "a.db"])
+def test_two_log_objects_on_one_file_do_not_trust_a_stale_head(tmp_path: Path, name: str) -> None:
+    kind = JsonlAuditLog if name.endswith(".jsonl") else SQLiteAuditLog
+    first, second = kind(tmp_path / name), kind(tmp_path / name)
     for n in range(10):
         (first if n % 3 else second).append(fields(n))
     assert_one_linear_chain(first, 10)
