@@ -17,7 +17,6 @@ from ..agents.actions import sign_agent_action, verify_agent_action
 from ..agents.events import unverified_ids
 from ..agents.passports import issue_agent_passport, verify_agent_passport
 from ..agents.revocation import revoke_group, revoke_subject
-from ..agents.trust import TrustInputs, compute_trust
 from ..errors import KeyplaneError, TokenError
 from ..keys import PublicKey
 from ..tokens.audit_signer import audit_context
@@ -82,7 +81,7 @@ def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey) ->
     history = service.registry.history(body["agent"])
     if history is None:
         return None
-    trust = compute_trust(TrustInputs.collect(history.stage, history.code_hash, attested_builds=service.attested))
+    trust = service.trust_of(history)
     status = service.status_claim()  # the same allocation action tokens use
     jti = str(uuid.uuid4())
     # the signature's audit record names the passport, so a revocation by sub or jti finds its entry

@@ -24,8 +24,10 @@ from .. import registry as key_registry
 from ..agents.autorevoke import AUTO_REVOKE, AutoRevoke
 from ..agents.events import RejectionEvent, RejectionEvents
 from ..agents.gate import Gate
+from ..agents.lifecycle import AgentHistory
 from ..agents.policy import GatePolicy
 from ..agents.possession import ChallengeBook
+from ..agents.trust import TrustInputs, TrustScore, compute_trust
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
 from ..keys import PublicKey
@@ -47,6 +49,7 @@ __all__ = ["OPERATION_TYP", "Service", "TimedSigner"]
 OPERATION_TYP = "keyplane-operation+jwt"  # the signed record of a write that signs nothing else
 _PROBE = b"keyplane readiness probe: not a token"
 _READY_CACHE = 2.0
+_TRUST_CACHED = 4096  # distinct trust inputs held (stage x code attested x counts): a handful in practice
 
 
 class TimedSigner:
@@ -119,6 +122,7 @@ class Service:
         self.ca = self._authority()
         self.status_lists = self._status_list()
         self._ready: tuple[float, str | None] = (0.0, "not checked")
+        self._trust: dict[TrustInputs, tuple[int, TrustScore]] = {}
 
     def _authority(self) -> CertificateAuthority | None:
         ca = self.config.ca
@@ -140,6 +144,26 @@ class Service:
             return None
         return StatusListIssuer(self.signer, self.state, uri=f"{self.config.issuer.rstrip('/')}/statuslists/1",
                                 size=settings.size, bits=settings.bits, ttl=settings.ttl)
+
+    # -- what a passport says about its agent ----------------------------------------------------
+
+    def trust_of(self, history: AgentHistory) -> TrustScore:
+        """The agent's trust score now; computed once a second per distinct inputs.
+
+        A score names the second it was computed in and a digest of its inputs (RFC 8785 of
+        them), so within one second the same inputs give the identical score: reusing it
+        changes nothing a verifier sees and saves the canonical JSON and hash per request.
+        """
+        inputs = TrustInputs.collect(history.stage, history.code_hash, attested_builds=self.attested)
+        second = int(time.time())
+        held = self._trust.get(inputs)
+        if held is not None and held[0] == second:
+            return held[1]
+        trust = compute_trust(inputs, now=second)
+        if len(self._trust) >= _TRUST_CACHED:
+            self._trust.clear()
+        self._trust[inputs] = (second, trust)
+        return trust
 
     # -- the status list: passports and action tokens carry an entry -------------------------------
 
