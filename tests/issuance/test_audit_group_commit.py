@@ -12,7 +12,10 @@ import errno
 import itertools
 import json
 import os
+import signal
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -253,3 +256,49 @@ def test_record_json_is_rfc8785(value: Any) -> None:
     else:
         assert record_json(value) == expected
         assert json.loads(record_json(value)) == value
+
+
+CRASHING_APPENDER = """
+import sys, threading
+from signers.audit import open_audit_log
+log = open_audit_log(sys.argv[1])
+printing = threading.Lock()
+
+def append(n):
+    while True:
+        record = log.append({"ts": "2026-12-01T00:00:00Z", "kind": "signature", "key_id": "k", "alg": "EdDSA",
+                             "message_sha256": None, "context": {"thread": n}})
+        with printing:  # acknowledged: the append returned
+            sys.stdout.write(f"{record.seq} {record.record_hash}\\n")
+            sys.stdout.flush()
+
+for n in range(8):
+    threading.Thread(target=append, args=(n,), daemon=True).start()
+threading.Event().wait()
+"""
+
+
+@pytest.mark.parametrize("name", ["crash.jsonl", "crash.db"])
+def test_a_crash_mid_batch_loses_only_unacknowledged_appends(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    process = subprocess.Popen([sys.executable, "-c", CRASHING_APPENDER, str(path)], stdout=subprocess.PIPE,
+                               cwd=Path(__file__).resolve().parents[2])
+    assert process.stdout is not None
+    acknowledged: dict[int, str] = {}
+    try:
+        while len(acknowledged) < 300:  # batches are in flight in eight threads when the kill lands
+            line = process.stdout.readline()
+            assert line, "the appender died before the kill"
+            seq, record_hash = line.decode().split()
+            acknowledged[int(seq)] = record_hash
+    finally:
+        process.send_signal(signal.SIGKILL)
+        rest, _ = process.communicate(timeout=30)
+    for text in rest.decode().splitlines():  # acknowledged before the kill, still in the pipe
+        seq, record_hash = text.split()
+        acknowledged[int(seq)] = record_hash
+    log = JsonlAuditLog(path) if name.endswith(".jsonl") else SQLiteAuditLog(path)
+    stored = {record.seq: record.record_hash for record in log.records()}
+    assert all(stored.get(seq) == record_hash for seq, record_hash in acknowledged.items())
+    assert_one_linear_chain(log, len(stored))
+    assert log.append(fields(1)).seq == len(stored) + 1  # and the chain goes on
