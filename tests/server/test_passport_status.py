@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from signers.agents.trust import TrustInputs, TrustScore
 from signers.clients import JWKSClient, StatusListClient
 from signers.errors import TokenRevoked
 from signers.passport import verify_passport
@@ -90,3 +91,15 @@ def test_revoking_through_the_api_sets_the_passports_bit(
     else:  # that passport only
         assert lists.check(also_of_agent) == 0
     assert lists.check(bystander) == 0
+
+
+def test_the_trust_claim_is_the_score_of_now(status_service: ServiceProcess, agent_signer: Any) -> None:
+    """The service reuses a score within its second: every passport's claim must still be exact and current."""
+    for _ in range(5):
+        before = int(time.time())
+        _, claims = issue(status_service, "status-b", agent_signer)
+        after = int(time.time())
+        trust = TrustScore.from_claim(claims["trust"])
+        assert before <= trust.computed_at <= after
+        assert trust.matches(TrustInputs.collect(claims["stage"], claims["code_hash"], attested_builds=frozenset()))
+        assert trust.score == claims["trust_score"]
