@@ -119,28 +119,29 @@ class Field:
         return schema
 
     def check(self, name: str, value: Any) -> Any:
-        bad = Problem(400, "Invalid Field", f"'{name}' must be {self._expected()}", field=name)
+        """`value`, or a 400 problem naming `name` and what it must be (built only when it is refused)."""
+        if not self._accepts(value):
+            raise Problem(400, "Invalid Field", f"'{name}' must be {self._expected()}", field=name)
+        return value
+
+    def _accepts(self, value: Any) -> bool:
         if self.kind == "string":
-            if not isinstance(value, str) or not value or len(value) > self.max_length:
-                raise bad
-            if self.choices and value not in self.choices:
-                raise bad
-        elif self.kind == "integer" or self.kind == "number":
+            return (isinstance(value, str) and bool(value) and len(value) <= self.max_length
+                    and (not self.choices or value in self.choices))
+        if self.kind == "integer" or self.kind == "number":
             kinds = (int,) if self.kind == "integer" else (int, float)
             if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-                raise bad
-            if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-                raise bad
-        elif self.kind == "boolean":
-            if not isinstance(value, bool):
-                raise bad
-        elif self.kind == "object":
-            if not isinstance(value, dict):
-                raise bad
-        elif self.kind == "strings" and (not isinstance(value, list) or len(value) > 64 or not all(
-                isinstance(v, str) and v and len(v) <= 256 for v in value)):
-            raise bad
-        return value
+                return False
+            return not ((self.minimum is not None and value < self.minimum)
+                        or (self.maximum is not None and value > self.maximum))
+        if self.kind == "boolean":
+            return isinstance(value, bool)
+        if self.kind == "object":
+            return isinstance(value, dict)
+        if self.kind == "strings":
+            return isinstance(value, list) and len(value) <= 64 and all(
+                isinstance(v, str) and v and len(v) <= 256 for v in value)
+        return True
 
     def _expected(self) -> str:
         if self.kind == "strings":
