@@ -111,20 +111,26 @@ def issue_agent_passport(
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
     wallet: str | None = None,
     spend_limit: Iterable[SpendLimit] = (),
+    status: Mapping[str, Any] | None = None,
+    jti: str | None = None,
 ) -> str:
     """A passport for the agent of `history` (already verified), in the stage its history says.
 
     Give either `trust` (a computed `TrustScore`) or a plain `trust_score`; a retired or
     suspended agent still gets a passport (verifiers then refuse it by stage). A `wallet`
     (the agent's Ethereum address) with its `spend_limit`s lets the gate allow payments
-    (`signers.agents.spending`). Raises PolicyError for a bad trust / groups / wallet, and
-    what `issue_passport` raises.
+    (`signers.agents.spending`). `status` is the Token Status List claim
+    (``{"status_list": {"idx", "uri"}}``, from `StatusListIssuer.allocate`); `jti` a
+    caller-chosen token id (default: a random one). Raises PolicyError for a bad trust /
+    groups / wallet, and what `issue_passport` raises.
     """
     if (trust is None) == (trust_score is None):
         raise PolicyError("give exactly one of trust= (a computed TrustScore) or trust_score=")
     lifecycle.require_stage(history.stage, "history stage")
     extra: dict[str, Any] = {"stage_head": history.head, "grp": _group_list(groups)}
     extra.update(_wallet_claims(wallet, spend_limit))
+    if status is not None:
+        extra["status"] = dict(status)
     score = trust_score
     if trust is not None:
         extra["trust"] = trust.claim()
@@ -132,7 +138,7 @@ def issue_agent_passport(
     assert score is not None
     return issue_passport(
         signer, sub=history.agent, name=name, agent_key=agent_key, code_hash=history.code_hash,
-        stage=history.stage, trust_score=score, scopes=scopes, ttl=ttl, iss=iss, aud=aud, now=now,
+        stage=history.stage, trust_score=score, scopes=scopes, ttl=ttl, iss=iss, aud=aud, now=now, jti=jti,
         extra_claims=extra,
     )
 
