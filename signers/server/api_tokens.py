@@ -17,7 +17,9 @@ from ..agents.actions import sign_agent_action, verify_agent_action
 from ..agents.events import unverified_ids
 from ..agents.passports import issue_agent_passport, verify_agent_passport
 from ..agents.revocation import revoke_group, revoke_subject
-from ..errors import KeyplaneError, TokenError
+from ..agents.spending import ADDRESS
+from ..errors import ConfigError, KeyplaneError, TokenError
+from ..eth.limits import SpendLimit, spend_limits_from_claims
 from ..keys import PublicKey
 from ..tokens.audit_signer import audit_context
 from ..tokens.jws_verify import verify_jwt
@@ -36,6 +38,8 @@ PASSPORT = Body("IssuePassport", {
     "scopes": Field("strings", description="granted scopes"),
     "groups": Field("strings", description="groups (grp) the agent belongs to"),
     "aud": Field("string", description="audience", max_length=500),
+    "wallet": Field("string", description="the agent's Ethereum address (payment tools at the gate)", max_length=42),
+    "spend_limit": Field("objects", description="spending limits with the wallet: {asset, max, period}"),
     "ttl": _TTL,
 })
 ACTION = Body("IssueAction", {
@@ -90,14 +94,29 @@ def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey) ->
             service.issuer, history, name=body.get("name", body["agent"]), agent_key=agent_key,
             scopes=body.get("scopes", ()), groups=body.get("groups", ()), trust=trust,
             ttl=min(body.get("ttl", 3600), service.config.passport_ttl), iss=service.config.issuer,
-            aud=body.get("aud"), status=status, jti=jti)
+            aud=body.get("aud"), status=status, jti=jti, wallet=body.get("wallet"),
+            spend_limit=_spend_limits(body))
     return token, history, trust, status
+
+
+def _spend_limits(body: dict[str, Any]) -> list[SpendLimit]:
+    """The body's spend limits (a 400 naming the field when malformed or without a valid wallet)."""
+    try:
+        limits = spend_limits_from_claims(body)
+    except ConfigError as e:
+        raise problem_for(e, "spend_limit") from e
+    wallet = body.get("wallet")
+    if (wallet is not None and not ADDRESS.match(wallet)) or (limits and wallet is None):
+        raise Problem(400, "Invalid Field", "'wallet' must be an Ethereum address (0x and 40 hex digits); "
+                      "a spend_limit needs it", field="wallet")
+    return limits
 
 
 async def issue_passport(request: Request) -> JSONResponse:
     authorize(request, "passports:issue")
     body = await read_body(request, PASSPORT, _limit(request))
     service = request.app.state.service
+    _spend_limits(body)  # refused before anything is allocated or signed
     try:
         agent_key = PublicKey.from_jwk(body["agent_key"])
     except KeyplaneError as e:

@@ -93,7 +93,7 @@ def problem_for(error: KeyplaneError, field: str | None = None) -> Problem:
 
 @dataclass(frozen=True)
 class Field:
-    """One body field: its JSON type (string, integer, number, boolean, object, strings), limits, doc."""
+    """One body field: its JSON type (string, integer, number, boolean, object, strings, objects), limits, doc."""
 
     kind: str
     required: bool = False
@@ -107,6 +107,8 @@ class Field:
         if self.kind == "strings":
             return {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 64,
                     "description": self.description}
+        if self.kind == "objects":
+            return {"type": "array", "items": {"type": "object"}, "maxItems": 64, "description": self.description}
         schema: dict[str, Any] = {"type": self.kind, "description": self.description}
         if self.kind == "string":
             schema["maxLength"] = self.max_length
@@ -141,11 +143,15 @@ class Field:
         if self.kind == "strings":
             return isinstance(value, list) and len(value) <= 64 and all(
                 isinstance(v, str) and v and len(v) <= 256 for v in value)
-        return True
+        if self.kind == "objects":
+            return isinstance(value, list) and len(value) <= 64 and all(isinstance(v, dict) for v in value)
+        return False  # an unknown kind accepts nothing
 
     def _expected(self) -> str:
         if self.kind == "strings":
             return "a list of at most 64 non-empty strings"
+        if self.kind == "objects":
+            return "a list of at most 64 JSON objects"
         if self.choices:
             return f"one of {list(self.choices)}"
         if self.kind == "string":

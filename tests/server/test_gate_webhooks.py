@@ -180,3 +180,33 @@ def test_refused_verifications_are_token_rejected_webhooks_and_metrics(
         metrics = client.get("/metrics").text
     assert 'keyplane_rejections_total{reason="' in metrics and 'keyplane_gate_decisions_total{result="deny"}' in metrics
     assert 'keyplane_verifications_total{kind="passport",result="refused"}' in metrics
+
+
+USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+WALLET = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
+
+
+def test_a_payment_above_the_passports_limit_is_denied_over_http(deployment: Deployment, agent_signer: Any) -> None:
+    with deployment.client("operator") as client:
+        walk_to(client, "payer-agent")
+    body = {"agent": "payer-agent", "agent_key": agent_signer.public_key.to_jwk(), "wallet": WALLET,
+            "spend_limit": [{"asset": USDC, "max": "1000", "period": "day"}]}
+    with deployment.client("issuer") as client:
+        for bad, field in (({"wallet": "0x12"}, "wallet"), ({"wallet": None}, "wallet"),
+                           ({"spend_limit": [{"asset": USDC, "max": "ten"}]}, "spend_limit"),
+                           ({"spend_limit": ["x"]}, "spend_limit")):
+            refused = client.post("/v1/passports", json={k: v for k, v in {**body, **bad}.items() if v is not None})
+            assert refused.status_code == 400 and refused.json()["field"] == field, refused.text
+        answer = client.post("/v1/passports", json=body)
+    assert answer.status_code == 201, answer.text
+    passport = answer.json()["token"]
+    with deployment.client("gatekeeper") as client:
+        def pay(amount: int) -> dict[str, Any]:
+            query = {"passport": passport, "server": "wallet", "tool": "pay",
+                     "params": {"asset": USDC, "amount": str(amount), "payer": WALLET}}
+            return dict(client.post("/v1/gate", json=query).json())
+        first = pay(600)
+        assert first["allow"] is True and "spend" in first["checks_passed"], first
+        second = pay(600)  # the service's ledger counts the day's first payment
+    assert second["allow"] is False and second["checks_failed"] == ["spend"]
+    assert "exceeds the day limit of 1000" in second["reason"]
