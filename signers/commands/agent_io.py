@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from signers.jose import JWKS
     from signers.revocation import SQLiteRevocationStore
 
-__all__ = ["public_key_of", "read_json", "read_token", "revocation_store", "revocation_store_argument",
+__all__ = ["public_key_of", "read_json", "read_json_object", "read_token", "revocation_store", "revocation_store_argument",
            "trusted_keys"]
 
 
@@ -34,6 +34,14 @@ def read_json(value: str, what: str) -> Any:
         return json.loads(text)
     except (ValueError, RecursionError) as e:
         raise ConfigError(f"{what} is not JSON: {type(e).__name__}") from e
+
+
+def read_json_object(value: str, what: str) -> dict[str, Any]:
+    """`read_json` that must be an object (claims, params, a context); ConfigError naming `what` otherwise."""
+    data = read_json(value, what)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object")
+    return data
 
 
 def _is_file(value: str) -> bool:

@@ -15,7 +15,7 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, PermissionDenied
+from ..errors import ConfigError, KeyplaneError, PermissionDenied
 from ..keys import PublicKey
 from .common import store_argument
 
@@ -39,6 +39,27 @@ _FILE_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")
 
 default_store = store_argument  # the old name, kept for callers
 
+# What the user is told when the operating system refuses a file: a typed, one-line error.
+_READ_REFUSALS: dict[type[OSError], str] = {
+    FileNotFoundError: "{what} {target} does not exist",
+    IsADirectoryError: "{what} {target} is a directory, not a file",
+    PermissionError: "{what} {target} cannot be read: permission denied",
+}
+_WRITE_REFUSALS: dict[type[OSError], str] = {
+    FileNotFoundError: "cannot write {what} {target}: its directory does not exist",
+    IsADirectoryError: "cannot write {what} {target}: it is a directory",
+    PermissionError: "cannot write {what} {target}: permission denied",
+}
+
+
+def _refusal(error: OSError, refusals: dict[type[OSError], str], failed: str, **names: object) -> KeyplaneError:
+    """The error for `error`: its entry in `refusals`, else `failed` with the system's reason."""
+    for kind, message in refusals.items():
+        if isinstance(error, kind):
+            text = message.format(**names)
+            return PermissionDenied(text) if kind is PermissionError else ConfigError(text)
+    return ConfigError(f"{failed}: {error.strerror or type(error).__name__}")
+
 
 def read_bytes(path: str | Path, what: str = "file") -> bytes:
     """The bytes of `path`; `what` (``"signature file"``) names it in the error.
@@ -49,14 +70,8 @@ def read_bytes(path: str | Path, what: str = "file") -> bytes:
     target = Path(path)
     try:
         return target.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {target} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{what} {target} is a directory, not a file") from None
-    except PermissionError:
-        raise PermissionDenied(f"{what} {target} cannot be read: permission denied") from None
     except OSError as e:
-        raise ConfigError(f"cannot read {what} {target}: {e.strerror or type(e).__name__}") from None
+        raise _refusal(e, _READ_REFUSALS, f"cannot read {what} {target}", what=what, target=target) from None
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
@@ -174,11 +189,5 @@ def write_bytes(path: str | Path, data: bytes, what: str = "output file") -> Non
     target = Path(path)
     try:
         target.write_bytes(data)
-    except FileNotFoundError:
-        raise ConfigError(f"cannot write {what} {target}: its directory does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"cannot write {what} {target}: it is a directory") from None
-    except PermissionError:
-        raise PermissionDenied(f"cannot write {what} {target}: permission denied") from None
     except OSError as e:
-        raise ConfigError(f"cannot write {what} {target}: {e.strerror or type(e).__name__}") from None
+        raise _refusal(e, _WRITE_REFUSALS, f"cannot write {what} {target}", what=what, target=target) from None
