@@ -22,7 +22,7 @@ from ..clock import epoch
 from ..errors import ConfigError
 from .agent_io import public_key_of, revocation_store_argument
 from .common import action, command_group, config_of, environment_default, open_key, print_result
-from .io import read_bytes, read_text, write_bytes
+from .io import is_file, read_bytes, read_text, write_bytes
 
 if TYPE_CHECKING:
     from signers.agents.lifecycle import AgentHistory, Approvers, Lifecycle
@@ -188,7 +188,7 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
     # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import verify_history
 
-    given_file = _is_file(agent)  # `agent history` also takes a history file someone handed over
+    given_file = is_file(agent)  # `agent history` also takes a history file someone handed over
     path = Path(agent) if given_file else _history_path(args, agent)
     if not path.exists():
         raise ConfigError(f"agent {agent!r} is not registered (no {path})")
@@ -196,13 +196,6 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
     tokens = [line.strip() for line in text.splitlines() if line.strip()]
     return verify_history(tokens, approvers, agent=None if given_file else agent,
                           lifecycle=lifecycle or lifecycle_of(args))
-
-
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        return False
 
 
 def _save(path: Path, history: AgentHistory) -> None:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..keys import PublicKey
 from .common import environment_default, open_key
-from .io import looks_like_path, read_public_key, read_text, read_token
+from .io import is_file, looks_like_path, read_public_key, read_text, read_token
 
 if TYPE_CHECKING:
     from signers.jose import JWKS
@@ -44,21 +44,14 @@ def read_json_object(value: str, what: str) -> dict[str, Any]:
     return data
 
 
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        return False
-
-
-def public_key_of(args: argparse.Namespace, value: str) -> PublicKey:
+def public_key_of(args: argparse.Namespace, value: str, what: str = "public key file") -> PublicKey:
     """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name.
 
     Raises ConfigError for a missing file (a value that looks like a path) or one holding no
     public key, and what `signers.open` raises for a key reference.
     """
-    if _is_file(value) or (":" not in value and looks_like_path(value)):
-        return read_public_key(value, "public key file")
+    if is_file(value) or (":" not in value and looks_like_path(value)):
+        return read_public_key(value, what)
     return open_key(args, value).public_key
 
 

@@ -21,6 +21,7 @@ from .common import store_argument
 
 __all__ = [
     "default_store",
+    "is_file",
     "looks_like_jwt",
     "looks_like_path",
     "read_bytes",
@@ -90,6 +91,14 @@ def read_input(path: str | None) -> bytes:
     return read_bytes(path, "input file")
 
 
+def is_file(value: str) -> bool:
+    """True when `value` names an existing file; False, not an error, for what cannot be a file name."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
+        return False
+
+
 def looks_like_jwt(value: str) -> bool:
     """True for a compact JWS (three base64url parts joined by dots)."""
     return bool(_COMPACT_JWS.match(value))
@@ -116,11 +125,7 @@ def read_token(value: str, what: str = "token") -> str:
     text = value.strip()
     if looks_like_jwt(text):
         return text
-    try:
-        is_file = Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        is_file = False
-    if is_file:
+    if is_file(value):
         return read_text(value, f"{what} file").strip()
     if looks_like_path(text) and len(text) <= 4096:
         raise ConfigError(f"{what} file {text} does not exist")
@@ -133,11 +138,7 @@ def read_signature(value: str) -> bytes:
     Raises ConfigError when `value` is neither an existing file nor base64 of a plausible
     signature (so a mistyped file name is reported as missing).
     """
-    try:
-        is_file = Path(value).is_file()
-    except (OSError, ValueError):
-        is_file = False
-    if is_file:
+    if is_file(value):
         data = read_bytes(value, "signature file")
         try:
             return base64.b64decode(data.strip(), validate=True)

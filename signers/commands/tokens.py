@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from ..clock import DEFAULT_LEEWAY
 from ..errors import ConfigError
-from .agent_io import read_json_object, trusted_keys
+from .agent_io import public_key_of, read_json_object, trusted_keys
 from .common import (
     EXIT_INVALID,
     action,
@@ -29,11 +28,10 @@ from .common import (
     print_result,
     seconds,
 )
-from .io import looks_like_path, read_bytes, read_public_key, read_token, write_bytes
+from .io import looks_like_jwt, read_bytes, read_token, write_bytes
 
 __all__ = ["register"]
 
-_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
 # Finite, non-negative seconds (NaN would switch expiry checks off; see signers.clock.duration).
 _seconds = seconds("the leeway")
 _ttl_seconds = seconds("the lifetime", allow_zero=False)
@@ -175,20 +173,6 @@ def _read_token(value: str, what: str = "token") -> str:
     return read_token(value, what)  # a missing file is reported as missing, not as a malformed token
 
 
-def _public_key(args: argparse.Namespace, value: str) -> Any:
-    """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name."""
-    if _is_file(value) or (":" not in value and looks_like_path(value)):  # a path, not a key name
-        return read_public_key(value, "agent key file")
-    return open_key(args, value).public_key
-
-
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # a long token is "File name too long" as a path; NUL is a ValueError
-        return False
-
-
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
     # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.revocation import RevocationList, SQLiteRevocationStore
@@ -267,7 +251,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
     signer = open_key(args, args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(
-        signer, sub=args.sub, name=args.name, agent_key=_public_key(args, args.agent_key), code_hash=code_hash,
+        signer, sub=args.sub, name=args.name, agent_key=public_key_of(args, args.agent_key, "agent key file"), code_hash=code_hash,
         stage=args.stage, trust_score=args.trust_score, scopes=args.scope, ttl=args.ttl, iss=args.iss, aud=aud,
     )
     _write(args.out, token)
@@ -308,7 +292,7 @@ def _revoke(args: argparse.Namespace) -> int:
         raise ConfigError("no revocation store: give --db PATH or set KEYPLANE_REVOCATIONS")
     if not (args.id or args.list or args.sign_list):
         raise ConfigError("give an id to revoke, --list, or --sign-list KEY")
-    whole_token = bool(args.id) and _COMPACT_JWS.match(args.id.strip()) is not None
+    whole_token = bool(args.id) and looks_like_jwt(args.id.strip())
     if whole_token and not (args.jwks or args.key):
         raise ConfigError("that looks like a whole token: pass its jti, or add --jwks/--key with our keys "
                           "to revoke the jti of a token we issued")
