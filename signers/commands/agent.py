@@ -23,8 +23,8 @@ from ..clock import epoch
 from ..errors import ConfigError
 from .agent_io import public_key_of, revocation_store_argument
 from .agent_store import is_uri, stored_append, stored_approvers, stored_history, update_stored_approvers
-from .common import config_of, environment_default, open_key, print_result
-from .io import read_bytes, read_text, write_bytes
+from .common import action, command_group, config_of, environment_default, open_key, print_result
+from .io import is_file, read_bytes, read_text, write_bytes
 
 if TYPE_CHECKING:
     from signers.agents.lifecycle import AgentHistory, Approvers, Lifecycle
@@ -37,43 +37,37 @@ _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$")
 
 
 def register(subparsers: Any) -> None:
-    agent = subparsers.add_parser("agent", help="agent lifecycle: signed stage transitions, history, trust score")
-    sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "agent", "agent lifecycle: signed stage transitions, history, trust score")
 
-    approver = sub.add_parser("approver", help="list a key as an approver with roles (registry approvers.json)")
+    approver = action(sub, "approver", "list a key as an approver with roles (registry approvers.json)", _approver)
     approver.add_argument("key", help="the approver's key URI / configured name, or a JWK / PEM public key file")
     approver.add_argument("--role", action="append", default=[],
                           help="role to grant (repeatable): registrar, approver, release-approver, operator")
     approver.add_argument("--not-after", help="the key's roles end then (ISO 8601 time, epoch seconds, or 'now'): "
                                               "what it signed before still verifies")
     _registry(approver)
-    approver.set_defaults(func=_approver)
 
-    reg = sub.add_parser("register", help="start an agent's history in INTAKE")
+    reg = action(sub, "register", "start an agent's history in INTAKE", _register_agent)
     reg.add_argument("agent", help="the agent's id")
     _signing(reg)
     _code(reg, required=True)
-    reg.set_defaults(func=_register_agent)
 
-    advance = sub.add_parser("advance", help="move an agent to the next stage (signed by --key)")
+    advance = action(sub, "advance", "move an agent to the next stage (signed by --key)", _advance)
     advance.add_argument("agent", help="the agent's id")
     advance.add_argument("stage", help="the target stage, e.g. VETTING, PROD_APPROVED, ACTIVE")
     _signing(advance)
     _code(advance, required=False)
-    advance.set_defaults(func=_advance)
 
-    suspend = sub.add_parser("suspend", help="suspend an agent (resume later with advance to its previous stage)")
+    suspend = action(sub, "suspend", "suspend an agent (resume later with advance to its previous stage)", _suspend)
     suspend.add_argument("agent", help="the agent's id")
     _signing(suspend)
-    suspend.set_defaults(func=_suspend)
 
-    history = sub.add_parser("history", help="verify an agent's history offline and print it; exit 1 if refused")
+    history = action(sub, "history", "verify an agent's history offline and print it; exit 1 if refused", _history)
     history.add_argument("agent", help="the agent's id (or a history file)")
     history.add_argument("--approvers", help="approvers file (default: the registry's approvers.json)")
     _registry(history)
-    history.set_defaults(func=_history)
 
-    score = sub.add_parser("score", help="compute the trust score from the verified history and evidence")
+    score = action(sub, "score", "compute the trust score from the verified history and evidence", _score)
     score.add_argument("agent", help="the agent's id")
     score.add_argument("--attested", action="append", default=[], help="an attested build's code_hash (repeatable)")
     score.add_argument("--receipts-verified", type=int, default=0, help="receipts that verified")
@@ -81,9 +75,8 @@ def register(subparsers: Any) -> None:
     score.add_argument("--rejections", type=int, default=0, help="rejections in the window")
     score.add_argument("--revoked-group-members", type=int, default=0, help="revoked members of its groups")
     _registry(score)
-    score.set_defaults(func=_score)
 
-    passport = sub.add_parser("passport", help="issue a passport whose stage comes from the verified history")
+    passport = action(sub, "passport", "issue a passport whose stage comes from the verified history", _passport)
     passport.add_argument("agent", help="the agent's id")
     passport.add_argument("--key", required=True, help="the issuer's key URI or configured key name")
     passport.add_argument("--agent-key", required=True, help="the agent's public key: key URI / name, JWK or PEM file")
@@ -96,7 +89,6 @@ def register(subparsers: Any) -> None:
     passport.add_argument("--ttl", type=float, default=3600, help="lifetime in seconds (default 3600)")
     passport.add_argument("--out", help="write the passport to this file too")
     _registry(passport)
-    passport.set_defaults(func=_passport)
 
     for verb, helptext in (("revoke", "revoke every token of an agent or a group"),
                            ("reinstate", "accept an agent's or group's tokens issued from now on")):
@@ -205,7 +197,7 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
     # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import verify_history
 
-    given_file = _is_file(agent)  # `agent history` also takes a history file someone handed over
+    given_file = is_file(agent)  # `agent history` also takes a history file someone handed over
     if not given_file and is_uri(_location(args)):
         _history_path(args, agent)  # the id check
         found = stored_history(_location(args), agent, approvers, lifecycle or lifecycle_of(args))
@@ -219,13 +211,6 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
     tokens = [line.strip() for line in text.splitlines() if line.strip()]
     return verify_history(tokens, approvers, agent=None if given_file else agent,
                           lifecycle=lifecycle or lifecycle_of(args))
-
-
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        return False
 
 
 def _save(args: argparse.Namespace, history: AgentHistory, approvers: Approvers) -> None:

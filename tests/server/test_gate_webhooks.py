@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from signers.clients import JWKSClient
@@ -104,33 +106,35 @@ def test_stage_changes_are_webhooks_too(deployment: Deployment) -> None:
         for e in _events(r, keys)))
 
 
-def test_delivery_retries_with_backoff_until_the_receiver_answers(agent_signer: Any) -> None:
-    receiver = Receiver(fail_first=2)
-    hook = Webhook("test", receiver.url, frozenset({"agent.revoked"}), timeout=5, retries=3)
-    dispatcher = WebhookDispatcher((hook,), agent_signer, "https://issuer.test", backoff_start=0.05)
+@contextmanager
+def revocation_hook(agent_signer: Any, *, fail_first: int, retries: int,
+                    backoff_start: float) -> Iterator[tuple[Receiver, WebhookDispatcher]]:
+    """A receiver failing its first `fail_first` requests, and a dispatcher sending it agent.revoked only."""
+    receiver = Receiver(fail_first=fail_first)
+    hook = Webhook("test", receiver.url, frozenset({"agent.revoked"}), timeout=5, retries=retries)
+    dispatcher = WebhookDispatcher((hook,), agent_signer, "https://issuer.test", backoff_start=backoff_start)
     try:
+        yield receiver, dispatcher
+    finally:
+        dispatcher.close(1)
+        receiver.close()
+
+
+def test_delivery_retries_with_backoff_until_the_receiver_answers(agent_signer: Any) -> None:
+    with revocation_hook(agent_signer, fail_first=2, retries=3, backoff_start=0.05) as (receiver, dispatcher):
         dispatcher.enqueue("agent.revoked", {"agent": "a1"})
         dispatcher.enqueue("gate.denied", {"agent": "a1"})  # not subscribed: not sent
         assert receiver.wait_for(lambda r: len(r.bodies) == 1)
         assert dispatcher.join(10)
-    finally:
-        dispatcher.close(1)
-        receiver.close()
     assert receiver.attempts == 3 and dispatcher.retried == 2 and dispatcher.delivered == 1
     claims = verify_jwt(receiver.bodies[0][1], JWKS.of(agent_signer), typ=EVENT_TYP).claims
     assert claims["event"] == "agent.revoked" and claims["data"] == {"agent": "a1"}
 
 
 def test_a_receiver_that_never_answers_is_given_up_on(agent_signer: Any) -> None:
-    receiver = Receiver(fail_first=100)
-    hook = Webhook("down", receiver.url, frozenset({"agent.revoked"}), timeout=5, retries=2)
-    dispatcher = WebhookDispatcher((hook,), agent_signer, "https://issuer.test", backoff_start=0.01)
-    try:
+    with revocation_hook(agent_signer, fail_first=100, retries=2, backoff_start=0.01) as (receiver, dispatcher):
         dispatcher.enqueue("agent.revoked", {"agent": "a1"})
         assert dispatcher.join(10)
-    finally:
-        dispatcher.close(1)
-        receiver.close()
     assert receiver.attempts == 3 and dispatcher.failed == 1 and dispatcher.delivered == 0
 
 
