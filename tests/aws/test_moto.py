@@ -31,7 +31,8 @@ from signers.errors import (
     PermissionDenied,
 )
 from signers.signer import DigestSigner, DisablingKeyStore, RotatingKeyStore
-from tests.fixtures.moto import REGION, WRONG_SECRET_PROFILE, MotoKms, free_port
+from tests.fixtures.moto import REGION, WRONG_SECRET_PROFILE, MotoKms
+from tests.fixtures.ports import free_port
 
 MOTO_SPECS = [KeySpec.P256, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048, KeySpec.RSA3072, KeySpec.RSA4096]
 SIZES = [0, 1, 4096, 4097, 1 << 20]

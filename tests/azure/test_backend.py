@@ -28,7 +28,8 @@ from signers.errors import (
     PermissionDenied,
 )
 from signers.signature_format import ecdsa_der_to_raw
-from tests.fixtures.azure import BAD_TOKEN_ENV, azure_uri, closed_port
+from tests.fixtures.azure import BAD_TOKEN_ENV, azure_uri
+from tests.fixtures.ports import free_port
 
 from .conftest import StaticCredential
 
@@ -193,7 +194,7 @@ def test_huge_retry_after_is_bounded(faults: Handle, azure_emulator: Handle, nam
 
 
 def test_unreachable_vault_is_backend_unavailable(azure_emulator: Handle) -> None:
-    port = closed_port()
+    port = free_port()
     uri = f"azurekms://127.0.0.1:{port}?ca-bundle={azure_emulator.ca_pem_path}&token-source=env:{BAD_TOKEN_ENV}"
     started = time.monotonic()
     with AzureKeyVaultKeyStore.from_uri(uri) as s, pytest.raises(BackendUnavailable):

@@ -15,8 +15,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -32,30 +30,22 @@ from signers.errors import (
     PermissionDenied,
 )
 from signers.keys import PublicKey
-from tests.fixtures.gcp import BAD_TOKEN_ENV, PROJECT, closed_loopback_port, key_ring_uri
+from tests.fixtures.gcp import BAD_TOKEN_ENV, PROJECT, key_ring_uri
+from tests.fixtures.ports import free_port
+from tests.fixtures.stores import unique_name
 
 gcp_kms = pytest.importorskip("backends.gcp_kms", reason="backends.gcp_kms failed to import")
 kms_v1 = pytest.importorskip("google.cloud.kms_v1", reason="google-cloud-kms not installed (keyplane[gcp])")
 grpc = pytest.importorskip("grpc", reason="grpcio not installed (keyplane[gcp])")
 
 GcpKmsKeyStore = gcp_kms.GcpKmsKeyStore
-gcp_store = pytest.importorskip("backends.gcp_kms.store", reason="backends.gcp_kms failed to import")
+gcp_retry = pytest.importorskip("backends.gcp_kms.retry", reason="backends.gcp_kms failed to import")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def store(gcp_store_uri: str) -> Iterator[Any]:
-    with GcpKmsKeyStore.from_uri(gcp_store_uri) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")
 def p256(store: Any) -> Any:
-    return store.create_key(_name("p256"), KeySpec.P256)
+    return store.create_key(unique_name("p256"), KeySpec.P256)
 
 
 # -- the emulator speaks the real wire protocol -------------------------------------------------
@@ -68,7 +58,7 @@ def test_raw_sdk_client_signs_against_the_emulator(gcp_emulator: Any, gcp_token:
     client = kms_v1.KeyManagementServiceClient(transport=KeyManagementServiceGrpcTransport(channel=channel))
     auth = [("authorization", f"Bearer {gcp_token}")]
     parent = f"projects/{PROJECT}/locations/global"
-    ring = client.create_key_ring(parent=parent, key_ring_id=_name("raw"), key_ring={}, metadata=auth)
+    ring = client.create_key_ring(parent=parent, key_ring_id=unique_name("raw"), key_ring={}, metadata=auth)
     key = client.create_crypto_key(parent=ring.name, crypto_key_id="k", metadata=auth, crypto_key={
         "purpose": "ASYMMETRIC_SIGN", "version_template": {"algorithm": "EC_SIGN_P384_SHA384"}})
     version = f"{key.name}/cryptoKeyVersions/1"
@@ -95,7 +85,7 @@ def test_raw_sdk_client_signs_against_the_emulator(gcp_emulator: Any, gcp_token:
 
 @pytest.mark.parametrize("spec", list(KeySpec), ids=str)
 def test_create_open_sign_verify(store: Any, spec: KeySpec) -> None:
-    signer = store.create_key(_name("spec"), spec)
+    signer = store.create_key(unique_name("spec"), spec)
     assert signer.algorithm is spec.default_algorithm
     assert signer.uri.endswith("/cryptoKeyVersions/1?" + store.uri.split("?", 1)[1])
     for message in (b"", b"x", os.urandom(4097)):
@@ -107,7 +97,7 @@ def test_create_open_sign_verify(store: Any, spec: KeySpec) -> None:
 
 @pytest.mark.parametrize("spec", [KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87], ids=str)
 def test_mldsa_external_mu_signs_long_messages(store: Any, spec: KeySpec) -> None:
-    signer = store.create_key(_name("mu"), spec)
+    signer = store.create_key(unique_name("mu"), spec)
     assert signer.gcp_algorithm.endswith("_EXTERNAL_MU")
     message = os.urandom(1 << 20)
     signature = signer.sign(message)
@@ -116,13 +106,13 @@ def test_mldsa_external_mu_signs_long_messages(store: Any, spec: KeySpec) -> Non
 
 
 def test_pure_mldsa_and_ed25519_refuse_messages_over_64k(store: Any) -> None:
-    pure = store.create_key(_name("pure"), KeySpec.ML_DSA_65, external_mu=False)
+    pure = store.create_key(unique_name("pure"), KeySpec.ML_DSA_65, external_mu=False)
     assert pure.gcp_algorithm == "PQ_SIGN_ML_DSA_65"
     limit = os.urandom(64 * 1024)
     pure.public_key.verify(pure.sign(limit), limit, pure.algorithm)
     with pytest.raises(AlgorithmNotSupported, match="external_mu=True"):
         pure.sign(limit + b"!")
-    ed = store.create_key(_name("ed"), KeySpec.ED25519)
+    ed = store.create_key(unique_name("ed"), KeySpec.ED25519)
     ed.public_key.verify(ed.sign(limit), limit, ed.algorithm)
     with pytest.raises(AlgorithmNotSupported, match="at most 65536 bytes"):
         ed.sign(limit + b"!")
@@ -134,7 +124,7 @@ def test_pure_mldsa_and_ed25519_refuse_messages_over_64k(store: Any) -> None:
     (KeySpec.RSA4096, SignatureAlgorithm.RS512, "RSA_SIGN_PKCS1_4096_SHA512"),
 ], ids=lambda v: str(v))
 def test_rsa_algorithms(store: Any, spec: KeySpec, algorithm: SignatureAlgorithm, gcp_algorithm: str) -> None:
-    signer = store.create_key(_name("rsa"), spec, algorithm=algorithm)
+    signer = store.create_key(unique_name("rsa"), spec, algorithm=algorithm)
     assert (signer.algorithm, signer.gcp_algorithm) == (algorithm, gcp_algorithm)
     signer.public_key.verify(signer.sign(b"rsa"), b"rsa", algorithm)
     assert store.open(signer.uri).algorithm is algorithm  # the version's algorithm is fixed and reported
@@ -144,9 +134,9 @@ def test_rsa_algorithms(store: Any, spec: KeySpec, algorithm: SignatureAlgorithm
 
 def test_algorithms_cloud_kms_lacks_are_refused(store: Any) -> None:
     with pytest.raises(AlgorithmNotSupported):
-        store.create_key(_name("x"), KeySpec.RSA2048, algorithm=SignatureAlgorithm.PS512)
+        store.create_key(unique_name("x"), KeySpec.RSA2048, algorithm=SignatureAlgorithm.PS512)
     with pytest.raises(AlgorithmNotSupported):
-        store.create_key(_name("x"), KeySpec.RSA3072, algorithm=SignatureAlgorithm.RS384)
+        store.create_key(unique_name("x"), KeySpec.RSA3072, algorithm=SignatureAlgorithm.RS384)
 
 
 def test_every_cloud_kms_algorithm_is_in_the_table() -> None:
@@ -176,7 +166,7 @@ def test_sign_async_concurrently(p256: Any) -> None:
 
 
 def test_rotate_pin_list_and_delete(store: Any) -> None:
-    name = _name("rot")
+    name = unique_name("rot")
     v1 = store.create_key(name, KeySpec.P256)
     with pytest.raises(KeyExists):
         store.create_key(name, KeySpec.P256)
@@ -201,7 +191,7 @@ def test_rotate_pin_list_and_delete(store: Any) -> None:
 
 
 def test_list_keys_pages_through_many_keys(gcp_emulator: Any) -> None:
-    ring = _name("many")
+    ring = unique_name("many")
     with GcpKmsKeyStore.from_uri(key_ring_uri(gcp_emulator.address, ring)) as s:
         names = {s.create_key(f"k{i:03d}", KeySpec.ED25519).uri.split("/cryptoKeys/")[1].split("/")[0]
                  for i in range(105)}
@@ -242,7 +232,7 @@ def test_request_damaged_in_transit_is_backend_unavailable(gcp_emulator: Any, p2
 
 
 def test_corrupt_next_crc32c_flag(gcp_emulator: Any, store: Any) -> None:
-    ed = store.create_key(_name("crc"), KeySpec.ED25519)  # data_crc32c path
+    ed = store.create_key(unique_name("crc"), KeySpec.ED25519)  # data_crc32c path
     gcp_emulator.corrupt_next_crc32c = True
     with pytest.raises(BackendUnavailable, match="CRC32C"):
         ed.sign(b"integrity")
@@ -299,7 +289,7 @@ def test_other_project_is_permission_denied(gcp_emulator: Any) -> None:
 
 
 def test_unreachable_is_backend_unavailable() -> None:
-    uri = key_ring_uri(f"127.0.0.1:{closed_loopback_port()}", "r") + "&timeout=3"
+    uri = key_ring_uri(f"127.0.0.1:{free_port()}", "r") + "&timeout=3"
     with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(BackendUnavailable) as excinfo:
         s.open("k")
     assert excinfo.value.cause is not None and excinfo.value.__cause__ is excinfo.value.cause
@@ -308,7 +298,7 @@ def test_unreachable_is_backend_unavailable() -> None:
 def test_unavailable_is_retried(gcp_emulator: Any, p256: Any) -> None:
     gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, 2)
     p256.public_key.verify(p256.sign(b"retry"), b"retry", p256.algorithm)
-    gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, gcp_store._ATTEMPTS)
+    gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, gcp_retry.ATTEMPTS)
     with pytest.raises(BackendUnavailable):
         p256.sign(b"retry")
 
@@ -317,7 +307,7 @@ def test_create_is_not_retried_on_deadline(gcp_emulator: Any, store: Any) -> Non
     store.ensure_key_ring()
     gcp_emulator.fail_next(grpc.StatusCode.DEADLINE_EXCEEDED, 1)
     with pytest.raises(BackendUnavailable):
-        store.create_key(_name("dl"), KeySpec.P256)
+        store.create_key(unique_name("dl"), KeySpec.P256)
 
 
 @pytest.mark.parametrize("uri", [
@@ -382,7 +372,7 @@ def test_import_is_lazy() -> None:
 
 
 def test_emulator_command_serves_until_interrupted(tmp_path: Any) -> None:
-    port = closed_loopback_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "signers.cli", "emulator", "gcp", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -429,7 +419,7 @@ def test_injected_client(gcp_emulator: Any, gcp_token: str) -> None:
 
 
 def test_tls_endpoint_with_static_token_is_backend_unavailable_when_closed(gcp_token: str) -> None:
-    uri = (f"gcpkms://projects/{PROJECT}/locations/global/keyRings/r?endpoint=127.0.0.1:{closed_loopback_port()}"
+    uri = (f"gcpkms://projects/{PROJECT}/locations/global/keyRings/r?endpoint=127.0.0.1:{free_port()}"
            "&token-source=env:KEYPLANE_TEST_GCP_TOKEN&timeout=3")
     with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(BackendUnavailable) as excinfo:
         s.open("k")

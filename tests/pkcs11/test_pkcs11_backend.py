@@ -10,8 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -29,15 +27,10 @@ from signers.errors import (
 )
 from signers.uri import parse_uri
 from tests.fixtures.softhsm import PIN_ENV, WRONG_PIN_ENV, SoftHsmToken
+from tests.fixtures.threads import in_threads
 
 CLASSICAL = [KeySpec.ED25519, KeySpec.P256, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048]
 MESSAGES = [b"", b"x", os.urandom(32), os.urandom(4097), os.urandom(1 << 20)]
-
-
-@pytest.fixture(scope="module")
-def store(softhsm_store_uri: str) -> Iterator[Pkcs11KeyStore]:
-    with Pkcs11KeyStore.from_uri(softhsm_store_uri) as opened:
-        yield opened
 
 
 def _ensure(store: Pkcs11KeyStore, name: str, spec: KeySpec) -> Any:
@@ -231,23 +224,15 @@ def test_token_removed_mid_run(softhsm_token: SoftHsmToken, store: Pkcs11KeyStor
 
 def test_eight_threads_through_a_small_pool_lose_nothing(softhsm_token: SoftHsmToken) -> None:
     results: list[list[tuple[bytes, bytes]]] = [[] for _ in range(8)]
-    errors: list[BaseException] = []
     with Pkcs11KeyStore.from_uri(softhsm_token.uri(label="keyplane-spare") + "&max-sessions=3") as small:
         signer = small.create_key("threads", KeySpec.P256)
 
         def work(index: int) -> None:
-            try:
-                for n in range(100):
-                    message = f"{index}-{n}".encode()
-                    results[index].append((message, signer.sign(message)))
-            except BaseException as e:  # recorded, so a failure names itself
-                errors.append(e)
+            for n in range(100):
+                message = f"{index}-{n}".encode()
+                results[index].append((message, signer.sign(message)))
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        errors = in_threads(work, 8)
         pool = small._tokens
         assert pool is not None and pool._open <= 3 and len(pool._idle) == pool._open  # bounded, all returned
         small.delete_key("threads")
