@@ -9,31 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyDisabled,
-    KeyExists,
-    KeyNotFound,
-    KeyplaneError,
-    PermissionDenied,
-)
+from signers import errors
 from signers.translation import CodeTable, Translator, translated
 
 __all__ = ["CodeTable", "Translator", "by_class", "code_table", "translated"]
 
 # What an SDK code can mean to a caller -> the keyplane error it becomes.
-MEANINGS: dict[str, type[KeyplaneError]] = {
-    "auth": AuthenticationFailed,
-    "denied": PermissionDenied,
-    "not_found": KeyNotFound,
-    "exists": KeyExists,
-    "disabled": KeyDisabled,
-    "invalid": ConfigError,
-    "unsupported": AlgorithmNotSupported,
-    "unavailable": BackendUnavailable,
+MEANINGS: dict[str, type[errors.KeyplaneError]] = {
+    "auth": errors.AuthenticationFailed,
+    "denied": errors.PermissionDenied,
+    "not_found": errors.KeyNotFound,
+    "exists": errors.KeyExists,
+    "disabled": errors.KeyDisabled,
+    "invalid": errors.ConfigError,
+    "unsupported": errors.AlgorithmNotSupported,
+    "unavailable": errors.BackendUnavailable,
 }
 
 
@@ -48,7 +38,7 @@ def code_table(messages: Mapping[str, str] | None = None, **groups: Iterable[str
     return CodeTable(codes=codes, messages=worded)
 
 
-def by_class(table: CodeTable, e: BaseException, module: str) -> type[KeyplaneError] | None:
+def by_class(table: CodeTable, e: BaseException, module: str) -> type[errors.KeyplaneError] | None:
     """The error `table` gives an exception of the SDK `module` (tabled by class name), or None.
 
     The most specific class of `e` defined in `module` that the table names wins, so a table

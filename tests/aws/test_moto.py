@@ -217,11 +217,11 @@ def test_unknown_key_is_key_not_found(store: AwsKmsKeyStore, missing: str) -> No
         store.open(missing)
 
 
-def test_key_from_another_endpoint_or_region_refused(store: AwsKmsKeyStore) -> None:
+@pytest.mark.parametrize("foreign", ["awskms://127.0.0.1:1/alias/x?region=us-east-1",
+                                     "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"])
+def test_key_from_another_endpoint_or_region_refused(store: AwsKmsKeyStore, foreign: str) -> None:
     with pytest.raises(ConfigError):
-        store.open("awskms://127.0.0.1:1/alias/x?region=us-east-1")
-    with pytest.raises(ConfigError):
-        store.open("arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555")
+        store.open(foreign)
 
 
 def test_ed25519_plain_moto_lacks_is_served_by_the_aws_emulator(store: AwsKmsKeyStore) -> None:
