@@ -13,28 +13,10 @@ their SDKs load only when a URI of their scheme is opened.
 
 from __future__ import annotations
 
+from . import errors
 from .algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from .config import Config
-from .errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    BatchSignError,
-    ConfigError,
-    InvalidSignature,
-    KeyCorrupt,
-    KeyDisabled,
-    KeyExists,
-    KeyNotFound,
-    KeyplaneError,
-    PermissionDenied,
-    StateCorrupt,
-    TokenError,
-    TokenExpired,
-    TokenInvalid,
-    TokenReplayed,
-    TokenRevoked,
-)
+from .errors import *  # noqa: F403  (the whole hierarchy: errors.__all__, re-exported below)
 from .keys import PublicKey
 from .registry import available_schemes, open, open_store, register
 from .secrets import Secret, resolve_secret
@@ -59,44 +41,27 @@ from .uri import KeyURI, parse_uri
 __version__ = "0.1.0"
 
 __all__ = [
-    "AlgorithmNotSupported",
-    "AuthenticationFailed",
-    "BackendUnavailable",
+    *errors.__all__,  # every error is part of the top-level API
     "BaseKeyStore",
     "BaseSigner",
-    "BatchSignError",
     "BatchSigner",
     "Capabilities",
     "Config",
-    "ConfigError",
     "DigestSigner",
     "DisablingKeyStore",
     "ImportingKeyStore",
-    "InvalidSignature",
-    "KeyCorrupt",
-    "KeyDisabled",
-    "KeyExists",
     "KeyFamily",
     "KeyInfo",
-    "KeyNotFound",
     "KeySpec",
     "KeyStore",
     "KeyURI",
-    "KeyplaneError",
     "MuSigner",
     "NativeAsyncSigner",
-    "PermissionDenied",
     "PublicKey",
     "RotatingKeyStore",
     "Secret",
     "SignatureAlgorithm",
     "Signer",
-    "StateCorrupt",
-    "TokenError",
-    "TokenExpired",
-    "TokenInvalid",
-    "TokenReplayed",
-    "TokenRevoked",
     "available_schemes",
     "capabilities_of",
     "open",

@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from signers.algorithms import KeyFamily, KeySpec
 from signers.errors import AlgorithmNotSupported, ConfigError, InvalidSignature
+from signers.json_text import json_object
 from signers.keys import PublicKey, b64url_decode, b64url_encode, jwk_thumbprint, with_use_and_kid
-from signers.tokens.jwk import jwk_object
 
 from .der import parse_spki, spki
 from .variants import CompositeAlgorithm
@@ -107,7 +107,7 @@ class CompositePublicKey:
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any] | str) -> CompositePublicKey:
         """From an AKP JWK whose ``alg`` is a JOSE composite name; private members are refused."""
-        jwk = jwk_object(jwk)
+        jwk = json_object(jwk, "JWK")
         if any(m in jwk for m in _PRIVATE_MEMBERS):
             raise ConfigError("JWK holds private key material; give the public key only")
         variant = CompositeAlgorithm.by_jose_name(jwk.get("alg"))

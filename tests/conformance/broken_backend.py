@@ -76,12 +76,22 @@ class LeakyStore(_FileLike):
 
 
 class _OverlapSigner(_Wrapped):
-    """Calls `overlapped()` when two P-256 signatures overlap: what a driver that is not thread-safe does then."""
+    """A signer whose P-256 signatures misbehave when two overlap (a non-thread-safe module); others pass.
 
-    _lock = threading.Lock()
-    _in_flight = 0  # per subclass (each sets its own)
+    Each subclass counts its own signatures in flight; `overlap` decides (under the lock)
+    whether this call misbehaves, and `misbehave` is the defect.
+    """
 
-    def overlapped(self) -> None:  # pragma: no cover - abstract
+    _lock: threading.Lock
+    _in_flight: int
+
+    def __init_subclass__(cls) -> None:
+        cls._lock, cls._in_flight = threading.Lock(), 0
+
+    def overlap(self, overlapping: bool) -> bool:
+        return overlapping
+
+    def misbehave(self) -> None:
         raise NotImplementedError
 
     def sign(self, message: bytes) -> bytes:
@@ -90,10 +100,10 @@ class _OverlapSigner(_Wrapped):
         cls = type(self)
         with cls._lock:
             cls._in_flight += 1
-            overlapping = cls._in_flight > 1
+            bad = self.overlap(cls._in_flight > 1)
         try:
-            if overlapping:
-                self.overlapped()
+            if bad:
+                self.misbehave()
             time.sleep(0.001)  # holds the "session" long enough for concurrent callers to collide
             return self.inner.sign(message)
         finally:
@@ -104,15 +114,15 @@ class _OverlapSigner(_Wrapped):
 class CrashingSigner(_OverlapSigner):
     """Kills the interpreter with SIGSEGV when two P-256 signatures overlap, as a non-thread-safe HSM module does."""
 
-    _lock = threading.Lock()
-    _in_flight = 0
     _crashed = False
 
-    def overlapped(self) -> None:
-        with self._lock:
-            first, CrashingSigner._crashed = not CrashingSigner._crashed, True
-        if first:  # one signal: a second one would cut faulthandler's report short
-            os.kill(os.getpid(), signal.SIGSEGV)
+    def overlap(self, overlapping: bool) -> bool:
+        crash = overlapping and not CrashingSigner._crashed
+        CrashingSigner._crashed |= crash  # one signal: a second one would cut faulthandler's report short
+        return crash
+
+    def misbehave(self) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 class CrashingStore(_FileLike):
@@ -123,10 +133,7 @@ class CrashingStore(_FileLike):
 class HangingSigner(_OverlapSigner):
     """Blocks forever (well, a minute) when two P-256 signatures overlap: a deadlocked driver."""
 
-    _lock = threading.Lock()
-    _in_flight = 0
-
-    def overlapped(self) -> None:
+    def misbehave(self) -> None:
         threading.Event().wait(60)  # the defect under test: never returns in time
 
 
