@@ -24,14 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["CHECKS", "STORE_CHECKS", "Report", "Row", "Target", "run_conformance"]
 
 # Resolved on first use, so `keyplane --help` (which imports our command modules) stays fast.
-_LAZY = {
-    "CHECKS": "checks",
-    "STORE_CHECKS": "checks",
-    "Report": "report",
-    "Row": "report",
-    "Target": "target",
-    "run_conformance": "runner",
-}
+_LAZY = {name: module for module, names in (("checks", ("CHECKS", "STORE_CHECKS")), ("report", ("Report", "Row")),
+                                            ("target", ("Target",)), ("runner", ("run_conformance",)))
+         for name in names}
 
 
 def __getattr__(name: str) -> Any:

@@ -4,7 +4,8 @@ A check returns a short detail (pass), raises `CheckFailed` (fail) or `Unsupport
 (not-supported, with the reason). Any other exception is a fail naming it. Verification
 is always `cryptography`, through `PublicKey.verify` where an algorithm row exists, and
 directly for the "other algorithm" negatives that have no row (ECDSA with another hash,
-ML-DSA with a context).
+ML-DSA with a context). A composite variant's signatures are verified by the composite
+verifier and again, half by half, by `composite_checks.verify_independently`.
 """
 
 from __future__ import annotations
@@ -18,17 +19,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature as CryptoInvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature, encode_dss_signature
 
 from signers.algorithms import KeyFamily, KeySpec, SignatureAlgorithm
+from signers.composite import CompositeAlgorithm, CompositePublicKey
 from signers.errors import AlgorithmNotSupported, InvalidSignature
 from signers.keys import PublicKey, b64url_encode
 from signers.local_keys import generate_private_key
 from signers.signer import KeyInfo, KeyStore, Signer
 
+from . import composite_checks
 from .plan import CHECKS, STORE_CHECKS
+from .specs import AnyPublicKey, Spec
 
 __all__ = [
     "CHECKS",
@@ -39,6 +43,7 @@ __all__ = [
     "Unsupported",
     "rfc7638_thumbprint",
     "diagnose",
+    "expected_key_id",
     "public_key_der",
     "signature_format_problem",
 ]
@@ -76,7 +81,7 @@ class SpecState:
     """
 
     store: KeyStore
-    spec: KeySpec
+    spec: Spec
     name: str
     signer: Signer | None = None
     reopened: Signer | None = None
@@ -130,8 +135,18 @@ def rfc7638_thumbprint(public_key: Any) -> str:
     return b64url_encode(hashlib.sha256(canonical).digest())
 
 
-def signature_format_problem(spec: KeySpec, public_key: PublicKey, signature: bytes) -> str | None:
+def expected_key_id(public_key: AnyPublicKey) -> str:
+    """The key id computed here (RFC 7638; for a composite key from its halves' `cryptography` keys)."""
+    if isinstance(public_key, CompositePublicKey):
+        return composite_checks.thumbprint(public_key)
+    return rfc7638_thumbprint(public_key.key)
+
+
+def signature_format_problem(spec: Spec, public_key: Any, signature: bytes) -> str | None:
     """Why `signature` is not in the standard X.509 form for `spec`, or None."""
+    if isinstance(spec, CompositeAlgorithm):
+        return composite_checks.format_problem(spec, public_key, signature, lambda pk, sig: signature_format_problem(
+            pk.spec, pk, sig))
     family = spec.family
     if family is KeyFamily.EC:
         try:
@@ -162,6 +177,8 @@ def diagnose(public_key: PublicKey, algorithm: SignatureAlgorithm, signature: by
     Tried: the digest hashed again (moto <= 5.2.5 with MessageType=DIGEST), RSASSA-PSS with a
     salt other than the hash length (moto pads with the maximum), another algorithm of the key.
     """
+    if isinstance(public_key, CompositePublicKey):
+        return ""  # the negatives row names what a composite signature got wrong
     key = public_key.key
     aws = uri.startswith("awskms:")
     hint = "; use `keyplane emulator aws` (AWS's documented Sign semantics)" if aws else ""
@@ -192,8 +209,10 @@ def diagnose(public_key: PublicKey, algorithm: SignatureAlgorithm, signature: by
 
 
 @functools.cache
-def other_public_key(spec: KeySpec) -> PublicKey:
+def other_public_key(spec: Spec) -> AnyPublicKey:
     """A different key of the same spec (made once per process), for the other-key negative."""
+    if isinstance(spec, CompositeAlgorithm):
+        return composite_checks.other_public_key(spec)
     return PublicKey(generate_private_key(spec).public_key())
 
 
@@ -206,11 +225,13 @@ def _flip(data: bytes, bit: int = 0) -> bytes:
     return bytes(out)
 
 
-def _other_algorithm_verifiers(spec: KeySpec, algorithm: SignatureAlgorithm, public_key: PublicKey) -> dict[
+def _other_algorithm_verifiers(spec: Spec, algorithm: Any, public_key: Any) -> dict[
     str, Callable[[bytes, bytes], None]
 ]:
     """Verifiers for the same key under a different algorithm; each raises on an invalid signature."""
     out: dict[str, Callable[[bytes, bytes], None]] = {}
+    if isinstance(spec, CompositeAlgorithm):
+        return out  # a variant's only algorithm is itself; `composite_checks.tampered` verifies as other variants
     for other in spec.algorithms:
         if other is not algorithm:
             out[other.value] = functools.partial(_verify_with, public_key, other)
@@ -224,15 +245,15 @@ def _other_algorithm_verifiers(spec: KeySpec, algorithm: SignatureAlgorithm, pub
     return out
 
 
-def _verify_with(public_key: PublicKey, algorithm: SignatureAlgorithm, signature: bytes, message: bytes) -> None:
+def _verify_with(public_key: Any, algorithm: Any, signature: bytes, message: bytes) -> None:
     public_key.verify(signature, message, algorithm)
 
 
 def _accepts(verify: Callable[[bytes, bytes], None], signature: bytes, message: bytes) -> bool:
     try:
         verify(signature, message)
-    except (InvalidSignature, CryptoInvalidSignature, ValueError, TypeError):
-        return False
+    except (InvalidSignature, CryptoInvalidSignature, AlgorithmNotSupported, ValueError, TypeError):
+        return False  # refused (a typed refusal of the algorithm too)
     return True
 
 
@@ -274,7 +295,7 @@ def check_key_id(state: SpecState, process_local: bool = False) -> str:
     """RFC 7638 thumbprint, the same after a re-open and in another process (unless the store's
     keys are process-local, when that part cannot apply and the row is not-supported)."""
     signer = state.need_signer()
-    expected = rfc7638_thumbprint(signer.public_key.key)
+    expected = expected_key_id(signer.public_key)
     problems = []
     if signer.key_id != expected:
         problems.append(f"key_id {signer.key_id} is not the RFC 7638 thumbprint {expected}")
@@ -317,10 +338,16 @@ def check_sign_verify(state: SpecState) -> str:
         state.signatures.append((message, signature))
         try:
             signer.public_key.verify(signature, message, signer.algorithm)
-            verified.append(_size(size))
         except InvalidSignature:
             why = diagnose(signer.public_key, signer.algorithm, signature, message, signer.uri)
             problems.append(f"{_size(size)}: signature does not verify{why}")
+            continue
+        if isinstance(signer.public_key, CompositePublicKey) and not _accepts(
+                functools.partial(composite_checks.verify_independently, signer.public_key), signature, message):
+            problems.append(f"{_size(size)}: the composite verifier accepts it, the half-by-half check with "
+                            "cryptography does not")
+            continue
+        verified.append(_size(size))
     if problems:
         raise CheckFailed("; ".join(problems + refused))
     if refused:
@@ -353,10 +380,14 @@ def check_negatives(state: SpecState) -> str:
     others = _other_algorithm_verifiers(state.spec, signer.algorithm, signer.public_key)
     for name, verify in others.items():
         cases[f"other algorithm {name}"] = (verify, signature, message)
+    if isinstance(signer.public_key, CompositePublicKey):
+        cases.update(composite_checks.tampered(signer.public_key, signature, message))
     accepted = [name for name, (verify, sig, msg) in cases.items() if _accepts(verify, sig, msg)]
     if accepted:
         raise CheckFailed("verification accepted: " + ", ".join(accepted))
     note = "" if others else " (the spec has no other algorithm)"
+    if isinstance(state.spec, CompositeAlgorithm):
+        note = ": " + ", ".join(cases)
     return f"{len(cases)} tampered cases rejected{note}"
 
 
@@ -386,7 +417,9 @@ def _size(size: int) -> str:
     return "1 MiB" if size == 1 << 20 else f"{size} B"
 
 
-def _format_name(spec: KeySpec) -> str:
+def _format_name(spec: Spec) -> str:
+    if isinstance(spec, CompositeAlgorithm):
+        return composite_checks.FORMAT
     return {
         KeyFamily.EC: "canonical DER Ecdsa-Sig-Value",
         KeyFamily.EDDSA: "64 bytes",
@@ -395,5 +428,6 @@ def _format_name(spec: KeySpec) -> str:
     }[spec.family]
 
 
-def public_key_der(public_key: PublicKey) -> bytes:
-    return public_key.key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+def public_key_der(public_key: AnyPublicKey) -> bytes:
+    """The SubjectPublicKeyInfo (a composite key's has the variant's OID)."""
+    return public_key.to_der()

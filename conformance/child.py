@@ -22,8 +22,6 @@ import base64
 import faulthandler
 import hashlib
 import json
-import queue
-import subprocess
 import sys
 import threading
 import time
@@ -33,13 +31,13 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from signers.algorithms import KeyFamily, SignatureAlgorithm
-from signers.keys import PublicKey
+from signers.algorithms import KeyFamily
 from signers.registry import open_store
 
-from .leaks import LeakWatch, find_secret, redact
+from .leaks import LeakWatch
+from .specs import parse_algorithm, parse_spec, public_key_from_der
 from .target import load_plugins
-from .wire import child_env, emit, keep_tail, parse, pump, signal_name, tail_text
+from .wire import Supervised, emit
 
 __all__ = ["ASYNC_CALLS", "THREADS", "ChildKey", "ChildOutcome", "async_check", "run_concurrency", "stall_limit",
            "threads_check"]
@@ -96,9 +94,9 @@ def run_concurrency(
     """Run the concurrency checks for `keys`, one child at a time until every spec has an outcome."""
     run = ChildRun()
     remaining = list(keys)
-    options = {"stall": stall, "sample": sample}
+    settings = _Settings(uri, env, plugins, secrets, spec_timeout, {"stall": stall, "sample": sample}, on_outcome)
     while remaining:
-        done = _one_child(uri, remaining, env, plugins, secrets, spec_timeout, run, on_outcome, options)
+        done = _one_child(settings, remaining, run)
         remaining = [k for k in remaining if k.spec not in done]
     if on_leak is not None:
         for finding in run.leaks:
@@ -106,68 +104,41 @@ def run_concurrency(
     return run
 
 
-def _one_child(
-    uri: str,
-    keys: Sequence[ChildKey],
-    env: Mapping[str, str],
-    plugins: Mapping[str, str],
-    secrets: Sequence[str],
-    spec_timeout: float,
-    run: ChildRun,
-    on_outcome: Callable[[str, ChildOutcome], None] | None,
-    options: Mapping[str, float],
-) -> set[str]:
+@dataclass(frozen=True)
+class _Settings:
+    """What every child of one `run_concurrency` shares."""
+
+    uri: str
+    env: Mapping[str, str]
+    plugins: Mapping[str, str]
+    secrets: Sequence[str]
+    spec_timeout: float
+    options: Mapping[str, float]
+    on_outcome: Callable[[str, ChildOutcome], None] | None
+
+
+def _one_child(settings: _Settings, keys: Sequence[ChildKey], run: ChildRun) -> set[str]:
     """Run one child; returns the specs that got an outcome (a result, a crash or a hang)."""
     job = {
-        "uri": uri,
-        "plugins": dict(plugins),
-        "secrets": list(secrets),
-        "options": dict(options),
+        "uri": settings.uri,
+        "plugins": dict(settings.plugins),
+        "secrets": list(settings.secrets),
+        "options": dict(settings.options),
         "keys": [
             {"spec": k.spec, "name": k.name, "algorithm": k.algorithm, "per_thread": k.per_thread,
              "latency": k.latency, "public_key": base64.b64encode(k.public_key_der).decode()}
             for k in keys
         ],
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=child_env(env),
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    stderr_tail: list[str] = []
-    threading.Thread(target=pump, args=(proc.stdout, lines.put), daemon=True).start()
-    stderr_pump = threading.Thread(target=pump, args=(proc.stderr, lambda s: keep_tail(stderr_tail, s)), daemon=True)
-    stderr_pump.start()
-    assert proc.stdin is not None
-    try:
-        proc.stdin.write(json.dumps(job).encode())
-        proc.stdin.close()
-    except BrokenPipeError:
-        pass  # the child died at once; its exit status tells why below
-
+    child = Supervised("conformance.child", job, settings.env, settings.spec_timeout)
     done: set[str] = set()
     opened: dict[str, str] = {}  # key_ids seen before any result, kept even if the child then dies
     current: str | None = None
-    deadline = time.monotonic() + spec_timeout
-    hung = False
-    while True:
-        try:
-            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-        except queue.Empty:
-            hung = True
-            break
-        if line is None:
-            break  # stdout closed: the child exited
-        event = parse(line)
-        if event is None:
-            continue
+    for event in child.events():
         kind = event["event"]
         if kind == "start":
             current = event["spec"]
-            deadline = time.monotonic() + spec_timeout
+            child.deadline = time.monotonic() + settings.spec_timeout
         elif kind == "opened":
             opened[event["spec"]] = event["key_id"]
         elif kind == "result":
@@ -179,43 +150,25 @@ def _one_child(
                 nonces=[(r, m) for r, m in event.get("nonces", [])],
                 crash=event.get("error"),
             )
-            run.outcomes[event["spec"]] = outcome
-            done.add(event["spec"])
+            _outcome(settings, run, done, event["spec"], outcome)
             current = None
-            if on_outcome:
-                on_outcome(event["spec"], outcome)
         elif kind == "leaks":
             run.leaks.extend(f for f in event["findings"] if f not in run.leaks)
-    if hung:
-        proc.kill()
-    try:
-        rc = proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        rc = proc.wait()
-    stderr_pump.join(5)  # the last lines (a faulthandler traceback) arrive after the exit
-    if hung:
-        why = f"no result within {spec_timeout:.0f} s (hung); child killed"
-    elif rc < 0:
-        why = f"child process killed by {signal_name(-rc)}"
-    else:
-        why = f"child process exited with status {rc} without a result"
-    tail = tail_text(stderr_tail)
-    if tail and find_secret(tail, secrets):
-        run.leaks.append(f"stderr of the child process: {redact(tail, secrets)}")
-        tail = redact(tail, secrets)
-    if tail:
-        why += f"; stderr: {tail}"
+    rc = child.finish()
+    why = child.death(rc, settings.spec_timeout, "child process", "", settings.secrets, run.leaks)
     # The spec being worked on when the child died fails; the rest go to the next child. A child
     # that died between specs (or before the first) takes every spec without an outcome with it.
     unfinished = [current] if current is not None else [k.spec for k in keys if k.spec not in done]
     for spec in unfinished:
-        outcome = ChildOutcome(key_id=opened.get(spec), crash=why)
-        run.outcomes[spec] = outcome
-        done.add(spec)
-        if on_outcome:
-            on_outcome(spec, outcome)
+        _outcome(settings, run, done, spec, ChildOutcome(key_id=opened.get(spec), crash=why))
     return done
+
+
+def _outcome(settings: _Settings, run: ChildRun, done: set[str], spec: str, outcome: ChildOutcome) -> None:
+    run.outcomes[spec] = outcome
+    done.add(spec)
+    if settings.on_outcome:
+        settings.on_outcome(spec, outcome)
 
 
 def _verdict(value: Any) -> tuple[bool, str, float] | None:
@@ -413,11 +366,10 @@ def child_main() -> int:
                 continue
             watch.check("repr(signer) in a child process", f"{signer!r} {signer.uri}")
             emit({"event": "opened", "spec": spec, "key_id": signer.key_id})
-            public_key = PublicKey.from_der(base64.b64decode(key["public_key"]))
-            algorithm = SignatureAlgorithm.parse(key["algorithm"])
+            public_key = public_key_from_der(parse_spec(spec), base64.b64decode(key["public_key"]))
+            algorithm = parse_algorithm(parse_spec(spec), key["algorithm"])
 
-            def verify(signature: bytes, message: bytes, pk: PublicKey = public_key,
-                       alg: SignatureAlgorithm = algorithm) -> bool:
+            def verify(signature: bytes, message: bytes, pk: Any = public_key, alg: Any = algorithm) -> bool:
                 return pk.is_valid(signature, message, alg)
 
             options = job.get("options", {})

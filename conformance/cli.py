@@ -13,6 +13,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from .options import OPTIONS, target_fields
+
 if TYPE_CHECKING:
     # lazy: the harness loads only when `keyplane conformance` runs (keeps --help fast)
     from .report import Report
@@ -27,20 +29,8 @@ def register(subparsers: Any) -> None:
         description="Run the conformance checks against STORE_URI; exit 0 if nothing failed, 1 otherwise.",
     )
     run.add_argument("store_uri", metavar="STORE_URI")
-    run.add_argument("--name", help="name of the back end in the report (default: the URI scheme)")
-    run.add_argument("--spec", action="append", default=[], metavar="SPEC",
-                     help="key spec to judge (repeatable; default: every spec)")
-    run.add_argument("--bad-credentials-uri", metavar="URI", help="the same store with a wrong PIN/password/token")
-    run.add_argument("--unreachable-uri", metavar="URI", help="the store at an address where nothing answers")
-    run.add_argument("--secret-env", action="append", default=[], metavar="NAME",
-                     help="environment variable holding a secret that must never leak (repeatable)")
-    run.add_argument("--plugin", action="append", default=[], metavar="SCHEME=MODULE:CLASS",
-                     help="register a back end class for a URI scheme (repeatable)")
-    run.add_argument("--timeout", type=float, default=10.0, help="seconds the unreachable check may take (default 10)")
-    run.add_argument("--page", type=int, default=25, metavar="N",
-                     help="extra keys the listing check creates, more than one page of the service (default 25)")
-    run.add_argument("--latency", type=float, metavar="SECONDS",
-                     help="seconds per signature to size the concurrency workload (default: measured)")
+    for name, options in OPTIONS.items():
+        run.add_argument(f"--{name}", **options)
     run.add_argument("--workload", type=int, metavar="N", help="signatures per thread in the threads check "
                      "(default: what fits 4 s at the measured latency, 5 to 200)")
     run.add_argument("--loop-stall", type=float, default=0.1, metavar="SECONDS",
@@ -62,10 +52,10 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     # lazy: the harness loads only when `keyplane conformance` runs (keeps --help fast)
-    from signers.algorithms import KeySpec
     from signers.errors import ConfigError
 
     from .runner import run_conformance
+    from .specs import parse_spec
     from .target import Target
 
     secrets, labels = [], []
@@ -84,19 +74,13 @@ def _run(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())  # plugin modules import from the working directory, as with `python -m`
     target = Target(
         uri=args.store_uri,
-        name=args.name,
-        specs=[KeySpec.parse(s) for s in args.spec] or None,
-        bad_credentials_uri=args.bad_credentials_uri,
-        unreachable_uri=args.unreachable_uri,
         secrets=secrets,
         secret_labels=labels,
-        timeout=args.timeout,
         plugins=plugins,
-        page=args.page,
-        signing_latency=args.latency,
         workload=args.workload,
         loop_stall=args.loop_stall,
         verify_sample=args.verify_sample,
+        **target_fields(lambda name: getattr(args, name.replace("-", "_")), parse_spec),
     )
     if not secrets and not target.uri_names_a_source():
         print("WARNING: the store URI names no *-source attribute and no --secret-env was given: the secrets "

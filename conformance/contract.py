@@ -13,12 +13,15 @@ import inspect
 from typing import TYPE_CHECKING, Any
 
 from signers.algorithms import KeySpec, SignatureAlgorithm
+from signers.composite import CompositeAlgorithm, CompositePublicKey
 from signers.errors import KeyplaneError
 from signers.keys import PublicKey
 from signers.signer import Capabilities, KeyInfo
 
 from .checks import CheckFailed, Unsupported
 from .plan import STORE, slug
+from .specs import create_key, is_composite
+from .store_checks import page_spec
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -77,13 +80,12 @@ def _list_items(worker: Worker) -> str:
 def _signer(worker: Worker) -> tuple[Any, str | None]:
     """One signer to inspect: a new key of a claimed spec (deleted afterwards), or a provisioned one."""
     caps = worker.capabilities
-    specs = [s for s in (KeySpec.P256, KeySpec.ED25519, *KeySpec) if worker.judged(s)]
-    if not specs:
+    spec = page_spec(worker)
+    if spec is None:
         raise Unsupported("no claimed key spec to make a signer of")
-    spec = specs[0]
     if caps.create:
         name = worker.key_name(None, "contract")
-        return worker.store.create_key(name, spec), name
+        return create_key(worker.store, name, spec), name
     return worker.store.open(f"{worker.target.key_prefix}-{slug(spec)}"), None
 
 
@@ -119,8 +121,11 @@ def check_contract(worker: Worker) -> str | None:
 
     row("contract:signer.uri", lambda: _member(get_signer(), "uri", str, "signer"))
     row("contract:signer.key_id", lambda: _member(get_signer(), "key_id", str, "signer"))
-    row("contract:signer.algorithm", lambda: _member(get_signer(), "algorithm", SignatureAlgorithm, "signer"))
-    row("contract:signer.public_key", lambda: _member(get_signer(), "public_key", PublicKey, "signer"))
+    # A composite store's signers carry a composite algorithm and public key (signers.composite).
+    composite = any(is_composite(s) for s in worker.target.spec_list())
+    algorithm, public_key = (CompositeAlgorithm, CompositePublicKey) if composite else (SignatureAlgorithm, PublicKey)
+    row("contract:signer.algorithm", lambda: _member(get_signer(), "algorithm", algorithm, "signer"))
+    row("contract:signer.public_key", lambda: _member(get_signer(), "public_key", public_key, "signer"))
     row("contract:signer.sign", lambda: _sign(get_signer()))
     if box.get("name"):
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from signers.algorithms import KeySpec
+from .specs import Spec
 
 __all__ = [
     "CHECKS",
@@ -83,7 +83,7 @@ class Step:
     weight: float = 1.0  # the deadline is weight x the per-check deadline
 
 
-def plan(specs: Sequence[KeySpec], page: int) -> list[Step]:
+def plan(specs: Sequence[Spec], page: int) -> list[Step]:
     """Every step of a run over `specs`, in order; `page` is how many extra keys the listing makes."""
     names = [s.value for s in specs]
     steps = [Step("contract", tuple((STORE, c) for c in CONTRACT_CHECKS), weight=2.0)]
@@ -106,7 +106,7 @@ def plan(specs: Sequence[KeySpec], page: int) -> list[Step]:
     return steps
 
 
-def slug(spec: KeySpec) -> str:
+def slug(spec: Spec) -> str:
     """The spec as a key-name part every service accepts (lower-case letters, digits, '-')."""
     out = "".join(c if c.isalnum() else "-" for c in spec.value.lower())
     return "-".join(part for part in out.split("-") if part)

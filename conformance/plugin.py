@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from .options import OPTIONS, target_fields
+
 if TYPE_CHECKING:
     # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
     from .report import Report, Row
@@ -25,20 +27,16 @@ CASE_FIXTURE = "keyplane_conformance_case"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("keyplane-conformance", "keyplane conformance harness")
     group.addoption("--keyplane-store", metavar="URI", help="store URI to run the conformance checks against")
-    group.addoption("--keyplane-name", metavar="NAME", help="back end name in the report")
-    group.addoption("--keyplane-spec", action="append", default=[], metavar="SPEC", help="key spec (repeatable)")
-    group.addoption("--keyplane-bad-credentials-uri", metavar="URI", help="the store with a wrong credential")
-    group.addoption("--keyplane-unreachable-uri", metavar="URI", help="the store where nothing answers")
-    group.addoption("--keyplane-secret-env", action="append", default=[], metavar="NAME",
-                    help="environment variable holding a secret that must not leak (repeatable)")
-    group.addoption("--keyplane-plugin", action="append", default=[], metavar="SCHEME=MODULE:CLASS",
-                    help="register a back end class for a URI scheme (repeatable)")
-    group.addoption("--keyplane-timeout", type=float, default=10.0, metavar="SECONDS",
-                    help="seconds the unreachable check may take")
-    group.addoption("--keyplane-page", type=int, default=25, metavar="N",
-                    help="extra keys the listing check creates (default 25)")
-    group.addoption("--keyplane-latency", type=float, metavar="SECONDS",
-                    help="seconds per signature to size the concurrency workload (default: measured)")
+    # The options the CLI has too (conformance.options), spelt out: docs checks read these names.
+    group.addoption("--keyplane-name", **OPTIONS["name"])
+    group.addoption("--keyplane-spec", **OPTIONS["spec"])
+    group.addoption("--keyplane-bad-credentials-uri", **OPTIONS["bad-credentials-uri"])
+    group.addoption("--keyplane-unreachable-uri", **OPTIONS["unreachable-uri"])
+    group.addoption("--keyplane-secret-env", **OPTIONS["secret-env"])
+    group.addoption("--keyplane-plugin", **OPTIONS["plugin"])
+    group.addoption("--keyplane-timeout", **OPTIONS["timeout"])
+    group.addoption("--keyplane-page", **OPTIONS["page"])
+    group.addoption("--keyplane-latency", **OPTIONS["latency"])
     group.addoption("--keyplane-report", metavar="PATH",
                     help="also write the report to PATH.md and PATH.json")
 
@@ -61,25 +59,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def target_from_options(config: pytest.Config) -> Target:
     # lazy: pytest loads this plugin in every run: the harness loads only when a --keyplane-store run asks for it
-    from signers.algorithms import KeySpec
-
+    from .specs import parse_spec
     from .target import Target
 
     names = [name for name in config.getoption("keyplane_secret_env") if name in os.environ]
-    secrets = [os.environ[name] for name in names]
-    plugins = dict(item.split("=", 1) for item in config.getoption("keyplane_plugin"))
     return Target(
         uri=config.getoption("keyplane_store"),
-        name=config.getoption("keyplane_name"),
-        specs=[KeySpec.parse(s) for s in config.getoption("keyplane_spec")] or None,
-        bad_credentials_uri=config.getoption("keyplane_bad_credentials_uri"),
-        unreachable_uri=config.getoption("keyplane_unreachable_uri"),
-        secrets=secrets,
+        secrets=[os.environ[name] for name in names],
         secret_labels=[f"--keyplane-secret-env {name}" for name in names],
-        timeout=config.getoption("keyplane_timeout"),
-        plugins=plugins,
-        page=config.getoption("keyplane_page"),
-        signing_latency=config.getoption("keyplane_latency"),
+        plugins=dict(item.split("=", 1) for item in config.getoption("keyplane_plugin")),
+        **target_fields(lambda name: config.getoption("keyplane_" + name.replace("-", "_")), parse_spec),
     )
 
 

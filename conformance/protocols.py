@@ -9,9 +9,10 @@ back end that implements none of them passes every core row.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import hashes
@@ -41,6 +42,7 @@ from signers.signer import (
 )
 
 from .checks import CheckFailed, Unsupported
+from .specs import create_key
 from .store_checks import page_spec
 
 if TYPE_CHECKING:
@@ -51,12 +53,25 @@ __all__ = ["PROTOCOL_RUNNERS", "check_prehash"]
 NOT_IMPLEMENTED = "not implemented"
 
 
-def _temporary(worker: Worker, suffix: str) -> tuple[str, Signer]:
+def _implementing(worker: Worker, protocol: type) -> Any:
+    """The store, when it satisfies the store Protocol `protocol`; else the row is not-supported."""
+    if not isinstance(worker.store, protocol):
+        raise Unsupported(NOT_IMPLEMENTED)
+    return worker.store
+
+
+@contextlib.contextmanager
+def _temporary(worker: Worker, suffix: str) -> Iterator[tuple[str, Signer]]:
+    """A key made for one check, deleted again whatever the verdict."""
     spec = page_spec(worker)
     if spec is None or not worker.capabilities.create:
         raise Unsupported("implemented, but the check needs a key it can create (no claimed spec / create)")
     name = worker.key_name(None, suffix)
-    return name, worker.store.create_key(name, spec)
+    signer = create_key(worker.store, name, spec)
+    try:
+        yield name, signer
+    finally:
+        _cleanup(worker, name)
 
 
 def _cleanup(worker: Worker, name: str) -> None:
@@ -74,11 +89,8 @@ def _verifies(signer: Signer, public_key: PublicKey, message: bytes) -> bool:
 
 
 def check_rotate(worker: Worker) -> str:
-    store = worker.store
-    if not isinstance(store, RotatingKeyStore):
-        raise Unsupported(NOT_IMPLEMENTED)
-    name, old = _temporary(worker, "rotate")
-    try:
+    store = _implementing(worker, RotatingKeyStore)
+    with _temporary(worker, "rotate") as (name, old):
         message = b"keyplane conformance: before rotation"
         old_signature = old.sign(message)
         new = store.rotate_key(name)
@@ -108,16 +120,11 @@ def check_rotate(worker: Worker) -> str:
         if problems:
             raise CheckFailed("; ".join(problems))
         return f"version {versions[0]} -> {versions[1]}: new key signs, old signature verifies, key_id changed"
-    finally:
-        _cleanup(worker, name)
 
 
 def check_disable(worker: Worker) -> str:
-    store = worker.store
-    if not isinstance(store, DisablingKeyStore):
-        raise Unsupported(NOT_IMPLEMENTED)
-    name, signer = _temporary(worker, "disable")
-    try:
+    store = _implementing(worker, DisablingKeyStore)
+    with _temporary(worker, "disable") as (name, signer):
         store.disable_key(name)
         refused = []
         for how, sign in (("the signer opened before", lambda: signer.sign(b"disabled")),
@@ -138,14 +145,10 @@ def check_disable(worker: Worker) -> str:
         else:
             raise CheckFailed("disable_key of a key that does not exist did not raise KeyNotFound")
         return "disabled: KeyDisabled for signers opened before and after; enabled: signs and verifies again"
-    finally:
-        _cleanup(worker, name)
 
 
 def check_import(worker: Worker) -> str:
-    store = worker.store
-    if not isinstance(store, ImportingKeyStore):
-        raise Unsupported(NOT_IMPLEMENTED)
+    store = _implementing(worker, ImportingKeyStore)
     claimed = [s for s in (KeySpec.P256, KeySpec.ED25519, KeySpec.RSA2048, *KeySpec) if worker.judged(s)]
     refusals = []
     for spec in dict.fromkeys(claimed):

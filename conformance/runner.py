@@ -13,23 +13,18 @@ a report is always produced, whatever the back end does.
 from __future__ import annotations
 
 import importlib.util
-import json
-import queue
 import secrets as _random
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from .checks import CheckFailed, Unsupported
-from .leaks import LeakWatch, find_secret, redact
+from .leaks import LeakWatch
 from .plan import CHECKS, PARENT_CHECKS, STORE, STORE_CHECKS, Step, plan
 from .report import FAIL, NOT_SUPPORTED, PASS, Report, Row, default_environment
 from .target import Target, environment
-from .wire import child_env, keep_tail, parse, pump, signal_name, tail_text
+from .wire import Supervised
 
 __all__ = ["run_conformance"]
 
@@ -112,62 +107,33 @@ class _Run:
     def _one_worker(self, first: int) -> int:
         """Run a worker from step `first`; returns the index of the next step to run."""
         self.workers += 1
-        proc = subprocess.Popen([sys.executable, "-m", "conformance.worker"], stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env(self.target.env))
-        lines: queue.Queue[str | None] = queue.Queue()
-        tail: list[str] = []
-        threading.Thread(target=pump, args=(proc.stdout, lines.put), daemon=True).start()
-        stderr_pump = threading.Thread(target=pump, args=(proc.stderr, lambda s: keep_tail(tail, s)), daemon=True)
-        stderr_pump.start()
-        assert proc.stdin is not None
-        try:
-            proc.stdin.write(json.dumps(self._job(first)).encode())
-            proc.stdin.close()
-        except BrokenPipeError:
-            pass  # the worker died at once; its exit status says why below
+        worker = Supervised("conformance.worker", self._job(first), self.target.env, self.check_limit)
         current: int | None = None
         finished = first - 1
         limit = self.check_limit
-        deadline = time.monotonic() + limit
-        hung = fatal = False
-        while True:
-            try:
-                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                hung = True
-                break
-            if line is None:
-                break
-            event = parse(line)
-            if event is None:
-                continue
+        fatal = False
+        for event in worker.events():
             kind = event["event"]
             if kind == "step":
                 current = event["index"]
                 limit = self._limit(self.steps[event["index"]])
-                deadline = time.monotonic() + limit
+                worker.deadline = time.monotonic() + limit
             elif kind == "end":
                 current, finished = None, event["index"]
-                deadline = time.monotonic() + self.check_limit
+                worker.deadline = time.monotonic() + self.check_limit
             elif kind == "deadline":
                 limit = max(limit, float(event["seconds"]))
-                deadline = time.monotonic() + limit
+                worker.deadline = time.monotonic() + limit
             elif kind == "fatal":
                 self._fail_steps(first, len(self.steps), event["detail"])
                 fatal = True
             else:
                 self._event(kind, event)
-        if hung:
-            proc.kill()
-        try:
-            rc = proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            rc = proc.wait()
-        stderr_pump.join(5)  # the last lines (a faulthandler traceback) arrive after the exit
+        rc = worker.finish()
         if fatal or (current is None and finished >= len(self.steps) - 1):
             return len(self.steps)
-        why = self._death(proc, rc, hung, limit, tail, current)
+        where = f" in {self._step_name(current)}" if current is not None else " before its first step"
+        why = worker.death(rc, limit, "worker process", where, self.secrets, self.findings)
         if current is None:
             if finished < first:  # died before its first step (start-up, opening the store)
                 self._fail_steps(first, len(self.steps), why)
@@ -175,21 +141,6 @@ class _Run:
             return finished + 1
         self._fail_steps(current, current + 1, why)
         return current + 1
-
-    def _death(self, proc: subprocess.Popen[bytes], rc: int, hung: bool, limit: float, tail: list[str],
-               current: int | None) -> str:
-        where = f" in {self._step_name(current)}" if current is not None else " before its first step"
-        if hung:
-            why = f"no answer within {limit:.0f} s (hung){where}; worker process killed"
-        elif rc < 0:
-            why = f"the worker process was killed by {signal_name(-rc)}{where}"
-        else:
-            why = f"the worker process exited with status {rc}{where}"
-        text = tail_text(tail)
-        if text and find_secret(text, self.secrets):
-            self.findings.append(f"stderr of a worker process: {redact(text, self.secrets)}")
-            text = redact(text, self.secrets)
-        return why + (f"; stderr: {text}" if text else "")
 
     def _step_name(self, index: int) -> str:
         step = self.steps[index]

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from signers.algorithms import KeySpec
+from signers.composite import CompositeAlgorithm
 from signers.errors import AlgorithmNotSupported, KeyDisabled, KeyExists, KeyNotFound, KeyplaneError
 
 from . import checks
 from .checks import CheckFailed, SpecState, Unsupported
 from .plan import slug
+from .specs import Spec, create_key, open_key
 
 if TYPE_CHECKING:
     from .worker import Worker
@@ -44,7 +46,7 @@ def create(worker: Worker, state: SpecState) -> str:
     store = worker.store
     if worker.capabilities.create:
         try:
-            state.signer = store.create_key(state.name, state.spec)
+            state.signer = create_key(store, state.name, state.spec)
         except AlgorithmNotSupported as e:
             worker.refused.add(state.spec)
             hint = ""
@@ -68,14 +70,14 @@ def create(worker: Worker, state: SpecState) -> str:
     return f"opened pre-provisioned {state.name}"
 
 
-def refuse_unclaimed(worker: Worker, spec: KeySpec) -> str:
+def refuse_unclaimed(worker: Worker, spec: Spec) -> str:
     """A spec the store does not claim must be refused with AlgorithmNotSupported."""
-    reason = f"{spec.value} is not in the store's Capabilities.key_specs"
+    reason = worker.unclaimed_reason(spec)
     if not worker.capabilities.create:
         raise Unsupported(f"{reason}; the store does not create keys")
     name = worker.key_name(spec)
     try:
-        worker.store.create_key(name, spec)
+        create_key(worker.store, name, spec)
     except AlgorithmNotSupported as e:
         worker.watch.check_exception("create_key of an unclaimed spec", e)
         raise Unsupported(f"AlgorithmNotSupported: {e}") from None
@@ -100,7 +102,7 @@ def check_algorithms(state: SpecState) -> str:
     verified, refused, problems = [], [], []
     for algorithm in state.spec.algorithms:
         try:
-            opened = state.store.open(state.name, algorithm)
+            opened = open_key(state.store, state.name, algorithm)
         except AlgorithmNotSupported as e:
             if algorithm is state.spec.default_algorithm:
                 problems.append(f"{algorithm.value} (the default) refused: {e}")
@@ -121,10 +123,36 @@ def check_algorithms(state: SpecState) -> str:
         else:
             why = checks.diagnose(signer.public_key, algorithm, signature, message, opened.uri)
             problems.append(f"{algorithm.value}: the signature does not verify under {algorithm.value}{why}")
+    if isinstance(state.spec, CompositeAlgorithm):
+        problems += _wrong_variants_refused(state)
     if problems:
         raise CheckFailed("; ".join(problems))
     note = f"; not offered (AlgorithmNotSupported at open): {', '.join(refused)}" if refused else ""
+    if isinstance(state.spec, CompositeAlgorithm):
+        note += "; opening it as a variant of other key specs raises AlgorithmNotSupported"
     return f"{', '.join(verified)} sign and verify{note}"
+
+
+def _wrong_variants_refused(state: SpecState) -> list[str]:
+    """A composite key opened as a variant of other key specs must be refused, typed."""
+    variant = state.spec
+    assert isinstance(variant, CompositeAlgorithm)
+    # A variant with another ML-DSA half and one with another traditional half: neither can be this key.
+    # (Variants with the same two key specs, e.g. RSA-PSS and PKCS#1 v1.5, differ only in label and
+    # padding; a store keeps no variant beside the keys, so it may open the pair as either.)
+    others = [next(v for v in CompositeAlgorithm if v.mldsa_spec is not variant.mldsa_spec),
+              next(v for v in CompositeAlgorithm if v.classical_spec is not variant.classical_spec)]
+    problems = []
+    for other in others:
+        try:
+            opened = open_key(state.store, state.name, other)
+        except AlgorithmNotSupported:
+            continue
+        except Exception as e:
+            problems.append(f"open(..., {other.value}) raised {type(e).__name__}: {e} (expected AlgorithmNotSupported)")
+            continue
+        problems.append(f"a {state.spec.value} key opened as {other.value} (gave a {opened.algorithm} signer)")
+    return problems
 
 
 def check_deterministic(worker: Worker, state: SpecState) -> str:
@@ -153,7 +181,7 @@ def check_duplicate_create(worker: Worker, state: SpecState) -> str:
         raise Unsupported("the key was not created by this run")
     before = signer.public_key
     try:
-        worker.store.create_key(state.name, state.spec)
+        create_key(worker.store, state.name, state.spec)
     except KeyExists as e:
         worker.watch.check_exception("KeyExists", e)
         outcome = None
@@ -179,7 +207,7 @@ def check_delete(worker: Worker, state: SpecState) -> str:
         raise Unsupported("the key was not created by this run, so it is not deleted")
     state.need_signer()
     sibling_name = worker.key_name(state.spec, "sibling")
-    sibling = worker.store.create_key(sibling_name, state.spec) if caps.create else None
+    sibling = create_key(worker.store, sibling_name, state.spec) if caps.create else None
     try:
         worker.store.delete_key(state.name)
         state.deleted = True

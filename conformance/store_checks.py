@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from signers.algorithms import KeySpec
+from signers.composite import CompositeAlgorithm
 from signers.errors import AuthenticationFailed, BackendUnavailable, KeyExists, KeyNotFound, KeyplaneError
 from signers.registry import open_store
 from signers.signer import KeyInfo, KeyStore
@@ -27,6 +28,7 @@ from .child import ASYNC_CALLS, THREADS, ChildKey, ChildOutcome, async_check, ru
 from .leaks import find_secret
 from .plan import STORE
 from .report import FAIL, PASS
+from .specs import Spec, create_key, parse_spec
 from .wire import emit
 
 if TYPE_CHECKING:
@@ -70,13 +72,16 @@ def _close_quietly(store: KeyStore) -> None:
         return
 
 
-def page_spec(worker: Worker) -> KeySpec | None:
-    """A cheap spec the store claims, for keys made only to be listed or to test a power."""
-    claimed = [s for s in KeySpec if worker.judged(s)]
-    for spec in (KeySpec.P256, KeySpec.ED25519, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048):
-        if spec in claimed:
-            return spec
-    return claimed[0] if claimed else None
+# Cheap specs first, for keys made only to be listed, inspected or to test a power.
+_CHEAP: tuple[Spec, ...] = (KeySpec.P256, KeySpec.ED25519, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048,
+                            CompositeAlgorithm.MLDSA44_ED25519_SHA512, CompositeAlgorithm.MLDSA44_ECDSA_P256_SHA256,
+                            CompositeAlgorithm.MLDSA65_ED25519_SHA512)
+
+
+def page_spec(worker: Worker) -> Spec | None:
+    """A cheap spec the store claims, for keys made only to be listed, inspected or to test a power."""
+    claimed = [s for s in worker.target.spec_list() if worker.judged(s)]
+    return next((spec for spec in _CHEAP if spec in claimed), claimed[0] if claimed else None)
 
 
 # -- listing -------------------------------------------------------------------------------
@@ -93,7 +98,7 @@ def listing_step(worker: Worker) -> None:
         if caps.list and caps.create and spec is not None:
             for i in range(worker.target.page):
                 name = worker.key_name(None, f"page{i:02d}")
-                worker.store.create_key(name, spec)
+                create_key(worker.store, name, spec)
                 page.append(name)
         if caps.list:
             listing = list(worker.store.list_keys())
@@ -114,7 +119,7 @@ def listing_step(worker: Worker) -> None:
 
 
 def _judge_listing(worker: Worker, listing: list[KeyInfo] | None, error: str | None, page: list[str],
-                   spec: KeySpec | None) -> str:
+                   spec: Spec | None) -> str:
     if not worker.capabilities.list:
         raise Unsupported("the store does not claim list (Capabilities.list is False)")
     if error is not None:
@@ -148,7 +153,7 @@ def _judge_listing(worker: Worker, listing: list[KeyInfo] | None, error: str | N
             "every KeyInfo.uri opens the same key, holds no secret; KeyInfo.spec matches")
 
 
-def _judge_info(worker: Worker, info: KeyInfo, spec: KeySpec | None) -> list[str]:
+def _judge_info(worker: Worker, info: KeyInfo, spec: Spec | None) -> list[str]:
     problems = []
     if find_secret(info.uri, worker.watch.secrets):
         problems.append(f"KeyInfo.uri of {info.name} contains a secret")
@@ -248,7 +253,7 @@ def replaced_key(worker: Worker) -> str:
     if not (caps.create and caps.delete) or spec is None:
         raise Unsupported("needs create and delete (Capabilities.create / .delete)")
     name = worker.key_name(None, "replaced")
-    old = worker.store.create_key(name, spec)
+    old = create_key(worker.store, name, spec)
     before = b"keyplane conformance: before replacement"
     if not old.public_key.is_valid(old.sign(before), before, old.algorithm):
         worker.store.delete_key(name)
@@ -256,7 +261,7 @@ def replaced_key(worker: Worker) -> str:
                           f"(see {spec.value} sign-verify)")
     worker.store.delete_key(name)
     try:
-        new = worker.store.create_key(name, spec)
+        new = create_key(worker.store, name, spec)
     except KeyExists as e:
         raise Unsupported(f"a deleted name cannot be reused here (deletion {caps.deletion}): {e}") from None
     try:
@@ -343,7 +348,7 @@ def concurrency_step(worker: Worker) -> None:
 
 
 def _record(worker: Worker, spec_name: str, outcome: ChildOutcome) -> None:
-    spec = KeySpec.parse(spec_name)
+    spec = parse_spec(spec_name)
     state = worker.states[spec]
     state.child_key_id = outcome.key_id
     worker.key_event(state)
@@ -359,7 +364,7 @@ def _record(worker: Worker, spec_name: str, outcome: ChildOutcome) -> None:
 
 def _in_process(worker: Worker, key: ChildKey) -> None:
     """The concurrency checks in this worker, for a store whose keys live in one process."""
-    state = worker.states[KeySpec.parse(key.spec)]
+    state = worker.states[parse_spec(key.spec)]
     signer = state.need_signer()
 
     def verify(signature: bytes, message: bytes) -> bool:

@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from signers.algorithms import KeySpec
 from signers.errors import ConfigError, KeyplaneError
 from signers.registry import register
 from signers.secrets import resolve_secret
 from signers.uri import parse_uri
+
+from .specs import Spec, default_specs, parse_spec, with_halves
 
 __all__ = ["Target", "environment", "load_plugins"]
 
@@ -29,8 +30,9 @@ _SOURCE_ATTRIBUTE = re.compile(r"^[a-z0-9-]+-source$")
 class Target:
     """A store under test.
 
-    `specs` limits the key specs judged (default: every KeySpec; those the store does not
-    claim must be refused with AlgorithmNotSupported). `secrets` are strings that must never
+    `specs` limits the key specs judged (default: every KeySpec, or every composite variant
+    for a ``composite:`` store; those the store does not claim must be refused with
+    AlgorithmNotSupported). `secrets` are strings that must never
     show up in logs, reprs or error texts; secrets named by the URI's ``*-source``
     attributes are added automatically. `env` is extra environment for child processes
     (and is set in this process while the harness runs). `stubbed` names specs judged
@@ -48,13 +50,13 @@ class Target:
 
     uri: str
     name: str | None = None
-    specs: Sequence[KeySpec] | None = None
+    specs: Sequence[Spec] | None = None
     bad_credentials_uri: str | None = None
     unreachable_uri: str | None = None
     secrets: Sequence[str] = ()
     env: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 10.0
-    stubbed: Mapping[KeySpec, str] = field(default_factory=dict)
+    stubbed: Mapping[Spec, str] = field(default_factory=dict)
     plugins: Mapping[str, str] = field(default_factory=dict)
     key_prefix: str = "kpconf"
     secret_labels: Sequence[str] = ()
@@ -67,8 +69,8 @@ class Target:
     def to_job(self) -> dict[str, Any]:
         """This target as JSON for a worker process (secrets travel on the worker's stdin only)."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        data["specs"] = None if self.specs is None else [KeySpec.parse(s).value for s in self.specs]
-        data["stubbed"] = {KeySpec.parse(k).value: v for k, v in self.stubbed.items()}
+        data["specs"] = None if self.specs is None else [parse_spec(s).value for s in self.specs]
+        data["stubbed"] = {parse_spec(k).value: v for k, v in self.stubbed.items()}
         for name in ("secrets", "secret_labels"):
             data[name] = list(data[name])
         data["env"], data["plugins"] = dict(self.env), dict(self.plugins)
@@ -77,7 +79,7 @@ class Target:
     @classmethod
     def from_job(cls, data: Mapping[str, Any]) -> Target:
         values = dict(data)
-        values["stubbed"] = {KeySpec.parse(k): v for k, v in values.get("stubbed", {}).items()}
+        values["stubbed"] = {parse_spec(k): v for k, v in values.get("stubbed", {}).items()}
         return cls(**values)
 
     @property
@@ -93,20 +95,16 @@ class Target:
         """The URI with any inline secret value removed (safe to print in a report)."""
         return str(parse_uri(self.uri))
 
-    def spec_list(self) -> list[KeySpec]:
-        return list(KeySpec) if self.specs is None else [KeySpec.parse(s) for s in self.specs]
+    def spec_list(self) -> list[Spec]:
+        return default_specs(self.uri) if self.specs is None else [parse_spec(s) for s in self.specs]
 
     def all_secrets(self) -> list[str]:
         """`secrets` plus the values behind the URIs' ``*-source`` attributes (where resolvable)."""
         return [value for _, value in self.secret_sources()]
 
     def uri_names_a_source(self) -> bool:
-        """Whether the store URI names where its secret lives (a ``*-source`` attribute)."""
-        try:
-            parsed = parse_uri(self.uri)
-        except ConfigError:
-            return False
-        return any(_SOURCE_ATTRIBUTE.match(n) for n in {**parsed.attributes, **parsed.query})
+        """Whether the store URI (or, for a composite, a half's URI) names where its secret lives (``*-source``)."""
+        return any(_SOURCE_ATTRIBUTE.match(name) for uri in with_halves(self.uri) for name, _ in _attributes(uri))
 
     def secret_sources(self) -> list[tuple[str, str]]:
         """(where it came from, value) for every secret to watch for; the label never holds the value."""
@@ -115,14 +113,8 @@ class Target:
             if secret and secret not in (v for _, v in found):
                 label = self.secret_labels[index] if index < len(self.secret_labels) else f"Target.secrets[{index}]"
                 found.append((label, secret))
-        for which, uri in (("store URI", self.uri), ("bad-credentials URI", self.bad_credentials_uri)):
-            if uri is None:
-                continue
-            try:
-                parsed = parse_uri(uri)
-            except ConfigError:
-                continue
-            for name, value in {**parsed.attributes, **parsed.query}.items():
+        for which, given in (("store URI", self.uri), ("bad-credentials URI", self.bad_credentials_uri)):
+            for name, value in (pair for uri in with_halves(given or "") for pair in _attributes(uri)):
                 if _SOURCE_ATTRIBUTE.match(name):
                     try:
                         with environment(self.env):
@@ -132,6 +124,15 @@ class Target:
                     if secret and secret not in (v for _, v in found):
                         found.append((f"{name}={value} ({which})", secret))
         return found
+
+
+def _attributes(uri: str) -> list[tuple[str, str]]:
+    """Every (name, value) a URI carries (path attributes and query); none when it does not parse."""
+    try:
+        parsed = parse_uri(uri)
+    except ConfigError:
+        return []
+    return list({**parsed.attributes, **parsed.query}.items())
 
 
 def load_plugins(plugins: Mapping[str, str]) -> None:

@@ -2,20 +2,27 @@
 
 A process reads one JSON job on stdin and writes one JSON event per line on stdout,
 each line marked with `PREFIX` so anything a back end prints is ignored. The parent
-reads with `pump` on a thread and explains a death with `signal_name` and `tail_text`
-(faulthandler's "Fatal Python error" and the crashing stack, or the last stderr lines).
+runs it as a `Supervised` process: events read on a thread with a deadline it moves, and
+a death explained by `Supervised.death` (the signal, the deadline, or the exit status, with
+faulthandler's "Fatal Python error" and the crashing stack or the last stderr lines).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
+import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-__all__ = ["PREFIX", "child_env", "emit", "keep_tail", "parse", "pump", "signal_name", "tail_text"]
+from .leaks import find_secret, redact
+
+__all__ = ["PREFIX", "Supervised", "child_env", "emit", "keep_tail", "parse", "pump", "signal_name", "tail_text"]
 
 PREFIX = "@@keyplane-conformance "
 
@@ -78,3 +85,70 @@ def tail_text(tail: list[str]) -> str:
     else:
         keep = lines[-6:]
     return " | ".join(keep)[:800]
+
+
+class Supervised:
+    """``python -m MODULE`` fed one JSON job on stdin; its events read under a deadline the caller moves.
+
+    `events()` yields each event until stdout closes, or stops with `hung` set when nothing
+    arrives before `deadline` (a monotonic time; the caller moves it as steps begin);
+    `finish()` kills a hung process, reaps it and returns its exit status; `death()` says
+    why it stopped, with the end of its stderr (redacted, and reported to `leaks`, when it
+    holds a secret).
+    """
+
+    def __init__(self, module: str, job: Mapping[str, Any], env: Mapping[str, str], limit: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, env=child_env(env))
+        self.deadline = time.monotonic() + limit
+        self.hung = False
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._tail: list[str] = []
+        threading.Thread(target=pump, args=(self.proc.stdout, self._lines.put), daemon=True).start()
+        self._stderr = threading.Thread(target=pump, args=(self.proc.stderr, lambda s: keep_tail(self._tail, s)),
+                                        daemon=True)
+        self._stderr.start()
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(json.dumps(job).encode())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it died at once; its exit status says why
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        while True:
+            try:
+                line = self._lines.get(timeout=max(0.0, self.deadline - time.monotonic()))
+            except queue.Empty:
+                self.hung = True
+                return
+            if line is None:
+                return  # stdout closed: the process exited
+            event = parse(line)
+            if event is not None:
+                yield event
+
+    def finish(self) -> int:
+        if self.hung:
+            self.proc.kill()
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self._stderr.join(5)  # the last lines (a faulthandler traceback) arrive after the exit
+        return rc
+
+    def death(self, rc: int, limit: float, who: str, where: str, secrets: Sequence[str], leaks: list[str]) -> str:
+        """Why the process stopped (`where`: " in <step>" or ""), plus the end of its stderr."""
+        if self.hung:
+            why = f"no answer within {limit:.0f} s (hung){where}; {who} killed"
+        elif rc < 0:
+            why = f"the {who} was killed by {signal_name(-rc)}{where}"
+        else:
+            why = f"the {who} exited with status {rc}{where}"
+        text = tail_text(self._tail)
+        if text and find_secret(text, secrets):
+            leaks.append(f"stderr of a {who}: {redact(text, secrets)}")
+            text = redact(text, secrets)
+        return why + (f"; stderr: {text}" if text else "")

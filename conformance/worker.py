@@ -22,7 +22,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from signers.algorithms import KeyFamily, KeySpec
+from signers.algorithms import KeyFamily
 from signers.registry import open_store
 from signers.signer import Capabilities, KeyStore, capabilities_of
 
@@ -33,6 +33,7 @@ from .leaks import LeakWatch
 from .plan import CHECKS, STORE, slug
 from .protocols import PROTOCOL_RUNNERS, check_prehash
 from .report import FAIL, NOT_SUPPORTED, PASS, STUBBED
+from .specs import Spec, claimed_specs, parse_spec
 from .target import Target, environment, load_plugins
 from .wire import emit
 
@@ -50,10 +51,12 @@ class Worker:
         self.broken: str | None = job.get("broken")  # the contract check's verdict, when it failed
         self.store: KeyStore = None  # type: ignore[assignment]  # set by open()
         self.capabilities: Capabilities = None  # type: ignore[assignment]
-        self.states: dict[KeySpec, SpecState] = {}
-        self.refused: set[KeySpec] = {KeySpec.parse(s) for s in job.get("refused", [])}  # claimed, refused at create
+        self.states: dict[Spec, SpecState] = {}
+        self.refused: set[Spec] = {parse_spec(s) for s in job.get("refused", [])}  # claimed, refused at create
+        self.claimed: frozenset[Spec] = frozenset()  # set by open()
+        self.not_offered: dict[Spec, str] = {}  # why an unclaimed spec is not offered, where the store says
         self.restored: dict[str, dict[str, Any]] = job.get("state", {})
-        self._sent: dict[KeySpec, int] = {}
+        self._sent: dict[Spec, int] = {}
         self._leaks_sent = 0
 
     # -- set-up ----------------------------------------------------------------------------
@@ -66,29 +69,34 @@ class Worker:
             self.capabilities = capabilities_of(self.store)
         except Exception:  # a store without Capabilities: the contract rows say so
             self.capabilities = Capabilities(key_specs=frozenset())
+        self.claimed, self.not_offered = claimed_specs(self.store, self.capabilities)
         for spec_name, saved in self.restored.items():
-            spec = KeySpec.parse(spec_name)
+            spec = parse_spec(spec_name)
             state = SpecState(self.store, spec, saved["name"], created=saved["created"], deleted=saved["deleted"],
                               child_key_id=saved.get("child_key_id"))
             if saved.get("public_key"):
                 state.expected_der = base64.b64decode(saved["public_key"])
             self.states[spec] = state
 
-    def stubbed(self) -> dict[KeySpec, str]:
-        return {**{KeySpec.parse(k): v for k, v in self.capabilities.stubbed.items()},
-                **{KeySpec.parse(k): v for k, v in self.target.stubbed.items()}}
+    def stubbed(self) -> dict[Spec, str]:
+        return {**{parse_spec(k): v for k, v in self.capabilities.stubbed.items()},
+                **{parse_spec(k): v for k, v in self.target.stubbed.items()}}
 
-    def judged(self, spec: KeySpec) -> bool:
+    def judged(self, spec: Spec) -> bool:
         """Whether the per-spec checks run for `spec` (claimed, not stubbed)."""
-        return spec in self.capabilities.key_specs and spec not in self.stubbed() and spec not in self.refused
+        return spec in self.claimed and spec not in self.stubbed() and spec not in self.refused
 
-    def key_name(self, spec: KeySpec | None, suffix: str = "") -> str:
+    def unclaimed_reason(self, spec: Spec) -> str:
+        """Why the store does not claim `spec`: its own words where it gives them."""
+        return self.not_offered.get(spec) or f"{spec.value} is not in the store's Capabilities.key_specs"
+
+    def key_name(self, spec: Spec | None, suffix: str = "") -> str:
         base = f"{self.target.key_prefix}-{self.run_id}"
         if spec is not None:
             base += f"-{slug(spec)}"
         return base + (f"-{suffix}" if suffix else "")
 
-    def state(self, spec: KeySpec) -> SpecState:
+    def state(self, spec: Spec) -> SpecState:
         if spec not in self.states:
             self.states[spec] = SpecState(self.store, spec, self.key_name(spec))
         return self.states[spec]
@@ -146,7 +154,7 @@ class Worker:
                 self.row(spec, check, FAIL, f"not run: the store breaks the contract ({self.broken})")
             return
         if spec_name is not None:
-            spec = KeySpec.parse(spec_name)
+            spec = parse_spec(spec_name)
             if name == "create":
                 self._create_step(spec)
             elif self.judged(spec):
@@ -178,14 +186,14 @@ class Worker:
                 except Exception as e:  # a repr that raises is a contract matter, not a leak
                     self.watch.check_exception("repr(signer)", e)
 
-    def _create_step(self, spec: KeySpec) -> None:
+    def _create_step(self, spec: Spec) -> None:
         stubbed = self.stubbed()
         if spec in stubbed:
             for check in CHECKS:
                 self.row(spec.value, check, STUBBED, stubbed[spec])
-        elif spec not in self.capabilities.key_specs:
+        elif spec not in self.claimed:
             self.record(spec.value, "create", lambda: spec_checks.refuse_unclaimed(self, spec))
-            reason = f"{spec.value} is not in the store's Capabilities.key_specs"
+            reason = self.unclaimed_reason(spec)
             for check in CHECKS[1:]:
                 self.row(spec.value, check, NOT_SUPPORTED, reason)
         else:

@@ -22,7 +22,7 @@ from .algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from .errors import AlgorithmNotSupported, ConfigError, InvalidSignature
 from .json_text import json_object
 
-__all__ = ["PublicKey", "b64url_decode", "b64url_encode"]
+__all__ = ["PublicKey", "b64url_decode", "b64url_encode", "jwk_thumbprint", "with_use_and_kid"]
 
 CryptoPublicKey = Union[
     ed25519.Ed25519PublicKey,
@@ -59,6 +59,21 @@ def b64url_decode(text: str) -> bytes:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (ValueError, TypeError) as e:
         raise ValueError("not unpadded base64url") from e
+
+
+def jwk_thumbprint(members: Mapping[str, str]) -> str:
+    """RFC 7638: SHA-256 of the required JWK members as canonical JSON, base64url (every key_id is one)."""
+    canonical = json.dumps(dict(members), sort_keys=True, separators=(",", ":"))
+    return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+
+
+def with_use_and_kid(jwk: dict[str, str], use: str | None, kid: str | None) -> dict[str, str]:
+    """`jwk` with the optional ``use`` and ``kid`` members added (those given)."""
+    if use is not None:
+        jwk["use"] = use
+    if kid is not None:
+        jwk["kid"] = kid
+    return jwk
 
 
 def spec_of(key: CryptoPublicKey) -> KeySpec:
@@ -236,15 +251,10 @@ class PublicKey:
         if alg is not None:
             alg.check_spec(self._spec)
             jwk["alg"] = alg.jose_name
-        if use is not None:
-            jwk["use"] = use
-        if kid:
-            jwk["kid"] = self.key_id
-        return jwk
+        return with_use_and_kid(jwk, use, self.key_id if kid else None)
 
     def thumbprint(self) -> str:
-        canonical = json.dumps(self._jwk_required(), sort_keys=True, separators=(",", ":"))
-        return b64url_encode(hashlib.sha256(canonical.encode("utf-8")).digest())
+        return jwk_thumbprint(self._jwk_required())
 
     # -- verification ------------------------------------------------------------------
 

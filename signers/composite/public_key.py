@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from signers.algorithms import KeyFamily, KeySpec
 from signers.errors import AlgorithmNotSupported, ConfigError, InvalidSignature
-from signers.keys import PublicKey, b64url_decode, b64url_encode
+from signers.json_text import json_object
+from signers.keys import PublicKey, b64url_decode, b64url_encode, jwk_thumbprint, with_use_and_kid
 
 from .der import parse_spki, spki
 from .variants import CompositeAlgorithm
@@ -63,9 +63,10 @@ def _classical_from_bytes(spec: KeySpec, raw: bytes) -> PublicKey:
 
 
 class CompositePublicKey:
-    """An immutable composite public key: variant, ML-DSA half, traditional half."""
+    """An immutable composite public key: `variant`, `mldsa` half, `classical` half, `key_id` (read-only)."""
 
-    __slots__ = ("_classical", "_key_id", "_mldsa", "_raw", "_variant")
+    __slots__ = ("_raw", "classical", "key_id", "mldsa", "variant")
+    family = KeyFamily.MLDSA  # a composite key is an AKP JWK, like an ML-DSA one
 
     def __init__(self, variant: CompositeAlgorithm | str, mldsa: PublicKey, classical: PublicKey) -> None:
         """Raises AlgorithmNotSupported when a half is not the spec the variant names."""
@@ -76,11 +77,11 @@ class CompositePublicKey:
             raise AlgorithmNotSupported(
                 f"{variant.value} needs a {variant.classical_spec.value} key, not {classical.spec.value}"
             )
-        self._variant = variant
-        self._mldsa = mldsa
-        self._classical = classical
+        self.variant: CompositeAlgorithm = variant
+        self.mldsa: PublicKey = mldsa
+        self.classical: PublicKey = classical
         self._raw = mldsa.to_raw() + _classical_bytes(classical)
-        self._key_id: str | None = None
+        self.key_id: str = self.thumbprint()  # RFC 7638 over the AKP members (alg, kty, pub), as for ML-DSA JWKs
 
     # -- construction ----------------------------------------------------------------
 
@@ -106,13 +107,7 @@ class CompositePublicKey:
     @classmethod
     def from_jwk(cls, jwk: Mapping[str, Any] | str) -> CompositePublicKey:
         """From an AKP JWK whose ``alg`` is a JOSE composite name; private members are refused."""
-        if isinstance(jwk, str):
-            try:
-                jwk = json.loads(jwk)
-            except ValueError as e:
-                raise ConfigError("JWK is not JSON") from e
-        if not isinstance(jwk, Mapping):
-            raise ConfigError("JWK must be a JSON object")
+        jwk = json_object(jwk, "JWK")
         if any(m in jwk for m in _PRIVATE_MEMBERS):
             raise ConfigError("JWK holds private key material; give the public key only")
         variant = CompositeAlgorithm.by_jose_name(jwk.get("alg"))
@@ -124,43 +119,18 @@ class CompositePublicKey:
             raise ConfigError("composite JWK 'pub' is missing or not base64url") from e
         return cls.from_bytes(variant, raw)
 
-    # -- properties --------------------------------------------------------------------
-
-    @property
-    def variant(self) -> CompositeAlgorithm:
-        return self._variant
-
     @property
     def spec(self) -> CompositeAlgorithm:
         """The variant: a composite key is a key of exactly one composite algorithm."""
-        return self._variant
-
-    @property
-    def family(self) -> KeyFamily:
-        return KeyFamily.MLDSA
+        return self.variant
 
     @property
     def key(self) -> Any:
         """No single `cryptography` key exists for a composite: AlgorithmNotSupported, naming what to use instead."""
         raise AlgorithmNotSupported(
-            f"a {self._variant.value} key has no single cryptography key object: use .mldsa / .classical, "
+            f"a {self.variant.value} key has no single cryptography key object: use .mldsa / .classical, "
             "CompositePublicKey.verify, or signers.composite.CompositeCertificateAuthority for certificates"
         )
-
-    @property
-    def mldsa(self) -> PublicKey:
-        return self._mldsa
-
-    @property
-    def classical(self) -> PublicKey:
-        return self._classical
-
-    @property
-    def key_id(self) -> str:
-        """RFC 7638 thumbprint over the AKP required members (alg, kty, pub), as for ML-DSA JWKs."""
-        if self._key_id is None:
-            self._key_id = self.thumbprint()
-        return self._key_id
 
     # -- export ------------------------------------------------------------------------
 
@@ -173,7 +143,7 @@ class CompositePublicKey:
 
     def to_der(self) -> bytes:
         """SubjectPublicKeyInfo: the composite OID (parameters absent) and the raw key as the BIT STRING."""
-        return spki(self._variant.oid, self._raw)
+        return spki(self.variant.oid, self._raw)
 
     def to_pem(self) -> str:
         body = base64.encodebytes(self.to_der()).decode("ascii").replace("\n", "")
@@ -181,34 +151,27 @@ class CompositePublicKey:
         return "-----BEGIN PUBLIC KEY-----\n" + "\n".join(lines) + "\n-----END PUBLIC KEY-----\n"
 
     def _jwk_required(self) -> dict[str, str]:
-        return {"alg": self._variant.jose_name, "kty": "AKP", "pub": b64url_encode(self._raw)}
+        return {"alg": self.variant.jose_name, "kty": "AKP", "pub": b64url_encode(self._raw)}
 
     def to_jwk(self, *, kid: bool = True, alg: object = None, use: str | None = None) -> dict[str, str]:
         """The AKP JWK of draft-ietf-jose-pq-composite-sigs; AlgorithmNotSupported for variants without a JOSE name."""
-        if alg is not None and alg != self._variant:
-            raise AlgorithmNotSupported(f"a {self._variant.value} key only makes {self._variant.value} signatures")
-        jwk = self._jwk_required()
-        if use is not None:
-            jwk["use"] = use
-        if kid:
-            jwk["kid"] = self.key_id
-        return jwk
+        if alg is not None and alg != self.variant:
+            raise AlgorithmNotSupported(f"a {self.variant.value} key only makes {self.variant.value} signatures")
+        return with_use_and_kid(self._jwk_required(), use, self.key_id if kid else None)
 
     def thumbprint(self) -> str:
-        if self._variant.has_jose_name:
-            canonical = json.dumps(self._jwk_required(), sort_keys=True, separators=(",", ":")).encode("utf-8")
-        else:
-            # No JOSE name, so no JWK: the thumbprint is over the SPKI instead (still stable across back ends).
-            canonical = self.to_der()
-        return b64url_encode(hashlib.sha256(canonical).digest())
+        if self.variant.has_jose_name:
+            return jwk_thumbprint(self._jwk_required())
+        # No JOSE name, so no JWK: the thumbprint is over the SPKI instead (still stable across back ends).
+        return b64url_encode(hashlib.sha256(self.to_der()).digest())
 
     # -- verification ------------------------------------------------------------------
 
     def split_signature(self, signature: bytes) -> tuple[bytes, bytes]:
         """DeserializeSignatureValue: (mldsaSig, tradSig); InvalidSignature when too short to hold both."""
-        size = self._variant.mldsa_signature_size
+        size = self.variant.mldsa_signature_size
         if not isinstance(signature, bytes | bytearray) or len(signature) <= size:
-            raise InvalidSignature(f"{self._variant.value} signature is truncated (key {self.key_id})")
+            raise InvalidSignature(f"{self.variant.value} signature is truncated (key {self.key_id})")
         return bytes(signature[:size]), bytes(signature[size:])
 
     def verify(self, signature: bytes, message: bytes, algorithm: object = None, *, context: bytes | None = None) -> None:
@@ -218,19 +181,19 @@ class CompositePublicKey:
         never a silent pass); `context` is the composite application context (empty default,
         at most 255 bytes).
         """
-        if algorithm is not None and algorithm != self._variant:
-            raise AlgorithmNotSupported(f"a {self._variant.value} key cannot check {algorithm} signatures")
+        if algorithm is not None and algorithm != self.variant:
+            raise AlgorithmNotSupported(f"a {self.variant.value} key cannot check {algorithm} signatures")
         context = context or b""
         try:
-            representative = self._variant.message_representative(bytes(message), bytes(context))
+            representative = self.variant.message_representative(bytes(message), bytes(context))
         except ConfigError as e:
-            raise InvalidSignature(f"{self._variant.value}: {e}") from e
+            raise InvalidSignature(f"{self.variant.value}: {e}") from e
         mldsa_signature, classical_signature = self.split_signature(signature)
         try:
-            self._mldsa.verify(mldsa_signature, representative, context=self._variant.label)
-            self._classical.verify(classical_signature, representative, self._variant.classical_algorithm)
+            self.mldsa.verify(mldsa_signature, representative, context=self.variant.label)
+            self.classical.verify(classical_signature, representative, self.variant.classical_algorithm)
         except InvalidSignature:
-            raise InvalidSignature(f"{self._variant.value} signature does not verify with key {self.key_id}") from None
+            raise InvalidSignature(f"{self.variant.value} signature does not verify with key {self.key_id}") from None
 
     def is_valid(self, signature: bytes, message: bytes, algorithm: object = None, *, context: bytes | None = None) -> bool:
         try:
@@ -242,10 +205,10 @@ class CompositePublicKey:
     # -- value semantics ---------------------------------------------------------------
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, CompositePublicKey) and other._variant is self._variant and other._raw == self._raw
+        return isinstance(other, CompositePublicKey) and other.variant is self.variant and other._raw == self._raw
 
     def __hash__(self) -> int:
-        return hash((self._variant, self._raw))
+        return hash((self.variant, self._raw))
 
     def __repr__(self) -> str:
-        return f"CompositePublicKey({self._variant.value}, key_id={self.key_id!r})"
+        return f"CompositePublicKey({self.variant.value}, key_id={self.key_id!r})"

@@ -19,7 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from cryptography.hazmat.primitives.asymmetric import mldsa
 
 from signers.errors import AlgorithmNotSupported, InvalidSignature
-from signers.signer import MuSigner, Signer
+from signers.signer import BaseSigner, MuSigner, Signer
+from signers.workers import run_blocking
 
 from .public_key import CompositePublicKey
 from .uri import composite_uri
@@ -40,12 +41,18 @@ def _executor() -> ThreadPoolExecutor:
         return _pool
 
 
-class CompositeSigner:
+class CompositeSigner(BaseSigner):
     """A composite ML-DSA Signer: `sign`, `sign_async`, `public_key`, `key_id`, `algorithm`, `uri`.
+
+    `sign_many` / `sign_many_async` (BatchSigner) are BaseSigner's, over this class's `sign`
+    and `sign_async`; BaseSigner's constructor is not used (its typed fields are KeySpec ones).
 
     Raises AlgorithmNotSupported at construction when a half is not the key spec or
     algorithm the variant names, or when the ML-DSA half cannot sign an external mu.
     """
+
+    public_key: CompositePublicKey  # type: ignore[assignment]  # a composite key, not one PublicKey
+    algorithm: CompositeAlgorithm  # type: ignore[assignment]  # a composite algorithm, not one SignatureAlgorithm
 
     def __init__(self, mldsa_signer: Signer, classical_signer: Signer, variant: CompositeAlgorithm | str,
                  *, uri: str | None = None) -> None:
@@ -92,15 +99,24 @@ class CompositeSigner:
         return self._checked(representative, mldsa_signature, classical.result())
 
     async def sign_async(self, message: bytes, *, context: bytes = b"") -> bytes:
-        """As `sign`, both halves concurrently on the event loop (each half's own `sign_async`)."""
-        representative = self.algorithm.message_representative(bytes(message), bytes(context))
-        mu = self._mu(representative)
+        """As `sign`, both halves concurrently on the event loop (each half's own `sign_async`).
+
+        Hashing the message into M' and mu and checking both halves run on `worker_pool()`,
+        so the loop is never blocked by them (a 1 MiB message, 64 calls finishing at once).
+        """
+        pool = self.worker_pool()
+        representative, mu = await run_blocking(self._prepare, bytes(message), bytes(context), pool=pool)
         sign_mu_async = getattr(self._mu_signer, "sign_mu_async", None)
-        mldsa_half = sign_mu_async(mu) if sign_mu_async is not None else asyncio.to_thread(self._mu_signer.sign_mu, mu)
+        mldsa_half = sign_mu_async(mu) if sign_mu_async is not None else run_blocking(self._mu_signer.sign_mu, mu,
+                                                                                        pool=pool)
         mldsa_signature, classical_signature = await asyncio.gather(
             mldsa_half, self.classical_signer.sign_async(representative)
         )
-        return self._checked(representative, mldsa_signature, classical_signature)
+        return await run_blocking(self._checked, representative, mldsa_signature, classical_signature, pool=pool)
+
+    def _prepare(self, message: bytes, context: bytes) -> tuple[bytes, bytes]:
+        representative = self.algorithm.message_representative(message, context)
+        return representative, self._mu(representative)
 
     def _checked(self, representative: bytes, mldsa_signature: bytes, classical_signature: bytes) -> bytes:
         """mldsaSig || tradSig after checking each half; InvalidSignature naming the half that failed."""

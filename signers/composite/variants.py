@@ -43,76 +43,76 @@ class VariantInfo:
     jose_name: str | None  # draft-ietf-jose-pq-composite-sigs `alg`, where that draft registers one
 
 
-class CompositeAlgorithm(enum.StrEnum):
-    """A composite signature algorithm; its value is the draft's name without ``id-``."""
+_SHA256, _SHA512 = hashes.SHA256, hashes.SHA512
+S = KeySpec
+A = SignatureAlgorithm
 
-    MLDSA44_RSA2048_PSS_SHA256 = "MLDSA44-RSA2048-PSS-SHA256"
-    MLDSA44_RSA2048_PKCS15_SHA256 = "MLDSA44-RSA2048-PKCS15-SHA256"
-    MLDSA44_ED25519_SHA512 = "MLDSA44-Ed25519-SHA512"
-    MLDSA44_ECDSA_P256_SHA256 = "MLDSA44-ECDSA-P256-SHA256"
-    MLDSA65_RSA3072_PSS_SHA512 = "MLDSA65-RSA3072-PSS-SHA512"
-    MLDSA65_RSA3072_PKCS15_SHA512 = "MLDSA65-RSA3072-PKCS15-SHA512"
-    MLDSA65_RSA4096_PSS_SHA512 = "MLDSA65-RSA4096-PSS-SHA512"
-    MLDSA65_RSA4096_PKCS15_SHA512 = "MLDSA65-RSA4096-PKCS15-SHA512"
-    MLDSA65_ECDSA_P256_SHA512 = "MLDSA65-ECDSA-P256-SHA512"
-    MLDSA65_ECDSA_P384_SHA512 = "MLDSA65-ECDSA-P384-SHA512"
-    MLDSA65_ED25519_SHA512 = "MLDSA65-Ed25519-SHA512"
-    MLDSA87_ECDSA_P384_SHA512 = "MLDSA87-ECDSA-P384-SHA512"
-    MLDSA87_RSA3072_PSS_SHA512 = "MLDSA87-RSA3072-PSS-SHA512"
-    MLDSA87_RSA4096_PSS_SHA512 = "MLDSA87-RSA4096-PSS-SHA512"
+
+class CompositeAlgorithm(enum.StrEnum):
+    """A composite signature algorithm; its value is the draft's name without ``id-``.
+
+    Each member is one row of the draft's Section 7 table: (name, OID arc, PH, ML-DSA spec,
+    traditional spec, the keyplane algorithm of the traditional half, JOSE `alg`). Its
+    signature label (also the ML-DSA context) is ``COMPSIG-`` + the name. A variant is
+    also its own key spec and only algorithm (`default_algorithm`, `algorithms`), which is
+    how the conformance harness and `KeyStore.create_key` take it.
+    """
+
+    row: VariantInfo  # the whole table row
+    oid: str
+    x509_oid: str  # both the signature AlgorithmIdentifier and the SPKI algorithm (params absent)
+    label: bytes
+    mldsa_spec: KeySpec
+    classical_spec: KeySpec
+    classical_algorithm: SignatureAlgorithm
+    mldsa_algorithm: SignatureAlgorithm
+    family: KeyFamily  # JOSE key type family: composite keys are AKP JWKs, like ML-DSA ones
+    default_algorithm: CompositeAlgorithm
+    algorithms: tuple[CompositeAlgorithm, ...]
+
+    def __new__(cls, value: str, arc: int, ph: type[hashes.HashAlgorithm], mldsa: KeySpec, classical: KeySpec,
+                algorithm: SignatureAlgorithm, jose: str | None = None) -> CompositeAlgorithm:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        info = VariantInfo(f"1.3.6.1.5.5.7.6.{arc}", f"COMPSIG-{value}".encode("ascii"), ph, mldsa, classical,
+                           algorithm, jose)
+        member.row, member.oid, member.x509_oid, member.label = info, info.oid, info.oid, info.label
+        member.mldsa_spec, member.classical_spec, member.classical_algorithm = mldsa, classical, algorithm
+        member.mldsa_algorithm, member.family = mldsa.default_algorithm, KeyFamily.MLDSA
+        member.default_algorithm, member.algorithms = member, (member,)
+        return member
+
+    # Section 7 (Algorithm Identifiers and Parameters) of the draft; RSA-PSS: SHA-256 / salt 32 for
+    # 2048 and 3072 bits, SHA-384 / salt 48 for 4096 (keyplane's PS256 / PS384: salt = hash length).
+    MLDSA44_RSA2048_PSS_SHA256 = "MLDSA44-RSA2048-PSS-SHA256", 37, _SHA256, S.ML_DSA_44, S.RSA2048, A.PS256
+    MLDSA44_RSA2048_PKCS15_SHA256 = "MLDSA44-RSA2048-PKCS15-SHA256", 38, _SHA256, S.ML_DSA_44, S.RSA2048, A.RS256
+    MLDSA44_ED25519_SHA512 = "MLDSA44-Ed25519-SHA512", 39, _SHA512, S.ML_DSA_44, S.ED25519, A.ED25519, "ML-DSA-44-Ed25519"
+    MLDSA44_ECDSA_P256_SHA256 = "MLDSA44-ECDSA-P256-SHA256", 40, _SHA256, S.ML_DSA_44, S.P256, A.ES256, "ML-DSA-44-ES256"
+    MLDSA65_RSA3072_PSS_SHA512 = "MLDSA65-RSA3072-PSS-SHA512", 41, _SHA512, S.ML_DSA_65, S.RSA3072, A.PS256
+    MLDSA65_RSA3072_PKCS15_SHA512 = "MLDSA65-RSA3072-PKCS15-SHA512", 42, _SHA512, S.ML_DSA_65, S.RSA3072, A.RS256
+    MLDSA65_RSA4096_PSS_SHA512 = "MLDSA65-RSA4096-PSS-SHA512", 43, _SHA512, S.ML_DSA_65, S.RSA4096, A.PS384
+    MLDSA65_RSA4096_PKCS15_SHA512 = "MLDSA65-RSA4096-PKCS15-SHA512", 44, _SHA512, S.ML_DSA_65, S.RSA4096, A.RS384
+    MLDSA65_ECDSA_P256_SHA512 = "MLDSA65-ECDSA-P256-SHA512", 45, _SHA512, S.ML_DSA_65, S.P256, A.ES256, "ML-DSA-65-ES256"
+    MLDSA65_ECDSA_P384_SHA512 = "MLDSA65-ECDSA-P384-SHA512", 46, _SHA512, S.ML_DSA_65, S.P384, A.ES384
+    MLDSA65_ED25519_SHA512 = "MLDSA65-Ed25519-SHA512", 48, _SHA512, S.ML_DSA_65, S.ED25519, A.ED25519, "ML-DSA-65-Ed25519"
+    MLDSA87_ECDSA_P384_SHA512 = "MLDSA87-ECDSA-P384-SHA512", 49, _SHA512, S.ML_DSA_87, S.P384, A.ES384, "ML-DSA-87-ES384"
+    MLDSA87_RSA3072_PSS_SHA512 = "MLDSA87-RSA3072-PSS-SHA512", 52, _SHA512, S.ML_DSA_87, S.RSA3072, A.PS256
+    MLDSA87_RSA4096_PSS_SHA512 = "MLDSA87-RSA4096-PSS-SHA512", 53, _SHA512, S.ML_DSA_87, S.RSA4096, A.PS384
 
     def __str__(self) -> str:
         return self.value
 
     @property
-    def info(self) -> VariantInfo:
-        return _VARIANTS[self]
-
-    @property
-    def oid(self) -> str:
-        return _VARIANTS[self].oid
-
-    @property
-    def x509_oid(self) -> str:
-        """Both the signature AlgorithmIdentifier and the SubjectPublicKeyInfo algorithm (params absent)."""
-        return _VARIANTS[self].oid
-
-    @property
-    def label(self) -> bytes:
-        return _VARIANTS[self].label
-
-    @property
-    def mldsa_spec(self) -> KeySpec:
-        return _VARIANTS[self].mldsa
-
-    @property
-    def classical_spec(self) -> KeySpec:
-        return _VARIANTS[self].classical
-
-    @property
-    def classical_algorithm(self) -> SignatureAlgorithm:
-        return _VARIANTS[self].classical_algorithm
-
-    @property
-    def mldsa_algorithm(self) -> SignatureAlgorithm:
-        return self.mldsa_spec.default_algorithm
-
-    @property
-    def family(self) -> KeyFamily:
-        """JOSE key type family: composite keys are AKP JWKs, like ML-DSA ones."""
-        return KeyFamily.MLDSA
-
-    @property
     def jose_name(self) -> str:
         """The JOSE `alg`; AlgorithmNotSupported for variants the JOSE draft does not register."""
-        name = _VARIANTS[self].jose_name
+        name = self.row.jose_name
         if name is None:
             raise AlgorithmNotSupported(f"{self.value} has no JOSE algorithm name (draft-ietf-jose-pq-composite-sigs)")
         return name
 
     @property
     def has_jose_name(self) -> bool:
-        return _VARIANTS[self].jose_name is not None
+        return self.row.jose_name is not None
 
     @property
     def mldsa_signature_size(self) -> int:
@@ -126,7 +126,7 @@ class CompositeAlgorithm(enum.StrEnum):
 
     def prehash(self, message: bytes) -> bytes:
         """PH(M)."""
-        digest = hashes.Hash(_VARIANTS[self].prehash())
+        digest = hashes.Hash(self.row.prehash())
         digest.update(message)
         return digest.finalize()
 
@@ -145,8 +145,7 @@ class CompositeAlgorithm(enum.StrEnum):
             raise AlgorithmNotSupported(f"a composite algorithm name must be a string, not {type(name).__name__}")
         wanted = name.strip().lower().removeprefix("id-")
         for variant in cls:
-            info = _VARIANTS[variant]
-            if wanted in (variant.value.lower(), info.oid, (info.jose_name or "").lower()):
+            if wanted in (variant.value.lower(), variant.oid, (variant.row.jose_name or "").lower()):
                 return variant
         for unimplemented, why in UNIMPLEMENTED.items():
             if wanted == unimplemented.lower():
@@ -156,8 +155,9 @@ class CompositeAlgorithm(enum.StrEnum):
     @classmethod
     def matching(cls, mldsa: KeySpec, classical: KeySpec, classical_algorithm: SignatureAlgorithm) -> CompositeAlgorithm:
         """The one variant made of these halves; AlgorithmNotSupported if none is."""
-        for variant, info in _VARIANTS.items():
-            if (info.mldsa, info.classical, info.classical_algorithm) == (mldsa, classical, classical_algorithm):
+        for variant in cls:
+            if (variant.mldsa_spec, variant.classical_spec, variant.classical_algorithm) == (mldsa, classical,
+                                                                                            classical_algorithm):
                 return variant
         raise AlgorithmNotSupported(
             f"no composite algorithm pairs {mldsa.value} with {classical.value} / {classical_algorithm.value}"
@@ -173,38 +173,7 @@ class CompositeAlgorithm(enum.StrEnum):
 
 
 _MLDSA_PUBLIC_KEY_SIZE = {KeySpec.ML_DSA_44: 1312, KeySpec.ML_DSA_65: 1952, KeySpec.ML_DSA_87: 2592}
+_BY_OID = {variant.oid: variant for variant in CompositeAlgorithm}
+_BY_JOSE = {variant.row.jose_name: variant for variant in CompositeAlgorithm if variant.row.jose_name}
 
-C = CompositeAlgorithm
-S = KeySpec
-A = SignatureAlgorithm
-_SHA256, _SHA512 = hashes.SHA256, hashes.SHA512
-
-
-def _v(n: int, label: str, ph: type[hashes.HashAlgorithm], mldsa: KeySpec, spec: KeySpec, alg: SignatureAlgorithm,
-       jose: str | None = None) -> VariantInfo:
-    return VariantInfo(f"1.3.6.1.5.5.7.6.{n}", label.encode("ascii"), ph, mldsa, spec, alg, jose)
-
-
-# Section 7 (Algorithm Identifiers and Parameters) of the draft; RSA-PSS: SHA-256 / salt 32 for
-# 2048 and 3072 bits, SHA-384 / salt 48 for 4096 (keyplane's PS256 / PS384: salt = hash length).
-_VARIANTS: dict[CompositeAlgorithm, VariantInfo] = {
-    C.MLDSA44_RSA2048_PSS_SHA256: _v(37, "COMPSIG-MLDSA44-RSA2048-PSS-SHA256", _SHA256, S.ML_DSA_44, S.RSA2048, A.PS256),
-    C.MLDSA44_RSA2048_PKCS15_SHA256: _v(38, "COMPSIG-MLDSA44-RSA2048-PKCS15-SHA256", _SHA256, S.ML_DSA_44, S.RSA2048, A.RS256),
-    C.MLDSA44_ED25519_SHA512: _v(39, "COMPSIG-MLDSA44-Ed25519-SHA512", _SHA512, S.ML_DSA_44, S.ED25519, A.ED25519, "ML-DSA-44-Ed25519"),
-    C.MLDSA44_ECDSA_P256_SHA256: _v(40, "COMPSIG-MLDSA44-ECDSA-P256-SHA256", _SHA256, S.ML_DSA_44, S.P256, A.ES256, "ML-DSA-44-ES256"),
-    C.MLDSA65_RSA3072_PSS_SHA512: _v(41, "COMPSIG-MLDSA65-RSA3072-PSS-SHA512", _SHA512, S.ML_DSA_65, S.RSA3072, A.PS256),
-    C.MLDSA65_RSA3072_PKCS15_SHA512: _v(42, "COMPSIG-MLDSA65-RSA3072-PKCS15-SHA512", _SHA512, S.ML_DSA_65, S.RSA3072, A.RS256),
-    C.MLDSA65_RSA4096_PSS_SHA512: _v(43, "COMPSIG-MLDSA65-RSA4096-PSS-SHA512", _SHA512, S.ML_DSA_65, S.RSA4096, A.PS384),
-    C.MLDSA65_RSA4096_PKCS15_SHA512: _v(44, "COMPSIG-MLDSA65-RSA4096-PKCS15-SHA512", _SHA512, S.ML_DSA_65, S.RSA4096, A.RS384),
-    C.MLDSA65_ECDSA_P256_SHA512: _v(45, "COMPSIG-MLDSA65-ECDSA-P256-SHA512", _SHA512, S.ML_DSA_65, S.P256, A.ES256, "ML-DSA-65-ES256"),
-    C.MLDSA65_ECDSA_P384_SHA512: _v(46, "COMPSIG-MLDSA65-ECDSA-P384-SHA512", _SHA512, S.ML_DSA_65, S.P384, A.ES384),
-    C.MLDSA65_ED25519_SHA512: _v(48, "COMPSIG-MLDSA65-Ed25519-SHA512", _SHA512, S.ML_DSA_65, S.ED25519, A.ED25519, "ML-DSA-65-Ed25519"),
-    C.MLDSA87_ECDSA_P384_SHA512: _v(49, "COMPSIG-MLDSA87-ECDSA-P384-SHA512", _SHA512, S.ML_DSA_87, S.P384, A.ES384, "ML-DSA-87-ES384"),
-    C.MLDSA87_RSA3072_PSS_SHA512: _v(52, "COMPSIG-MLDSA87-RSA3072-PSS-SHA512", _SHA512, S.ML_DSA_87, S.RSA3072, A.PS256),
-    C.MLDSA87_RSA4096_PSS_SHA512: _v(53, "COMPSIG-MLDSA87-RSA4096-PSS-SHA512", _SHA512, S.ML_DSA_87, S.RSA4096, A.PS384),
-}
-
-_BY_OID = {info.oid: variant for variant, info in _VARIANTS.items()}
-_BY_JOSE = {info.jose_name: variant for variant, info in _VARIANTS.items() if info.jose_name}
-
-del C, S, A
+del S, A
