@@ -24,7 +24,7 @@ from ..clock import DEFAULT_LEEWAY, duration
 from ..errors import ConfigError, TokenInvalid, TokenReplayed
 from ..keys import b64url_encode
 from .canonical import canonical_json
-from .issued_claims import claim_time, issued_string, time_claims, verified_string
+from .issued_claims import claim_time, issued_string, registered_claims, verified_string
 from .jwk import KeySource
 from .jws_sign import sign_jwt
 from .jws_verify import verify_jwt
@@ -85,14 +85,9 @@ def sign_action(
     issued_string(action, "action token action")
     if not isinstance(params, Mapping):
         raise ConfigError("action params must be a JSON object (a mapping)")
-    claims: dict[str, Any] = {}
-    if iss is not None:
-        claims["iss"] = issued_string(iss, "action token iss")
-    claims["sub"] = sub
-    if aud is not None:
-        claims["aud"] = aud
-    claims.update(time_claims(ttl, now, jti))
-    claims.update({"action": action, "params_hash": params_hash(params)})
+    claims = registered_claims("action token", iss=iss, sub=sub, aud=aud, ttl=ttl, now=now, jti=jti)
+    claims["action"] = action
+    claims["params_hash"] = params_hash(params)
     if passport_jti is not None:
         claims["passport_jti"] = issued_string(passport_jti, "passport_jti")
     return sign_jwt(signer, claims, typ=ACTION_TYP, alg=alg)
