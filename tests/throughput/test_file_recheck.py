@@ -35,7 +35,7 @@ class Clock:
 
 def _frozen(signer: FileSigner) -> Clock:
     clock = Clock()
-    signer.clock = clock  # type: ignore[method-assign]
+    signer.clock = clock
     return clock
 
 
