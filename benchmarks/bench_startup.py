@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-LAZY = ("importlib.metadata", "asyncio", "starlette", "uvicorn", "mcp", "httpx", "eth_account", "x402", "psycopg",
+LAZY = ("importlib.metadata", "asyncio", "tomllib", "starlette", "uvicorn", "mcp", "httpx", "eth_account", "x402", "psycopg",
         "redis", "OpenSSL", "rfc8785")
 HEAVY = ("boto3", "botocore", "azure", "google", "grpc", "hvac", "pkcs11", "requests", "rich", "jwt")
 
@@ -40,7 +40,7 @@ def samples_ms(commands: dict[str, list[str]], runs: int) -> dict[str, list[floa
 
 def heavy_modules(names: tuple[str, ...]) -> list[str]:
     code = (
-        "import sys, signers\nfrom signers.cli import build_parser\nbuild_parser().format_help()\n"
+        "import sys, signers\nfrom signers.cli import parser_for\nparser_for(['--help']).format_help()\n"
         f"print(','.join(m for m in {names!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -6,6 +6,10 @@ entry-point group ``keyplane.commands``: each is a ``register(subparsers)`` func
 that adds one sub-command whose handler is ``args.func(args) -> int``. What handlers
 share (exit codes, `print_result`, the configuration) is in `signers.commands.common`.
 
+`main` builds only what the command line needs: the command it names in full, every other
+top-level command as a stub with its one-line help (`signers.commands.COMMANDS`), so
+``keyplane --help`` imports no command module. `build_parser()` still builds the whole tree.
+
 Exit codes: 0 ok, 1 verification failed, 2 usage, configuration or input error, 3 back
 end unavailable, 4 any other error (an unexpected one included); 141 when the reader
 of standard output went away (``| head``). Errors print as one line, never a traceback.
@@ -23,6 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NoReturn
 
 from . import __version__
+from .commands import COMMANDS, PLUGIN_COMMANDS
 from .commands.common import (
     EXIT_ERROR,
     EXIT_INVALID,
@@ -45,13 +50,15 @@ __all__ = [
     "EXIT_USAGE",
     "build_parser",
     "main",
+    "parser_for",
     "print_result",
 ]
 
 COMMAND_GROUP = "keyplane.commands"
-# Built-in command modules, each with register(subparsers); imported at start-up, so
-# they must import nothing heavy at module level.
-_BUILTIN_COMMANDS = ("keys", "demo", "tokens", "ca", "completion", "agent", "gate", "receipt", "eth", "store", "serve")
+# Built-in command modules, each with register(subparsers); the one a command line names is
+# imported at start-up, so they must import nothing heavy at module level.
+_BUILTIN_COMMANDS = tuple(COMMANDS)
+_GLOBAL_OPTIONS_WITH_VALUE = ("--config",)
 
 
 # argparse echoes the offending argument ("invalid choice: '...'"): a URI with an inline
@@ -74,8 +81,13 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command tree: built-in commands, then the ``keyplane.commands`` plugins."""
+def build_parser(command: str | None = None, *, whole: bool = True) -> argparse.ArgumentParser:
+    """The command tree: built-in commands, then the ``keyplane.commands`` plugins.
+
+    With `whole` (the default) every command is built. Without it, only the module that
+    registers `command` (none when None) is imported and built; every other built-in
+    command, and keyplane's own plugins, are stubs that carry only their help line.
+    """
     parser = _Parser(prog="keyplane", description="One signing interface over HSMs, KMSs, Vault and files.")
     parser.add_argument("--version", action="version", version=f"keyplane {__version__}")
     parser.add_argument("--config", metavar="FILE",
@@ -83,9 +95,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="machine-readable output (also accepted after the command)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _BUILTIN_COMMANDS:
-        module = importlib.import_module(f"signers.commands.{name}")
-        module.register(sub)
+        if whole or any(c == command for c, _ in COMMANDS[name]):
+            importlib.import_module(f"signers.commands.{name}").register(sub)
+        else:
+            for stub, text in COMMANDS[name]:
+                sub.add_parser(stub, help=text)
     for ep in entries(COMMAND_GROUP):  # read from the installed metadata without importlib.metadata (~30 ms)
+        known = PLUGIN_COMMANDS.get(ep.value)
+        if not whole and known is not None and known[0] != command:
+            sub.add_parser(known[0], help=known[1])
+            continue
         try:
             register: Callable[[Any], None] = ep.load()
         except (ImportError, AttributeError) as e:
@@ -99,6 +118,32 @@ def build_parser() -> argparse.ArgumentParser:
                               help="machine-readable output")
     parser.set_defaults(root_parser=parser)  # for `keyplane completion`, which describes the whole tree
     return parser
+
+
+def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser `main` uses for `argv`: built only as far as the command `argv` names needs.
+
+    ``completion`` (which describes the whole tree) and a command no table knows (another
+    distribution's plugin, a typo) get the whole tree.
+    """
+    command = _command_in(argv)
+    known = {c for commands in COMMANDS.values() for c, _ in commands} | {c for c, _ in PLUGIN_COMMANDS.values()}
+    if command is not None and (command == "completion" or command not in known):
+        return build_parser()
+    return build_parser(command, whole=False)
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The first positional argument (the command), skipping the global options and --config's value."""
+    words = iter(argv)
+    for word in words:
+        if word == "--":
+            return next(words, None)
+        if not word.startswith("-") or word == "-":
+            return word
+        if "=" not in word and len(word) > 2 and any(o.startswith(word) for o in _GLOBAL_OPTIONS_WITH_VALUE):
+            next(words, None)  # --config FILE, or an abbreviation argparse accepts (--conf FILE)
+    return None
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -193,8 +238,7 @@ def _run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``keyplane`` with `argv` (default: the process's); returns the exit code."""
     try:
-        parser = build_parser()
-        args = parser.parse_args(argv)
+        args = parser_for(sys.argv[1:] if argv is None else argv).parse_args(argv)
     except SystemExit as e:  # --help, --version, usage errors: argparse's own exit, 0 or 2
         try:
             sys.stdout.flush()

@@ -14,6 +14,7 @@ import pytest
 
 LAZY = ("importlib.metadata", "asyncio", "concurrent.futures", "starlette", "uvicorn", "mcp", "httpx",
         "eth_account", "x402", "psycopg", "redis", "OpenSSL", "rfc8785")
+START = (*LAZY, "tomllib")  # the config parser: only once a keyplane.toml is read
 
 
 def _modules_after(code: str) -> set[str]:
@@ -26,14 +27,31 @@ def _loaded(modules: set[str], name: str) -> bool:
     return name in modules or any(m.startswith(name + ".") for m in modules)
 
 
-@pytest.mark.parametrize("code", ["import signers", "import signers.cli\nsigners.cli.build_parser().format_help()"],
-                         ids=["import signers", "keyplane --help"])
+@pytest.mark.parametrize("code", ["import signers",
+                                  "import signers.cli\nsigners.cli.parser_for(['--help']).format_help()",
+                                  "import signers.cli\nsigners.cli.build_parser().format_help()"],
+                         ids=["import signers", "keyplane --help", "the whole command tree"])
 def test_start_up_imports_none_of_the_lazy_modules(code: str) -> None:
     modules = _modules_after(code)
     assert "signers" in modules  # the probe did import the package
     assert [name for name in LAZY if _loaded(modules, name)] == []
 
 
+@pytest.mark.parametrize("code", ["import signers", "import signers.cli\nsigners.cli.parser_for(['--help']).format_help()"],
+                         ids=["import signers", "keyplane --help"])
+def test_start_up_reads_no_config_parser(code: str) -> None:
+    modules = _modules_after(code)
+    assert [name for name in START if _loaded(modules, name)] == []
+
+
 def test_the_probe_sees_a_lazy_module_once_it_is_used() -> None:
     modules = _modules_after("import signers, asyncio")
     assert _loaded(modules, "asyncio")
+
+
+def test_keyplane_help_builds_no_command_module() -> None:
+    """`keyplane --help` lists the commands from a table (see test_lazy_cli): no command module, no state store."""
+    modules = _modules_after("import signers.cli\nsigners.cli.parser_for(['--help']).format_help()")
+    assert sorted(m for m in modules if m.startswith(("signers.commands.", "signers.agents", "signers.tokens",
+                                                       "signers.x509", "conformance"))) == [
+        "signers.commands.common"]
