@@ -99,11 +99,11 @@ def build_parser(command: str | None = None, *, whole: bool = True) -> argparse.
             importlib.import_module(f"signers.commands.{name}").register(sub)
         else:
             for stub, text in COMMANDS[name]:
-                sub.add_parser(stub, help=text)
+                _add_stub(sub, stub, text)
     for ep in entries(COMMAND_GROUP):  # read from the installed metadata without importlib.metadata (~30 ms)
         known = PLUGIN_COMMANDS.get(ep.value)
         if not whole and known is not None and known[0] != command:
-            sub.add_parser(known[0], help=known[1])
+            _add_stub(sub, *known)
             continue
         try:
             register: Callable[[Any], None] = ep.load()
@@ -118,6 +118,19 @@ def build_parser(command: str | None = None, *, whole: bool = True) -> argparse.
                               help="machine-readable output")
     parser.set_defaults(root_parser=parser)  # for `keyplane completion`, which describes the whole tree
     return parser
+
+
+def _add_stub(sub: Any, name: str, text: str) -> None:
+    """List `name` with its help line, without building its parser (`parser_for` builds it when named).
+
+    Every stub shares one empty parser: an ArgumentParser costs about 1 ms to make (argparse
+    looks its messages up in the locale catalogues each time), and there are 18 commands.
+    """
+    stub = getattr(sub, "_keyplane_stub", None)
+    if stub is None:
+        stub = sub._keyplane_stub = _Parser(prog=f"keyplane {name}", add_help=False)
+    sub._name_parser_map[name] = stub
+    sub._choices_actions.append(sub._ChoicesPseudoAction(name, (), text))
 
 
 def parser_for(argv: Sequence[str]) -> argparse.ArgumentParser:
@@ -239,6 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``keyplane`` with `argv` (default: the process's); returns the exit code."""
     try:
         args = parser_for(sys.argv[1:] if argv is None else argv).parse_args(argv)
+        if getattr(args, "command", None) and not getattr(args, "func", None):
+            args = build_parser().parse_args(argv)  # parsed into a stub: `_command_in` read argv otherwise
     except SystemExit as e:  # --help, --version, usage errors: argparse's own exit, 0 or 2
         try:
             sys.stdout.flush()
