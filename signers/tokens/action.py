@@ -18,7 +18,7 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ..clock import DEFAULT_LEEWAY, duration
 from ..errors import ConfigError, TokenInvalid, TokenReplayed
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..signer import Signer
     from .revocation import RevocationCheck
 
-__all__ = ["ActionGrant", "params_hash", "sign_action", "verify_action"]
+__all__ = ["ActionArguments", "ActionGrant", "action_claims", "params_hash", "sign_action", "verify_action"]
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -60,6 +60,20 @@ class ActionGrant:
     claims: dict[str, Any]
 
 
+class ActionArguments(TypedDict, total=False):
+    """The claim arguments of an action token besides sub / action / params / ttl (`action_claims`).
+
+    ``iss``, ``aud``, ``jti`` (default a random UUID), ``passport_jti`` (links the grant to
+    a passport) and ``now``.
+    """
+
+    iss: str | None
+    aud: str | list[str] | None
+    jti: str | None
+    passport_jti: str | None
+    now: datetime | float | None
+
+
 def sign_action(
     signer: Signer,
     sub: str,
@@ -67,19 +81,35 @@ def sign_action(
     params: Mapping[str, Any],
     ttl: float | timedelta = 300,
     *,
+    alg: str | None = None,
+    **arguments: Unpack[ActionArguments],
+) -> str:
+    """A short-lived token authorising `sub` to perform `action` with exactly `params`.
+
+    The signer is the authority granting the action (or the agent itself, verified then
+    against its passport's ``cnf`` key). The other claims are `ActionArguments`
+    (``passport_jti`` links the grant to a passport). Raises ConfigError for empty or
+    over-long strings, params that are not a JSON object, a bad ttl / now; and what the
+    Signer raises.
+    """
+    return sign_jwt(signer, action_claims(sub, action, params, ttl=ttl, **arguments), typ=ACTION_TYP, alg=alg)
+
+
+def action_claims(
+    sub: str,
+    action: str,
+    params: Mapping[str, Any],
+    *,
+    ttl: float | timedelta = 300,
     iss: str | None = None,
     aud: str | list[str] | None = None,
     jti: str | None = None,
     passport_jti: str | None = None,
     now: datetime | float | None = None,
-    alg: str | None = None,
-) -> str:
-    """A short-lived token authorising `sub` to perform `action` with exactly `params`.
+) -> dict[str, Any]:
+    """The claims of an action token (registered claims, ``action``, ``params_hash``, ``passport_jti``), checked.
 
-    The signer is the authority granting the action (or the agent itself, verified then
-    against its passport's ``cnf`` key). `passport_jti` links the grant to a passport.
-    Raises ConfigError for empty or over-long strings, params that are not a JSON object,
-    a bad ttl / now; and what the Signer raises.
+    Raises ConfigError as `sign_action` does.
     """
     issued_string(sub, "action token sub")
     issued_string(action, "action token action")
@@ -90,7 +120,7 @@ def sign_action(
     claims["params_hash"] = params_hash(params)
     if passport_jti is not None:
         claims["passport_jti"] = issued_string(passport_jti, "passport_jti")
-    return sign_jwt(signer, claims, typ=ACTION_TYP, alg=alg)
+    return claims
 
 
 def verify_action(

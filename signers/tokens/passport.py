@@ -42,6 +42,7 @@ __all__ = [
     "Challenge",
     "Passport",
     "PassportArguments",
+    "PassportChecks",
     "code_hash_of",
     "issue_passport",
     "issue_passports",
@@ -159,6 +160,23 @@ def passport_claims(
                 raise ConfigError(f"extra claim {key!r} would overwrite a passport claim")
             claims[key] = value
     return claims
+
+
+class PassportChecks(TypedDict, total=False):
+    """`verify_passport`'s checks, by keyword, for a caller that hands them on (the agent layer).
+
+    ``revocations``, ``audience``, ``issuer``, ``required_scopes``, ``min_trust_score``,
+    ``code_hash``, ``leeway`` and ``now``, as `verify_passport` documents them.
+    """
+
+    revocations: RevocationCheck | None
+    audience: str | Iterable[str] | None
+    issuer: str | Iterable[str] | None
+    required_scopes: Iterable[str]
+    min_trust_score: int | None
+    code_hash: str | None
+    leeway: float
+    now: datetime | float | None
 
 
 def verify_passport(
