@@ -23,20 +23,11 @@ from signers.errors import KeyNotFound
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class Clock:
-    """A monotonic clock the test moves: time passes only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _frozen(signer: FileSigner) -> Clock:
-    clock = Clock()
-    signer.clock = clock
-    return clock
+def _frozen(signer: FileSigner) -> list[float]:
+    """Give `signer` a clock that moves only when the test adds to the returned cell."""
+    now = [1000.0]
+    signer.clock = lambda: now[0]
+    return now
 
 
 def _in_another_process(store_uri: str, code: str) -> None:
@@ -56,7 +47,7 @@ def test_a_key_replaced_by_another_process_is_refused_once_the_interval_has_pass
     signature = signer.sign(b"within")
     assert signer.public_key.is_valid(signature, b"within", signer.algorithm)
     assert not replacement.public_key.is_valid(signature, b"within", signer.algorithm)
-    clock.now += signer.recheck_seconds
+    clock[0] += signer.recheck_seconds
     with pytest.raises(KeyNotFound, match="replaced"):
         signer.sign(b"m")
     with pytest.raises(KeyNotFound, match="replaced"):  # and it stays refused
@@ -70,7 +61,7 @@ def test_a_key_deleted_by_another_process_is_refused_once_the_interval_has_passe
     clock = _frozen(signer)
     signer.sign(b"m")
     _in_another_process(file_store_uri, "store.delete_key('gone')")
-    clock.now += signer.recheck_seconds
+    clock[0] += signer.recheck_seconds
     with pytest.raises(KeyNotFound, match="deleted"):
         signer.sign(b"m")
 

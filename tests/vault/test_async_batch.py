@@ -69,24 +69,6 @@ def test_a_lone_call_is_a_plain_sign_and_calls_of_later_ticks_are_later_batches(
     assert sizes == [1, 3, 2, 1, 3, 2]
 
 
-def test_a_refused_item_fails_its_own_caller_only(store: VaultTransitKeyStore, key_name: str,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    signer = store.create_key(key_name, KeySpec.ED25519)
-    real_input = signer._input
-    poisoned = b"poison"
-
-    def input_with_a_bad_item(message: bytes) -> str:
-        return "!!not-base64" if message == poisoned else real_input(message)
-
-    monkeypatch.setattr(signer, "_input", input_with_a_bad_item)  # Transit refuses that one item
-    messages = [b"a", b"b", poisoned, b"d"]
-    results = asyncio.run(_all(signer, messages))
-    assert isinstance(results[2], ConfigError) and "base64" in str(results[2])
-    for index in (0, 1, 3):
-        assert isinstance(results[index], bytes)
-        signer.public_key.verify(results[index], messages[index])
-
-
 def test_a_replaced_key_fails_every_caller_of_the_batch(store: VaultTransitKeyStore, key_name: str) -> None:
     signer = store.create_key(key_name, KeySpec.P256)
     store.delete_key(key_name)
