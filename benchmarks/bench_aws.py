@@ -21,28 +21,19 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.moto: one moto set-up for tests and benchmark
 
-from latency import comparison_options, p50_ratios, percentile, run_calls, save_results  # noqa: E402
+from latency import Timed, comparison_options, p50_ratios, percentile, run_calls, save_results  # noqa: E402
 
 from backends.aws_kms import AwsKmsKeyStore  # noqa: E402
 from signers.algorithms import KeySpec  # noqa: E402
 from tests.fixtures.moto import REGION, MotoKms, aws_environment, start_moto_kms  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Result:
-    message: str
-    mode: str
-    impl: str
-    ops: int
-    per_second: float
-    p50_ms: float
-    p99_ms: float
+Result = Timed  # case: the message size
 
 
 
@@ -126,8 +117,8 @@ def run(ops: int, threads: int) -> list[Result]:
 
 def table(results: list[Result]) -> str:
     lines = [f"{'message':8} {'mode':12} {'impl':9} {'ops':>5} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}"]
-    for r, ratio in zip(results, p50_ratios(results, "boto3", lambda r: (r.message, r.mode)), strict=True):
-        lines.append(f"{r.message:8} {r.mode:12} {r.impl:9} {r.ops:5d} {r.per_second:8.0f} {r.p50_ms:8.2f} "
+    for r, ratio in zip(results, p50_ratios(results, "boto3"), strict=True):
+        lines.append(f"{r.case:8} {r.mode:12} {r.impl:9} {r.ops:5d} {r.per_second:8.0f} {r.p50_ms:8.2f} "
                      f"{r.p99_ms:8.2f} {ratio:>6}")
     lines.append("ratio = keyplane p50 / boto3 p50 (same moto server, same key, same run)")
     return "\n".join(lines)

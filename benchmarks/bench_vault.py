@@ -35,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.openbao: one OpenBao set-up for tests and benchmark
 
-from latency import comparison_options, p50_ratios, percentile, run_calls, save_results  # noqa: E402
+from latency import Timed, comparison_options, p50_ratios, percentile, run_calls, save_results  # noqa: E402
 
 from backends.vault_transit import VaultTransitKeyStore  # noqa: E402
 from signers.algorithms import KeySpec  # noqa: E402
@@ -46,15 +46,8 @@ TOKEN_ENV = "KEYPLANE_BENCH_VAULT_TOKEN"
 
 
 @dataclass(frozen=True)
-class Result:
-    key: str
-    mode: str
-    impl: str
-    ops: int
-    per_second: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float  # client CPU per signature
+class Result(Timed):  # case: the key type
+    cpu_us: float = 0.0  # client CPU per signature
 
 
 
@@ -152,10 +145,10 @@ def table(results: list[Result], version: str) -> str:
     lines = [f"OpenBao {version} dev server on loopback; message {len(MESSAGE)} bytes",
              f"{'key':8} {'mode':11} {'impl':9} {'ops':>5} {'ops/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
              f"{'cpu us':>7} {'ratio':>6} {'cpu':>5}"]
-    hvac_cpu = {(r.key, r.mode): r.cpu_us for r in results if r.impl == "hvac"}
-    for r, ratio in zip(results, p50_ratios(results, "hvac", lambda r: (r.key, r.mode)), strict=True):
-        cpu = f"{r.cpu_us / hvac_cpu[(r.key, r.mode)]:.2f}" if ratio else ""
-        lines.append(f"{r.key:8} {r.mode:11} {r.impl:9} {r.ops:5d} {r.per_second:7.0f} {r.p50_ms:7.3f} "
+    hvac_cpu = {(r.case, r.mode): r.cpu_us for r in results if r.impl == "hvac"}
+    for r, ratio in zip(results, p50_ratios(results, "hvac"), strict=True):
+        cpu = f"{r.cpu_us / hvac_cpu[(r.case, r.mode)]:.2f}" if ratio else ""
+        lines.append(f"{r.case:8} {r.mode:11} {r.impl:9} {r.ops:5d} {r.per_second:7.0f} {r.p50_ms:7.3f} "
                      f"{r.p99_ms:7.3f} {r.cpu_us:7.0f} {ratio:>6} {cpu:>5}")
     lines.append("ratio = keyplane p50 / hvac p50; cpu = keyplane / hvac client CPU per signature (same server, "
                  "same key, same run)")

@@ -11,7 +11,7 @@ import json
 import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -92,14 +92,27 @@ def save_results(path: Path | None, results: list[Any]) -> None:
         path.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
 
 
-def p50_ratios(results: list[Any], baseline: str, case: Callable[[Any], tuple[str, ...]]) -> list[str]:
-    """Per result, its p50 over the p50 of the `baseline` implementation's result of the same `case` ("" for those)."""
-    base: dict[tuple[str, ...], Any] = {}
+@dataclass(frozen=True)
+class Timed:
+    """One implementation's figures for one case (a message size, a key type) and mode of a comparison."""
+
+    case: str
+    mode: str
+    impl: str
+    ops: int
+    per_second: float
+    p50_ms: float
+    p99_ms: float
+
+
+def p50_ratios(results: Sequence[Timed], baseline: str) -> list[str]:
+    """Per result, its p50 over that of the `baseline` implementation's result of the same case and mode ("" for those)."""
+    base: dict[tuple[str, str], Timed] = {}
     out = []
     for r in results:
         if r.impl == baseline:
-            base[case(r)] = r
+            base[(r.case, r.mode)] = r
             out.append("")
         else:
-            out.append(f"{r.p50_ms / base[case(r)].p50_ms:.2f}")
+            out.append(f"{r.p50_ms / base[(r.case, r.mode)].p50_ms:.2f}")
     return out

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Unpack
 
-from ..clock import DEFAULT_LEEWAY, from_epoch
+from ..clock import from_epoch
 from ..errors import TokenError, TokenInvalid
 from ..jose import KeySource, sign_jwt, verify_jwt
 from ..passport import ACTION_TYP, params_hash
-from ..revocation import RevocationCheck
-from ..tokens.action import ActionArguments, action_claims
+from ..tokens.action import ActionArguments, ActionChecks, action_claims
 from .errors import PolicyError
 from .events import RejectionEvents, report_to
 from .revocation import check_subject
@@ -100,27 +99,21 @@ def verify_agent_action(
     *,
     action: str | None = None,
     params: Mapping[str, Any] | None = None,
-    revocations: RevocationCheck | None = None,
-    subject: str | None = None,
-    audience: str | Iterable[str] | None = None,
-    issuer: str | Iterable[str] | None = None,
-    leeway: float = DEFAULT_LEEWAY,
-    now: datetime | float | None = None,
     events: RejectionEvents | None = None,
     context: Mapping[str, Any] | None = None,
+    **checks: Unpack[ActionChecks],
 ) -> AgentAction:
     """Verify an action token; `action` / `params`, when given, must match exactly.
 
-    Also refuses a revoked jti, agent or group (with `revocations`). Raises TokenError
+    `checks` are `verify_action`'s (revocations, subject, audience, issuer, leeway, now).
+    Also refuses a revoked jti, agent or group (with ``revocations``). Raises TokenError
     subclasses (reported to `events`).
     """
     who: str | None = None
+    revocations = checks.get("revocations")
     try:
-        verified = verify_jwt(
-            token, keys, typ=ACTION_TYP, audience=audience, issuer=issuer, subject=subject,
-            require=("sub", "exp", "iat", "jti", "action", "params_hash"), leeway=leeway, now=now,
-            revocations=revocations,
-        )
+        verified = verify_jwt(token, keys, typ=ACTION_TYP, require=("sub", "exp", "iat", "jti", "action", "params_hash"),
+                              **checks)
         c = verified.claims
         who = c["sub"] if isinstance(c["sub"], str) else None
         result = _grant(c, verified.kid, action, params)

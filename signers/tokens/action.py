@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..signer import Signer
     from .revocation import RevocationCheck
 
-__all__ = ["ActionArguments", "ActionGrant", "action_claims", "params_hash", "sign_action", "verify_action"]
+__all__ = ["ActionArguments", "ActionChecks", "ActionGrant", "action_claims", "params_hash", "sign_action", "verify_action"]
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -121,6 +121,21 @@ def action_claims(
     if passport_jti is not None:
         claims["passport_jti"] = issued_string(passport_jti, "passport_jti")
     return claims
+
+
+class ActionChecks(TypedDict, total=False):
+    """`verify_action`'s claim checks, by keyword, for a caller that hands them on (the agent layer).
+
+    ``revocations``, ``subject``, ``audience``, ``issuer``, ``leeway`` and ``now``, as
+    `verify_action` documents them (they are `verify_jwt`'s).
+    """
+
+    revocations: RevocationCheck | None
+    subject: str | None
+    audience: str | Iterable[str] | None
+    issuer: str | Iterable[str] | None
+    leeway: float
+    now: datetime | float | None
 
 
 def verify_action(
