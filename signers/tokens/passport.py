@@ -16,6 +16,7 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from json.encoder import encode_basestring as _quote
 from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from ..clock import DEFAULT_LEEWAY
@@ -24,7 +25,7 @@ from ..keys import PublicKey
 from .action import ActionGrant, params_hash, sign_action, verify_action
 from .issued_claims import claim_time, issued_string, issued_strings, registered_claims, verified_string
 from .jwk import KeySource, public_key_from_jwk
-from .jws_sign import sign_jwt, sign_jwts
+from .jws_sign import claims_json, sign_jws, sign_jwts
 from .jws_verify import verify_jwt
 from .passport_model import Passport
 from .possession import Challenge, make_challenge, prove_possession, verify_possession
@@ -96,7 +97,7 @@ def issue_passport(signer: Signer, *, alg: str | None = None, **arguments: Unpac
     bad ttl / now, an extra claim that would overwrite a passport claim; and what the
     Signer raises.
     """
-    return sign_jwt(signer, passport_claims(**arguments), typ=PASSPORT_TYP, alg=alg)
+    return sign_jws(signer, passport_json(passport_claims(**arguments)), typ=PASSPORT_TYP, alg=alg)
 
 
 def issue_passports(signer: Signer, passports: Iterable[Mapping[str, Any]], *, alg: str | None = None) -> list[str]:
@@ -177,6 +178,45 @@ class PassportChecks(TypedDict, total=False):
     code_hash: str | None
     leeway: float
     now: datetime | float | None
+
+
+_SHAPES = (
+    ("iss", "sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score", "scopes"),
+    ("sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score", "scopes"),
+)
+_JWK_JSON: dict[tuple[tuple[str, str], ...], str] = {}  # an agent key's cnf.jwk, serialised once
+
+
+def passport_json(claims: Mapping[str, Any]) -> bytes:
+    """`claims_json(claims)`, byte for byte, written directly when they have `passport_claims`' plain shape.
+
+    A passport without ``aud`` or extra claims has a fixed shape whose every value
+    `passport_claims` checked (bounded strings, ints, a list of strings, the agent's JWK),
+    so it is written with one escape per string instead of a walk of the whole document,
+    and the agent key's JWK is serialised once; any other shape goes through `claims_json`.
+    tests/throughput/test_lean_issuance.py holds the two to the same bytes.
+    """
+    shape = tuple(claims)
+    if shape not in _SHAPES or type(claims["trust_score"]) is not int:  # an IntEnum score: the general path
+        return claims_json(claims)
+    c = claims
+    jwk = c["cnf"]["jwk"]
+    jwk_key = tuple(jwk.items())
+    jwk_json = _JWK_JSON.get(jwk_key)
+    if jwk_json is None:
+        jwk_json = claims_json(jwk).decode("utf-8")
+        if len(_JWK_JSON) >= 4096:
+            _JWK_JSON.clear()
+        _JWK_JSON[jwk_key] = jwk_json
+    q = _quote
+    head = f'{{"iss":{q(c["iss"])},"sub":' if len(shape) == 12 else '{"sub":'
+    text = (f'{head}{q(c["sub"])},"iat":{c["iat"]},"nbf":{c["nbf"]},"exp":{c["exp"]},"jti":{q(c["jti"])},'
+            f'"name":{q(c["name"])},"cnf":{{"jwk":{jwk_json}}},"code_hash":{q(c["code_hash"])},'
+            f'"stage":{q(c["stage"])},"trust_score":{c["trust_score"]},"scopes":[{",".join(map(q, c["scopes"]))}]}}')
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate, as claims_json reports it
+        raise ConfigError(f"claims are not JSON serialisable: {str(e)[:120]}") from e
 
 
 def verify_passport(

@@ -19,10 +19,11 @@ import pytest
 from backends.file import FileKeyStore
 from signers.algorithms import KeySpec
 from signers.errors import ConfigError
-from signers.keys import b64url_decode
+from signers.keys import PublicKey, b64url_decode
+from signers.local_keys import generate_private_key
 from signers.tokens import action, passport
 from signers.tokens.issued_claims import new_jti
-from signers.tokens.jws_sign import sign_jws, sign_jwt, sign_jwts
+from signers.tokens.jws_sign import claims_json, sign_jws, sign_jwt, sign_jwts
 from signers.tokens.jws_verify import verify_jwt
 
 
@@ -98,3 +99,32 @@ def test_the_keyword_tables_are_the_functions_parameters(
 ) -> None:
     keys = table.__required_keys__ | table.__optional_keys__  # type: ignore[attr-defined]
     assert set(keys) == _keywords(function, leave_out)
+
+
+_AWKWARD = ["plain", 'quo"te', "back\\slash", "ctl\x00\x1f\x7f", "tab\tnl\n", "ünïcødé", "emoji \U0001f511", "\u2028\u2029",
+            "</script>", "x" * 1024]
+
+
+@pytest.mark.parametrize("text", _AWKWARD, ids=range(len(_AWKWARD)))
+@pytest.mark.parametrize("iss", [None, "https://issuer"], ids=["no iss", "iss"])
+def test_the_direct_passport_json_is_claims_json_byte_for_byte(text: str, iss: str | None) -> None:
+    agent = PublicKey(generate_private_key(KeySpec.P256).public_key())
+    claims = passport.passport_claims(sub=text, name=text, agent_key=agent, code_hash="ab" * 32, stage=text,
+                                      trust_score=7, scopes=[text, "read"], iss=iss if iss is None else text,
+                                      jti=text, now=1_700_000_000)
+    assert passport.passport_json(claims) == claims_json(claims)
+    json.loads(passport.passport_json(claims))  # and it is JSON
+
+
+def test_other_shapes_take_the_general_path() -> None:
+    agent = PublicKey(generate_private_key(KeySpec.ED25519).public_key())
+    base: dict[str, typing.Any] = {"sub": "a", "name": "n", "agent_key": agent, "code_hash": "ab" * 32, "stage": "s",
+                                   "trust_score": 1}
+    extras: list[dict[str, typing.Any]] = [{"aud": ["x", "y"]}, {"aud": "x"}, {"extra_claims": {"grp": ["g"], "n": 1.5}},
+                                           {"scopes": []}]
+    for extra in extras:
+        claims = passport.passport_claims(**base, **extra)
+        assert passport.passport_json(claims) == claims_json(claims)
+    lone = passport.passport_claims(**{**base, "name": "\ud800"})
+    with pytest.raises(ConfigError, match="not JSON serialisable"):
+        passport.passport_json(lone)
