@@ -24,23 +24,17 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .commands import COMMANDS, PLUGIN_COMMANDS
-from .commands.common import (
-    EXIT_ERROR,
-    EXIT_INVALID,
-    EXIT_OK,
-    EXIT_PIPE_CLOSED,
-    EXIT_UNAVAILABLE,
-    EXIT_USAGE,
-    config_of,
-    exit_code,
-    print_result,
-)
 from .errors import KeyplaneError
 from .plugins import entries
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from .commands.common import EXIT_ERROR, EXIT_INVALID, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, print_result
 
 __all__ = [
     "EXIT_ERROR",
@@ -67,6 +61,25 @@ _INLINE_SECRET = re.compile(r"((?:pin|password|passphrase|secret|token)[\w-]*[=:
 _LONG_QUOTED = re.compile(r"'([^']{80})[^']+'")
 
 
+def _common() -> ModuleType:
+    """What the command handlers share (exit codes, the configuration), imported when first needed.
+
+    It imports the core (keys, `cryptography`), which ``keyplane --help`` does not need.
+    """
+    # lazy: keyplane --help imports neither the core nor cryptography
+    from .commands import common
+
+    return common
+
+
+if not TYPE_CHECKING:  # type checkers see the import above
+
+    def __getattr__(name: str) -> Any:
+        if name in ("EXIT_ERROR", "EXIT_INVALID", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "print_result"):
+            return getattr(_common(), name)  # re-exported from signers.commands.common, loaded on first use
+        raise AttributeError(f"module 'signers.cli' has no attribute {name!r}")
+
+
 def usage_message(message: str) -> str:
     """An argparse error message safe to print: one line, inline secrets masked, long values cut."""
     first = " ".join(message.split()) or "bad usage"
@@ -78,7 +91,7 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         print(f"{self.prog}: error: {usage_message(message)} (see {self.prog} --help)", file=sys.stderr)
-        raise SystemExit(EXIT_USAGE)
+        raise SystemExit(_common().EXIT_USAGE)
 
 
 def build_parser(command: str | None = None, *, whole: bool = True) -> argparse.ArgumentParser:
@@ -176,7 +189,7 @@ def _report(args: argparse.Namespace | None, error: KeyplaneError) -> int:
         print(json.dumps({"ok": False, "error": type(error).__name__, "message": str(error)}))
     else:
         print(f"keyplane: {type(error).__name__}: {_one_line(str(error))}", file=sys.stderr)
-    return exit_code(error)
+    return _common().exit_code(error)
 
 
 def _one_line(text: str) -> str:
@@ -199,7 +212,7 @@ def _unexpected(error: BaseException) -> int:
         tb = tb.tb_next
     print(f"keyplane: internal error: unexpected {type(error).__name__}{where} (a bug: please report it)",
           file=sys.stderr)
-    return EXIT_ERROR
+    return _common().EXIT_ERROR
 
 
 def _pipe_closed() -> int:
@@ -209,13 +222,13 @@ def _pipe_closed() -> int:
         os.dup2(devnull, sys.stdout.fileno())
     except (OSError, ValueError):
         pass
-    return EXIT_PIPE_CLOSED
+    return _common().EXIT_PIPE_CLOSED
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         if getattr(args, "config", None) is not None:
-            config_of(args)  # a --config flag is checked (and loaded) even when no key name needs it
+            _common().config_of(args)  # a --config flag is checked (and loaded) even when no key name needs it
         code = int(args.func(args))
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
         return code
@@ -225,23 +238,23 @@ def _run(args: argparse.Namespace) -> int:
         return _report(args, e)
     except FileNotFoundError as e:
         print(f"keyplane: missing file: {e.filename or 'a file'} does not exist", file=sys.stderr)
-        return EXIT_USAGE
+        return _common().EXIT_USAGE
     except IsADirectoryError as e:
         print(f"keyplane: {e.filename or 'a path'} is a directory, not a file", file=sys.stderr)
-        return EXIT_USAGE
+        return _common().EXIT_USAGE
     except PermissionError as e:
         print(f"keyplane: permission denied: {e.filename or 'a file'}", file=sys.stderr)
-        return EXIT_ERROR
+        return _common().EXIT_ERROR
     except OSError as e:
         print(f"keyplane: {type(e).__name__}: {e.strerror or 'I/O error'}: {e.filename or ''}".rstrip(": "),
               file=sys.stderr)
-        return EXIT_ERROR
+        return _common().EXIT_ERROR
     except UnicodeError:
         print("keyplane: an input is not UTF-8 text (a binary file where text belongs?)", file=sys.stderr)
-        return EXIT_USAGE
+        return _common().EXIT_USAGE
     except RecursionError:
         print("keyplane: an input is nested too deeply", file=sys.stderr)
-        return EXIT_USAGE
+        return _common().EXIT_USAGE
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # last resort: never a traceback, never exit 1 for a crash
@@ -259,14 +272,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stdout.flush()
         except BrokenPipeError:
             return _pipe_closed()
-        return e.code if isinstance(e.code, int) else EXIT_USAGE
+        return e.code if isinstance(e.code, int) else _common().EXIT_USAGE
     except BrokenPipeError:
         return _pipe_closed()
     except Exception as e:  # a command plugin whose register() fails
         return _unexpected(e)
     if not getattr(args, "func", None):
         print("keyplane: error: no command given (see keyplane --help)", file=sys.stderr)
-        return EXIT_USAGE
+        return _common().EXIT_USAGE
     return _run(args)
 
 

@@ -6,6 +6,7 @@ which modules got imported, so it cannot be flaky on a loaded machine.
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -50,8 +51,24 @@ def test_the_probe_sees_a_lazy_module_once_it_is_used() -> None:
 
 
 def test_keyplane_help_builds_no_command_module() -> None:
-    """`keyplane --help` lists the commands from a table (see test_lazy_cli): no command module, no state store."""
+    """`keyplane --help` lists the commands from a table (see test_lazy_cli): no command module, no core, no crypto."""
     modules = _modules_after("import signers.cli\nsigners.cli.parser_for(['--help']).format_help()")
-    assert sorted(m for m in modules if m.startswith(("signers.commands.", "signers.agents", "signers.tokens",
-                                                       "signers.x509", "conformance"))) == [
-        "signers.commands.common"]
+    assert sorted(m for m in modules if m.startswith(("signers", "conformance", "cryptography"))) == [
+        "signers", "signers.cli", "signers.commands", "signers.errors", "signers.plugins"]
+
+
+def test_import_signers_loads_each_name_when_first_used() -> None:
+    assert sorted(m for m in _modules_after("import signers") if m.startswith(("signers", "cryptography"))) == ["signers"]
+    used = _modules_after("import signers\nsigners.KeySpec\nfrom signers import ConfigError")
+    assert {"signers.algorithms", "signers.errors"} <= used and "signers.registry" not in used
+
+
+def test_every_public_name_of_signers_resolves() -> None:
+    import signers
+
+    assert sorted(signers.__all__) == sorted(signers._WHERE)
+    for name in signers.__all__:
+        assert getattr(signers, name) is getattr(importlib.import_module(f"signers.{signers._WHERE[name]}"), name)
+    with pytest.raises(AttributeError):
+        getattr(signers, "no_such_name")  # noqa: B009
+    assert set(signers.__all__) <= set(dir(signers))
