@@ -47,7 +47,7 @@ from signers.errors import (
 )
 from signers.keys import PublicKey
 from signers.sdk import require
-from signers.signature_format import digest
+from signers.signature_format import checked_digest, digest
 from signers.signer import BaseKeyStore, BaseSigner, Capabilities, KeyInfo, choose_algorithm
 from signers.uri import KeyURI, parse_uri
 from signers.uri_options import check_create_options
@@ -140,13 +140,8 @@ class AwsKmsSigner(BaseSigner):
         Raises ConfigError for a digest of the wrong length, AlgorithmNotSupported for Ed25519
         and ML-DSA (KMS signs their messages, or ML-DSA's mu, not a digest).
         """
-        if self.algorithm.family not in (KeyFamily.EC, KeyFamily.RSA):
-            raise AlgorithmNotSupported(f"{self.algorithm.value} has no digest form on AWS KMS")
-        size = self.algorithm.hash_algorithm().digest_size
-        digest = bytes(digest)
-        if len(digest) != size:
-            raise ConfigError(f"{self.algorithm.value} signs a {size}-byte digest, not {len(digest)} bytes")
-        response = self._store._call("Sign", self.uri, KeyId=self.key_arn, Message=digest, MessageType="DIGEST",
+        value = checked_digest(self.algorithm, digest)
+        response = self._store._call("Sign", self.uri, KeyId=self.key_arn, Message=value, MessageType="DIGEST",
                                      SigningAlgorithm=self._aws_algorithm)
         return bytes(response["Signature"])
 

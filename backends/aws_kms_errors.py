@@ -12,32 +12,36 @@ from signers.errors import (
     BackendUnavailable,
     ConfigError,
     KeyDisabled,
-    KeyExists,
     KeyNotFound,
     KeyplaneError,
     PermissionDenied,
 )
 from signers.sdk import require
 
-from .translation import translated
+from .translation import code_table, translated
 
-__all__ = ["aws_errors"]
+__all__ = ["CODES", "aws_errors"]
 
-# AWS error codes, grouped by the keyplane error they become (translated in `_aws_errors`).
-_AUTH_CODES = frozenset({
-    "UnrecognizedClientException", "InvalidSignatureException", "InvalidClientTokenId", "SignatureDoesNotMatch",
-    "IncompleteSignature", "MissingAuthenticationToken", "ExpiredTokenException", "ExpiredToken", "AuthFailure",
-    "InvalidAccessKeyId", "InvalidToken",
-})
-_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied", "NotAuthorizedException"})
-_NOT_FOUND_CODES = frozenset({"NotFoundException", "InvalidArnException"})
-_UNAVAILABLE_CODES = frozenset({
-    "ThrottlingException", "Throttling", "RequestLimitExceeded", "LimitExceededException",
-    "KeyUnavailableException", "DependencyTimeoutException", "KMSInternalException", "InternalFailure",
-    "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
-    "CustomKeyStoreInvalidStateException",
-})
-_UNSUPPORTED_CODES = frozenset({"UnsupportedOperationException", "InvalidKeyUsageException"})
+# AWS error codes by what they mean to a caller (KMSInvalidStateException and ValidationException depend
+# on the message or the operation: `_client_error` decides those before the table).
+CODES = code_table(
+    auth=("UnrecognizedClientException", "InvalidSignatureException", "InvalidClientTokenId", "SignatureDoesNotMatch",
+          "IncompleteSignature", "MissingAuthenticationToken", "ExpiredTokenException", "ExpiredToken", "AuthFailure",
+          "InvalidAccessKeyId", "InvalidToken"),
+    denied=("AccessDeniedException", "AccessDenied", "NotAuthorizedException"),
+    not_found=("NotFoundException", "InvalidArnException"),
+    disabled=("DisabledException",),
+    exists=("AlreadyExistsException",),
+    unsupported=("UnsupportedOperationException", "InvalidKeyUsageException"),
+    unavailable=("ThrottlingException", "Throttling", "RequestLimitExceeded", "LimitExceededException",
+                 "KeyUnavailableException", "DependencyTimeoutException", "KMSInternalException", "InternalFailure",
+                 "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
+                 "CustomKeyStoreInvalidStateException"),
+    messages={"auth": "credentials rejected", "denied": "access denied", "not_found": "no such key",
+              "disabled": "the key is disabled", "exists": "already exists", "unsupported": "not supported",
+              "unavailable": "failed after retries"},
+)
+_QUIET = (AuthenticationFailed, PermissionDenied)  # AWS's text about credentials and policies is not repeated
 _XML_CODE = re.compile(r"<Code>([A-Za-z0-9.]+)</Code>")
 
 
@@ -83,27 +87,15 @@ def _client_error(e: Any, operation: str, subject: str) -> KeyplaneError:
         found = _XML_CODE.search(message)
         code, message = (found.group(1), "") if found else (code, message)
     where = f"KMS {operation} on {subject}"
-    if code in _AUTH_CODES:
-        return AuthenticationFailed(f"{where}: credentials rejected ({code})")  # AWS's text is not repeated
-    if code in _DENIED_CODES:
-        return PermissionDenied(f"{where}: access denied ({code})")
-    if code in _NOT_FOUND_CODES:
-        return KeyNotFound(f"{where}: no such key ({message or code})")
-    if code == "DisabledException":
-        return KeyDisabled(f"{where}: the key is disabled ({message or code})")
     if code == "KMSInvalidStateException" and "deletion" in message.lower():
         return KeyNotFound(f"{where}: the key is scheduled for deletion ({message})")
     if code == "KMSInvalidStateException":
         return KeyDisabled(f"{where}: the key cannot be used in its current state ({message or code})")
-    if code == "AlreadyExistsException":
-        return KeyExists(f"{where}: already exists")
-    if code in _UNSUPPORTED_CODES:
-        return AlgorithmNotSupported(f"{where}: {message or code}")
     if code == "ValidationException" and operation == "CreateKey":
         return AlgorithmNotSupported(f"{where}: this KMS does not create such keys ({message})")
-    if code in _UNAVAILABLE_CODES or status >= 500:
-        return BackendUnavailable(f"{where}: {code or status} (after retries)", e)
+    if code in CODES.codes or status >= 500:
+        quiet = CODES.lookup(code) in _QUIET
+        return CODES.error(code or status, where, "" if quiet else message, e)
     if code == "ValidationException":
         return ConfigError(f"{where}: {message}")
     return BackendUnavailable(f"{where}: unexpected {code or status}: {message}", e)
-

@@ -24,7 +24,7 @@ from signers.errors import (
     KeyplaneError,
 )
 from signers.keys import PublicKey
-from signers.signature_format import digest
+from signers.signature_format import checked_digest, digest
 from signers.signer import BaseSigner
 
 from .vault_coalesce import Coalescer
@@ -92,12 +92,7 @@ class VaultTransitSigner(BaseSigner):
         Raises ConfigError for a digest of the wrong length, AlgorithmNotSupported for
         Ed25519 and ML-DSA (Transit signs their whole message). Verified before it is returned.
         """
-        if self.algorithm.family not in (KeyFamily.EC, KeyFamily.RSA):
-            raise AlgorithmNotSupported(f"{self.algorithm.value} signs whole messages; it has no digest form")
-        size = self.algorithm.hash_algorithm().digest_size
-        digest = bytes(digest)
-        if len(digest) != size:
-            raise ConfigError(f"{self.algorithm.value} signs a {size}-byte digest, not {len(digest)} bytes")
+        digest = checked_digest(self.algorithm, digest)
         if self._outages_seen != self._store.connection.outages:
             self._recheck()
         body = dict(self._body, input=base64.b64encode(digest).decode("ascii"))

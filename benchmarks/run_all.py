@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -113,28 +112,15 @@ def file_rows(directory: Path) -> list[Row]:
                         raw_sign, "<= 1.3"))
         rows.append(Row("issuance", f"{label} issue_passport vs raw signature",
                         partial(issue_passport, signer, **passport_arguments), raw_sign, "<= 1.3"))
-    rows.append(audit_row(directory))
+    rows += audit_rows(directory)
     return rows
 
 
-def audit_row(directory: Path) -> Row:
-    """A JSONL audit append (flock, head read, hash chain, fsync) vs the raw durable write of the same line."""
-    from signers.tokens.audit import JsonlAuditLog
+def audit_rows(directory: Path) -> list[Row]:
+    """benchmarks/bench_audit.py's rows: JSONL and SQLite appends vs the raw durable write; group commit."""
+    from bench_audit import comparisons
 
-    log = JsonlAuditLog(directory / "audit.jsonl")
-    fields = {"ts": "2026-12-01T00:00:00Z", "kind": "signature", "key_id": "k" * 43, "alg": "ES256", "message_sha256": "0" * 64, "context": {}}
-    line = (json.dumps({**fields, "seq": 1, "prev": "0" * 64, "hash": "0" * 64}) + "\n").encode()
-    raw_path = directory / "raw.jsonl"
-
-    def raw_append() -> None:
-        fd = os.open(raw_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        try:
-            os.write(fd, line)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    return Row("audit", "JSONL append vs raw open+write+fsync", lambda: log.append(fields), raw_append, "<= 1.2")
+    return [Row("audit", name, ours, base, target, higher) for name, ours, base, target, higher in comparisons(directory)]
 
 
 # -- PKCS#11 ------------------------------------------------------------------------------------------
@@ -234,6 +220,21 @@ def _optional(name: str, skipped: list[str]) -> Iterator[None]:
         skipped.append(f"{name}: {type(e).__name__}: {str(e)[:100]}")
 
 
+def print_table(rows: list[Row], rounds: int, seconds: float, before: tuple[float, float, float],
+                after: tuple[float, float, float], skipped: list[str]) -> None:
+    """The one table: each row's median ratio with its min-max over rounds, its best-slice ratio, the load average."""
+    print(f"{'back end':9} {'comparison':56} {'ratio':>6} {'min-max':>12} {'best':>6} {'target':>7}")
+    for row in rows:
+        median = statistics.median(row.ratios)
+        span = f"{min(row.ratios):.2f}-{max(row.ratios):.2f}"
+        print(f"{row.group:9} {row.name:56} {median:6.2f} {span:>12} {row.best():6.2f} {row.target:>7}")
+    print(f"ratio = keyplane time / baseline time (speed-up rows: baseline time / keyplane time), the median of "
+          f"{rounds} interleaved rounds of {seconds}s slices; best = fastest keyplane slice / fastest baseline "
+          f"slice; load average {before[0]:.2f} before, {after[0]:.2f} after, on {os.cpu_count()} CPUs")
+    for line in skipped:
+        print(f"not run: {line}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -259,17 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         before = os.getloadavg()
         measure(rows, args.rounds, args.seconds)
         after = os.getloadavg()
-    print(f"{'back end':9} {'comparison':56} {'ratio':>6} {'min-max':>12} {'best':>6} {'target':>7}")
-    for row in rows:
-        median = statistics.median(row.ratios)
-        span = f"{min(row.ratios):.2f}-{max(row.ratios):.2f}"
-        print(f"{row.group:9} {row.name:56} {median:6.2f} {span:>12} {row.best():6.2f} {row.target:>7}")
-    print(f"ratio = keyplane time / baseline time (speed-up rows: baseline time / keyplane time), the median of "
-          f"{args.rounds} interleaved rounds of {args.seconds}s slices; best = fastest keyplane slice / fastest "
-          f"baseline slice; load average "
-          f"{before[0]:.2f} before, {after[0]:.2f} after, on {os.cpu_count()} CPUs")
-    for line in skipped:
-        print(f"not run: {line}")
+    print_table(rows, args.rounds, args.seconds, before, after, skipped)
     return 0
 
 

@@ -7,9 +7,9 @@ signature = signer.sign(b"message")
 signer.public_key.verify(signature, b"message", signer.algorithm)
 ```
 
-Importing this package imports none of its modules: each public name is loaded on first
-use (PEP 562), so ``keyplane --help`` and a program that needs only `signers.errors` do
-not pay for `cryptography`. Back ends and their SDKs load only when a URI of their scheme
+Importing this package imports only `signers.errors`: every other public name is loaded on
+first use (PEP 562), so ``keyplane --help`` and a program that needs only the errors do not
+pay for `cryptography`. Back ends and their SDKs load only when a URI of their scheme
 is opened.
 """
 
@@ -18,29 +18,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from . import errors
+from .errors import *  # noqa: F403  (the whole hierarchy: errors.__all__, re-exported below; a light module)
+
 if TYPE_CHECKING:
     from .algorithms import KeyFamily, KeySpec, SignatureAlgorithm
     from .config import Config
-    from .errors import (
-        AlgorithmNotSupported,
-        AuthenticationFailed,
-        BackendUnavailable,
-        BatchSignError,
-        ConfigError,
-        InvalidSignature,
-        KeyCorrupt,
-        KeyDisabled,
-        KeyExists,
-        KeyNotFound,
-        KeyplaneError,
-        PermissionDenied,
-        StateCorrupt,
-        TokenError,
-        TokenExpired,
-        TokenInvalid,
-        TokenReplayed,
-        TokenRevoked,
-    )
     from .keys import PublicKey
     from .registry import available_schemes, open, open_store, register
     from .secrets import Secret, resolve_secret
@@ -64,16 +47,10 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-# Each public name -> the module that defines it, imported on first use.
+# Each public name but the errors -> the module that defines it, imported on first use.
 _MODULES = {
     "algorithms": ("KeyFamily", "KeySpec", "SignatureAlgorithm"),
     "config": ("Config",),
-    "errors": (
-        "AlgorithmNotSupported", "AuthenticationFailed", "BackendUnavailable", "BatchSignError", "ConfigError",
-        "InvalidSignature", "KeyCorrupt", "KeyDisabled", "KeyExists", "KeyNotFound", "KeyplaneError",
-        "PermissionDenied", "StateCorrupt", "TokenError", "TokenExpired", "TokenInvalid", "TokenReplayed",
-        "TokenRevoked",
-    ),
     "keys": ("PublicKey",),
     "registry": ("available_schemes", "open", "open_store", "register"),
     "secrets": ("Secret", "resolve_secret"),
@@ -87,44 +64,27 @@ _MODULES = {
 _WHERE = {name: module for module, names in _MODULES.items() for name in names}
 
 __all__ = [
-    "AlgorithmNotSupported",
-    "AuthenticationFailed",
-    "BackendUnavailable",
+    *errors.__all__,  # every error is part of the top-level API
     "BaseKeyStore",
     "BaseSigner",
-    "BatchSignError",
     "BatchSigner",
     "Capabilities",
     "Config",
-    "ConfigError",
     "DigestSigner",
     "DisablingKeyStore",
     "ImportingKeyStore",
-    "InvalidSignature",
-    "KeyCorrupt",
-    "KeyDisabled",
-    "KeyExists",
     "KeyFamily",
     "KeyInfo",
-    "KeyNotFound",
     "KeySpec",
     "KeyStore",
     "KeyURI",
-    "KeyplaneError",
     "MuSigner",
     "NativeAsyncSigner",
-    "PermissionDenied",
     "PublicKey",
     "RotatingKeyStore",
     "Secret",
     "SignatureAlgorithm",
     "Signer",
-    "StateCorrupt",
-    "TokenError",
-    "TokenExpired",
-    "TokenInvalid",
-    "TokenReplayed",
-    "TokenRevoked",
     "available_schemes",
     "capabilities_of",
     "open",

@@ -7,7 +7,9 @@ is one missing table row, visible in one place. Nothing here talks to a key stor
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography.hazmat.primitives import hashes
 
@@ -43,9 +45,6 @@ class KeySpec(enum.StrEnum):
     ML_DSA_65 = "ML-DSA-65"
     ML_DSA_87 = "ML-DSA-87"
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def info(self) -> SpecInfo:
         return _SPECS[self]
@@ -68,12 +67,7 @@ class KeySpec(enum.StrEnum):
         """Accept the canonical name or a common alias (case-insensitive, `_` for `-`)."""
         if isinstance(name, KeySpec):
             return name
-        wanted = _normalise(name)
-        for spec in cls:
-            if wanted == _normalise(spec.value) or wanted in _SPECS[spec].aliases:
-                return spec
-        known = ", ".join(s.value for s in cls)
-        raise AlgorithmNotSupported(f"unknown key spec {name!r}; known: {known}")
+        return _named(cls, name, "key spec", lambda spec: {_normalise(spec.value), *_SPECS[spec].aliases})
 
 
 class SignatureAlgorithm(enum.StrEnum):
@@ -92,9 +86,6 @@ class SignatureAlgorithm(enum.StrEnum):
     ML_DSA_44 = "ML-DSA-44"
     ML_DSA_65 = "ML-DSA-65"
     ML_DSA_87 = "ML-DSA-87"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def info(self) -> AlgorithmInfo:
@@ -143,12 +134,7 @@ class SignatureAlgorithm(enum.StrEnum):
         """Accept our name, the JOSE name (EdDSA) or a common alias, case-insensitive."""
         if isinstance(name, SignatureAlgorithm):
             return name
-        wanted = _normalise(name)
-        for alg in cls:
-            if wanted in (_normalise(alg.value), _normalise(alg.jose_name)):
-                return alg
-        known = ", ".join(a.value for a in cls)
-        raise AlgorithmNotSupported(f"unknown signature algorithm {name!r}; known: {known}")
+        return _named(cls, name, "signature algorithm", lambda alg: {_normalise(alg.value), _normalise(alg.jose_name)})
 
 
 @dataclass(frozen=True)
@@ -180,6 +166,19 @@ class AlgorithmInfo:
 
 def _normalise(name: str) -> str:
     return name.strip().lower().replace("_", "-").replace(" ", "")
+
+
+_Member = TypeVar("_Member", KeySpec, SignatureAlgorithm)
+
+
+def _named(members: Iterable[_Member], name: str, what: str, names: Callable[[_Member], set[str]]) -> _Member:
+    """The member one of whose (normalised) `names` is `name`; AlgorithmNotSupported listing them all otherwise."""
+    wanted = _normalise(name)
+    for member in members:
+        if wanted in names(member):
+            return member
+    known = ", ".join(m.value for m in members)
+    raise AlgorithmNotSupported(f"unknown {what} {name!r}; known: {known}")
 
 
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {

@@ -17,13 +17,18 @@ from __future__ import annotations
 import os
 import random
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .clock import duration
+from .closing import Closing
 from .errors import BackendUnavailable, ConfigError, KeyplaneError, StateCorrupt
+from .translation import translated
 
-__all__ = ["open_durable_sqlite", "state_error", "translate_sqlite"]
+__all__ = ["DurableSQLite", "open_durable_sqlite", "state_error", "translate_sqlite"]
 
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 _BUSY_CODES = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
@@ -115,3 +120,53 @@ def _check_integrity(db: sqlite3.Connection, path: Path, what: str) -> None:
     if rows != [("ok",)]:
         detail = "; ".join(str(r[0]) for r in rows[:3])
         raise StateCorrupt(f"{what} {path} failed its integrity check ({detail[:200]}); restore it from a backup")
+
+
+class DurableSQLite(Closing):
+    """One durable SQLite file behind one connection and one lock: the base of the SQLite state classes.
+
+    It opens the file with `open_durable_sqlite`, refuses use after `close` (ConfigError),
+    and runs each write as one ``BEGIN IMMEDIATE`` transaction, so every store commits,
+    rolls back and reports SQLite failures the same way.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], schema: str, what: str, *, timeout: float,
+                 read_only: bool = False) -> None:
+        """Open (creating) the file; see `open_durable_sqlite` for what it raises."""
+        self.path = Path(path)
+        self._kind = what
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = open_durable_sqlite(self.path, schema, what, timeout=timeout,
+                                                                  read_only=read_only)
+
+    def _what(self) -> str:
+        return f"{self._kind} {self.path}"
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise ConfigError(f"{self._what()} is closed")
+        return self._db
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """Under the lock: ``BEGIN IMMEDIATE``, the body, ``COMMIT`` (``ROLLBACK`` on any error), errors translated."""
+        with self._lock:
+            db = self._conn()
+            with translated(translate_sqlite, self._what()):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+
+    def close(self) -> None:
+        """Close the connection; idempotent."""
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.path)!r})"

@@ -14,6 +14,7 @@ __all__ = [
     "BackendUnavailable",
     "BatchSignError",
     "ConfigError",
+    "Conflict",
     "InvalidSignature",
     "KeyCorrupt",
     "KeyDisabled",
@@ -88,6 +89,17 @@ class StateCorrupt(KeyplaneError):
 
     Not retryable, unlike BackendUnavailable: the answer it would give cannot be trusted,
     so every caller fails closed (a revocation check that cannot be read is a refusal).
+    """
+
+    retryable = False
+
+
+class Conflict(KeyplaneError):
+    """A compare-and-set write lost: another writer extended the same record first; nothing was written.
+
+    Raised by append-only stores whose writes name the head they extend (the agent
+    registry), so two replicas advancing one agent at once cannot fork its history. Re-read
+    the current state and decide again; blindly repeating the same write would fail again.
     """
 
     retryable = False

@@ -28,7 +28,8 @@ import base64
 import binascii
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -135,28 +136,33 @@ def _from_raw(data: bytes, spec: KeySpec | str | None) -> Any:
 def _from_pkcs8(data: bytes, form: str, password: bytes | None) -> Any:
     der = data
     if form == "pem":
+        with _readable(password, "PEM"):
+            try:
+                return serialization.load_pem_private_key(data, password=password)
+            except ValueError as e:
+                body = _pem_body(data)  # maybe an RFC 9881 form cryptography refuses
+                if body is None:
+                    raise ConfigError("not a PKCS#8 private key PEM (or the password is wrong)") from e
+                der = body
+    with _readable(password, "DER"):
         try:
-            return serialization.load_pem_private_key(data, password=password)
-        except TypeError as e:
-            raise ConfigError(_password_message(password)) from e
-        except UnsupportedAlgorithm as e:
-            raise AlgorithmNotSupported("the PEM holds a key type or encryption keyplane cannot read") from e
+            return serialization.load_der_private_key(der, password=password)
         except ValueError as e:
-            body = _pem_body(data)  # maybe an RFC 9881 form cryptography refuses
-            if body is None:
-                raise ConfigError("not a PKCS#8 private key PEM (or the password is wrong)") from e
-            der = body
+            mldsa_key = _rfc9881(der)
+            if mldsa_key is None:
+                raise ConfigError("not a PKCS#8 private key (or the password is wrong)") from e
+            return mldsa_key
+
+
+@contextmanager
+def _readable(password: bytes | None, form: str) -> Iterator[None]:
+    """cryptography's refusals other than "not this format" (a ValueError, the caller's to judge), typed."""
     try:
-        return serialization.load_der_private_key(der, password=password)
+        yield
     except TypeError as e:
         raise ConfigError(_password_message(password)) from e
     except UnsupportedAlgorithm as e:
-        raise AlgorithmNotSupported("the DER holds a key type or encryption keyplane cannot read") from e
-    except ValueError as e:
-        mldsa_key = _rfc9881(der)
-        if mldsa_key is None:
-            raise ConfigError("not a PKCS#8 private key (or the password is wrong)") from e
-        return mldsa_key
+        raise AlgorithmNotSupported(f"the {form} holds a key type or encryption keyplane cannot read") from e
 
 
 def _password_message(password: bytes | None) -> str:

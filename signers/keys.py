@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Union
 
 from cryptography.exceptions import InvalidSignature as _CryptoInvalidSignature
@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, mldsa, paddin
 
 from .algorithms import KeyFamily, KeySpec, SignatureAlgorithm
 from .errors import AlgorithmNotSupported, ConfigError, InvalidSignature
+from .json_text import json_object
 
 __all__ = ["PublicKey", "b64url_decode", "b64url_encode"]
 
@@ -96,21 +97,22 @@ class PublicKey:
 
     @classmethod
     def from_der(cls, der: bytes) -> PublicKey:
-        """From a DER SubjectPublicKeyInfo."""
-        try:
-            key = serialization.load_der_public_key(der)
-        except (ValueError, UnsupportedAlgorithm) as e:
-            raise ConfigError("not a DER SubjectPublicKeyInfo of a supported key") from e
-        return cls(key)  # type: ignore[arg-type]
+        """From a DER SubjectPublicKeyInfo; ConfigError when it is not one, of a supported key."""
+        return cls._loaded(serialization.load_der_public_key, der, "not a DER SubjectPublicKeyInfo of a supported key")
 
     @classmethod
     def from_pem(cls, pem: bytes | str) -> PublicKey:
+        """From a PEM public key; ConfigError when it is not one, of a supported type."""
         data = pem.encode("ascii") if isinstance(pem, str) else pem
+        return cls._loaded(serialization.load_pem_public_key, data, "not a PEM public key of a supported type")
+
+    @classmethod
+    def _loaded(cls, load: Callable[[bytes], Any], data: bytes, refusal: str) -> PublicKey:
         try:
-            key = serialization.load_pem_public_key(data)
+            key = load(data)
         except (ValueError, UnsupportedAlgorithm) as e:
-            raise ConfigError("not a PEM public key of a supported type") from e
-        return cls(key)  # type: ignore[arg-type]
+            raise ConfigError(refusal) from e
+        return cls(key)
 
     @classmethod
     def from_raw_mldsa(cls, spec: KeySpec, raw: bytes) -> PublicKey:
@@ -130,13 +132,7 @@ class PublicKey:
         A JWK carrying private members (`d`, `p`, `priv`, ...) is refused: a public key
         slot must never silently accept a private key.
         """
-        if isinstance(jwk, str):
-            try:
-                jwk = json.loads(jwk)
-            except ValueError as e:
-                raise ConfigError("JWK is not JSON") from e
-        if not isinstance(jwk, Mapping):
-            raise ConfigError("JWK must be a JSON object")
+        jwk = json_object(jwk, "JWK")
         if any(m in jwk for m in ("d", "p", "q", "dp", "dq", "qi", "priv")):
             raise ConfigError("JWK holds private key material; give the public key only")
         kty = jwk.get("kty")

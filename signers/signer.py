@@ -351,28 +351,25 @@ class BaseSigner:
         return self._batch_result(_interleave(list(await asyncio.gather(*lanes)), len(items)))
 
     def _sign_lane(self, items: list[bytes]) -> list[bytes | KeyplaneError]:
-        out: list[bytes | KeyplaneError] = []
-        for message in items:
-            if not isinstance(message, bytes | bytearray | memoryview):  # that item fails, typed; the rest sign
-                out.append(ConfigError(f"a batch item must be bytes, not {type(message).__name__}"))
-                continue
-            try:
-                out.append(self.sign(message))
-            except KeyplaneError as e:
-                out.append(e)
-        return out
+        return [self._sign_item(message) for message in items]
 
     async def _sign_lane_async(self, items: list[bytes]) -> list[bytes | KeyplaneError]:
-        out: list[bytes | KeyplaneError] = []
-        for message in items:
-            if not isinstance(message, bytes | bytearray | memoryview):  # that item fails, typed; the rest sign
-                out.append(ConfigError(f"a batch item must be bytes, not {type(message).__name__}"))
-                continue
-            try:
-                out.append(await self.sign_async(message))
-            except KeyplaneError as e:
-                out.append(e)
-        return out
+        return [await self._sign_item_async(message) for message in items]
+
+    def _sign_item(self, message: bytes) -> bytes | KeyplaneError:
+        """One batch item's signature, or its typed failure: that item fails, the rest sign."""
+        try:
+            _check_batch_item(message)
+            return self.sign(message)
+        except KeyplaneError as e:
+            return e
+
+    async def _sign_item_async(self, message: bytes) -> bytes | KeyplaneError:
+        try:
+            _check_batch_item(message)
+            return await self.sign_async(message)
+        except KeyplaneError as e:
+            return e
 
     def _batch_result(self, results: list[bytes | KeyplaneError]) -> list[bytes]:
         failed = [(i, r) for i, r in enumerate(results) if isinstance(r, KeyplaneError)]
@@ -398,6 +395,11 @@ class BaseKeyStore(Closing):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(uri={self.uri!r})"
+
+
+def _check_batch_item(message: object) -> None:
+    if not isinstance(message, bytes | bytearray | memoryview):
+        raise ConfigError(f"a batch item must be bytes, not {type(message).__name__}")
 
 
 def _interleave(lanes: list[list[bytes | KeyplaneError]], total: int) -> list[bytes | KeyplaneError]:

@@ -82,6 +82,18 @@ def _parse_pairs(text: str, sep: str, where: str) -> dict[str, str]:
     return pairs
 
 
+def _changed(attributes: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """A copy of `attributes` with each change set (a value) or removed (None); `_` in a name is `-`."""
+    result = dict(attributes)
+    for name, value in changes.items():
+        key = name.replace("_", "-")
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = value
+    return result
+
+
 @dataclass(frozen=True)
 class KeyURI:
     """A parsed key or store URI.
@@ -109,24 +121,11 @@ class KeyURI:
 
     def with_query(self, **changes: str | None) -> KeyURI:
         """A copy with query attributes set (value) or removed (None); names use `_` for `-`."""
-        query = dict(self.query)
-        for name, value in changes.items():
-            key = name.replace("_", "-")
-            if value is None:
-                query.pop(key, None)
-            else:
-                query[key] = value
-        return KeyURI(self.scheme, self.path, self.authority, dict(self.attributes), query)
+        return KeyURI(self.scheme, self.path, self.authority, dict(self.attributes), _changed(self.query, changes))
 
     def with_attributes(self, **changes: str | None) -> KeyURI:
-        attrs = dict(self.attributes)
-        for name, value in changes.items():
-            key = name.replace("_", "-")
-            if value is None:
-                attrs.pop(key, None)
-            else:
-                attrs[key] = value
-        return KeyURI(self.scheme, self.path, self.authority, attrs, dict(self.query))
+        """A copy with path attributes set (value) or removed (None); names use `_` for `-`."""
+        return KeyURI(self.scheme, self.path, self.authority, _changed(self.attributes, changes), dict(self.query))
 
     def public(self) -> KeyURI:
         """This URI without any attribute that carries a secret value."""

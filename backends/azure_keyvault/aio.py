@@ -9,15 +9,14 @@ translation are the blocking path's (bounded Retry-After, refused certificates n
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
+from backends.per_loop import PerLoop
 from signers.sdk import require
 from signers.secrets import Secret
 
-from .client import CONNECT_TIMEOUT, CREDENTIALS, MAX_RETRY_AFTER, retry_settings, tls_verification_failed
+from .client import CONNECT_TIMEOUT, identity_credential, retry_policy
 
 __all__ = ["AsyncPipelines", "AsyncStaticTokenCredential", "make_async_credential"]
 
@@ -49,39 +48,17 @@ def make_async_credential(token: Secret | None, name: str, client_id: str | None
     """The async twin of client.make_credential (azure.identity.aio for the named credential)."""
     if token is not None:
         return AsyncStaticTokenCredential(token)
-    identity = require("azure.identity.aio", "azure", "Azure Key Vault")
-    cls = getattr(identity, CREDENTIALS[name])
-    if name == "managed-identity" and client_id:
-        return cls(client_id=client_id)
-    return cls()
+    return identity_credential("azure.identity.aio", name, client_id)
 
 
-class AsyncPipelines:
+class AsyncPipelines(PerLoop[Any]):
     """The store's async KeyClients, one per event loop; `factory()` builds one inside the running loop."""
-
-    def __init__(self, factory: Callable[[], Any]) -> None:
-        self._factory = factory
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
-
-    def current(self) -> Any:
-        """The running loop's async KeyClient (made now if this loop has none); closed loops are forgotten."""
-        loop = asyncio.get_running_loop()
-        for key, (other, _client) in list(self._clients.items()):
-            if other.is_closed():
-                del self._clients[key]
-        entry = self._clients.get(id(loop))
-        if entry is None or entry[0] is not loop:
-            entry = self._clients[id(loop)] = (loop, self._factory())
-        return entry[1]
 
     async def aclose(self) -> None:
         """Close the running loop's pipeline (aiohttp session)."""
-        entry = self._clients.pop(id(asyncio.get_running_loop()), None)
-        if entry is not None:
-            await entry[1].close()
-
-    def forget(self) -> None:
-        self._clients.clear()
+        client = self.pop_current()
+        if client is not None:
+            await client.close()
 
 
 def make_async_key_client(vault_url: str, verify_challenge: bool, credential: Any, ca_bundle: str | None,
@@ -94,27 +71,6 @@ def make_async_key_client(vault_url: str, verify_challenge: bool, credential: An
         connection_timeout=min(CONNECT_TIMEOUT, timeout), read_timeout=timeout,
         connection_verify=ca_bundle if ca_bundle else True,
     )
-    return keys_aio.KeyClient(vault_url, credential, transport=transport, retry_policy=_async_retry_policy(retries),
+    policy = retry_policy(retries, "AsyncRetryPolicy")
+    return keys_aio.KeyClient(vault_url, credential, transport=transport, retry_policy=policy,
                               verify_challenge_resource=verify_challenge)
-
-
-_ASYNC_RETRY_POLICY_CLASS: Any = None
-
-
-def _async_retry_policy(retries: int) -> Any:
-    global _ASYNC_RETRY_POLICY_CLASS
-    if _ASYNC_RETRY_POLICY_CLASS is None:
-        policies = require("azure.core.pipeline.policies", "azure", "Azure Key Vault")
-
-        class BoundedAsyncRetryPolicy(policies.AsyncRetryPolicy):  # type: ignore[name-defined]
-            def get_retry_after(self, response: Any) -> float | None:
-                value = super().get_retry_after(response)
-                return None if value is None else min(float(value), MAX_RETRY_AFTER)
-
-            def increment(self, settings: Any, response: Any = None, error: Any = None) -> bool:
-                if error is not None and tls_verification_failed(error):
-                    return False  # the same certificate will be refused again: fail at once
-                return bool(super().increment(settings, response=response, error=error))
-
-        _ASYNC_RETRY_POLICY_CLASS = BoundedAsyncRetryPolicy
-    return _ASYNC_RETRY_POLICY_CLASS(**retry_settings(retries))

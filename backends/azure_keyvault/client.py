@@ -13,8 +13,8 @@ from typing import Any
 from signers.sdk import require
 from signers.secrets import Secret
 
-__all__ = ["AZURE_HOSTS", "CREDENTIALS", "StaticTokenCredential", "make_credential", "make_key_client",
-           "tls_verification_failed"]
+__all__ = ["AZURE_HOSTS", "CREDENTIALS", "StaticTokenCredential", "identity_credential", "make_credential",
+           "make_key_client", "retry_policy", "tls_verification_failed"]
 
 # azure-identity credentials selectable with ?credential=.
 CREDENTIALS = {
@@ -50,7 +50,7 @@ def make_key_client(vault_url: str, host: str, credential: Any, ca_bundle: str |
         vault_url,
         credential,
         transport=transport,
-        retry_policy=_retry_policy(retries),
+        retry_policy=retry_policy(retries),
         # Key Vault's challenge names vault.azure.net; a private host (the emulator, a proxy) cannot match it.
         verify_challenge_resource=host.lower().endswith(AZURE_HOSTS),
     )
@@ -77,11 +77,13 @@ def make_credential(token: Secret | None, name: str, client_id: str | None) -> A
     """A static-token credential when `token` is given, else the azure-identity credential `name`."""
     if token is not None:
         return StaticTokenCredential(token)
-    identity = require("azure.identity", "azure", "Azure Key Vault")
-    cls = getattr(identity, CREDENTIALS[name])
-    if name == "managed-identity" and client_id:
-        return cls(client_id=client_id)
-    return cls()
+    return identity_credential("azure.identity", name, client_id)
+
+
+def identity_credential(module: str, name: str, client_id: str | None) -> Any:
+    """The azure-identity credential `name` from `module` (``azure.identity`` or its ``.aio`` twin)."""
+    cls = getattr(require(module, "azure", "Azure Key Vault"), CREDENTIALS[name])
+    return cls(client_id=client_id) if name == "managed-identity" and client_id else cls()
 
 
 class StaticTokenCredential:
@@ -101,17 +103,17 @@ class StaticTokenCredential:
         return "StaticTokenCredential(token=***)"
 
 
-_RETRY_POLICY_CLASS: Any = None
+_RETRY_POLICY_CLASSES: dict[str, Any] = {}
 
 
-def _retry_policy(retries: int) -> Any:
-    """azure-core's RetryPolicy (429/5xx/network, exponential backoff, Retry-After), with Retry-After bounded
-    and refused certificates never retried."""
-    global _RETRY_POLICY_CLASS
-    if _RETRY_POLICY_CLASS is None:
+def retry_policy(retries: int, base: str = "RetryPolicy") -> Any:
+    """azure-core's `base` (``RetryPolicy`` or ``AsyncRetryPolicy``: 429/5xx/network, exponential backoff,
+    Retry-After) with Retry-After bounded and refused certificates never retried."""
+    cls = _RETRY_POLICY_CLASSES.get(base)
+    if cls is None:
         policies = require("azure.core.pipeline.policies", "azure", "Azure Key Vault")
 
-        class BoundedRetryPolicy(policies.RetryPolicy):  # type: ignore[name-defined]
+        class Bounded(getattr(policies, base)):  # type: ignore[misc]
             def get_retry_after(self, response: Any) -> float | None:
                 value = super().get_retry_after(response)
                 return None if value is None else min(float(value), MAX_RETRY_AFTER)
@@ -121,8 +123,9 @@ def _retry_policy(retries: int) -> Any:
                     return False  # the same certificate will be refused again: fail at once
                 return bool(super().increment(settings, response=response, error=error))
 
-        _RETRY_POLICY_CLASS = BoundedRetryPolicy
-    return _RETRY_POLICY_CLASS(**retry_settings(retries))
+        Bounded.__name__ = Bounded.__qualname__ = f"Bounded{base}"
+        cls = _RETRY_POLICY_CLASSES[base] = Bounded
+    return cls(**retry_settings(retries))
 
 
 def retry_settings(retries: int) -> dict[str, Any]:

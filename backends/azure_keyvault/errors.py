@@ -4,17 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends.translation import CodeTable
-from signers.errors import (
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyDisabled,
-    KeyExists,
-    KeyNotFound,
-    KeyplaneError,
-    PermissionDenied,
-)
+from backends.translation import code_table
+from signers.errors import AuthenticationFailed, BackendUnavailable, ConfigError, KeyDisabled, KeyplaneError
 from signers.sdk import require
 
 from .client import tls_verification_failed
@@ -22,16 +13,15 @@ from .client import tls_verification_failed
 __all__ = ["STATUS", "translate"]
 
 # HTTP status of an HttpResponseError -> keyplane error (429 / 5xx: after azure-core's retries).
-STATUS = CodeTable(
-    codes={400: ConfigError, 401: AuthenticationFailed, 403: PermissionDenied, 404: KeyNotFound, 409: KeyExists},
-    default=BackendUnavailable,
+STATUS = code_table(
+    invalid=(400,), auth=(401,), denied=(403,), not_found=(404,), exists=(409,),
     messages={
-        ConfigError: "Key Vault refused the request",
-        AuthenticationFailed: "Azure rejected the credential",
-        PermissionDenied: "the identity lacks the Key Vault permission",
-        KeyNotFound: "not found",
-        KeyExists: "the name is taken (recover or purge a deleted key first)",
-        BackendUnavailable: "Key Vault answered",
+        "invalid": "Key Vault refused the request",
+        "auth": "Azure rejected the credential",
+        "denied": "the identity lacks the Key Vault permission",
+        "not_found": "not found",
+        "exists": "the name is taken (recover or purge a deleted key first)",
+        "unavailable": "Key Vault answered",
     },
 )
 

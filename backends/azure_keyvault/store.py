@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
+from backends.importing import imported_public_key
 from backends.translation import translated
 from signers.algorithms import KeySpec, SignatureAlgorithm
-from signers.errors import AlgorithmNotSupported, ConfigError, KeyCorrupt, KeyExists, KeyNotFound, KeyplaneError
-from signers.keys import PublicKey
+from signers.errors import AlgorithmNotSupported, ConfigError, KeyCorrupt, KeyExists, KeyNotFound
 from signers.sdk import require
 from signers.secrets import Secret, resolve_secret
 from signers.signer import BaseKeyStore, Capabilities, KeyInfo, choose_algorithm
@@ -141,13 +141,7 @@ class AzureKeyVaultKeyStore(BaseKeyStore):
         """
         check_create_options(opts, {"hsm", "tags"}, "azurekms")
         check_name(name)
-        public_of = getattr(private_key, "public_key", None)
-        if not callable(public_of):
-            raise ConfigError("import_key takes a `cryptography` private key object")
-        try:
-            expected = PublicKey(public_of())
-        except (KeyplaneError, TypeError, ValueError) as e:
-            raise AlgorithmNotSupported(f"cannot import a {type(private_key).__name__} into Azure Key Vault") from e
+        expected = imported_public_key(private_key, "Azure Key Vault")
         chosen = choose_algorithm(expected.spec, algorithm)
         fields = import_jwk(private_key, expected.spec)
         hsm = bool(opts.get("hsm", self.hsm)) or self.managed_hsm

@@ -35,7 +35,8 @@ schedules every version for destruction (the key name stays taken). Optional cap
 rotation, disable / enable (version state), digest signing (the `digest` field).
 
 The package: `algorithms` (the algorithm table, CRC32C), `client` (building the gRPC
-client), `errors` (the one translation table), `signer`, `store`.
+client), `errors` (the one translation table), `retry` (the back-off both call paths share), `aio`
+(one async client per event loop), `signer`, `store`.
 """
 
 from __future__ import annotations

@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyDisabled,
-    KeyExists,
-    KeyNotFound,
-    KeyplaneError,
-    PermissionDenied,
-)
+from backends.translation import by_class, code_table
+from signers.errors import AuthenticationFailed, BackendUnavailable, ConfigError, KeyDisabled, KeyplaneError
 from signers.sdk import require
 
 from .client import tls_verification_failed
 
 __all__ = ["EXCEPTIONS", "translate", "translated_error"]
 
-# google.api_core.exceptions class name -> keyplane error (checked in this order: subclasses first).
-EXCEPTIONS: dict[str, type[KeyplaneError]] = {
-    "NotFound": KeyNotFound,
-    "AlreadyExists": KeyExists,
-    "Unauthenticated": AuthenticationFailed,
-    "PermissionDenied": PermissionDenied,
-    "FailedPrecondition": KeyNotFound,  # in KMS: the version is not ENABLED (destroyed, pending); DISABLED below
-    "InvalidArgument": ConfigError,
-    "MethodNotImplemented": AlgorithmNotSupported,
-}
+# google.api_core.exceptions class name -> keyplane error (the most specific class of an exception wins).
+EXCEPTIONS = code_table(
+    # FailedPrecondition, in KMS: the version is not ENABLED (destroyed, pending); DISABLED is handled first
+    not_found=("NotFound", "FailedPrecondition"),
+    exists=("AlreadyExists",),
+    auth=("Unauthenticated",),
+    denied=("PermissionDenied",),
+    invalid=("InvalidArgument",),
+    unsupported=("MethodNotImplemented",),
+)
 
 
 def translate(e: BaseException, what: str) -> KeyplaneError | None:
@@ -49,9 +40,9 @@ def translate(e: BaseException, what: str) -> KeyplaneError | None:
         return KeyDisabled(text)
     if isinstance(e, exc.InvalidArgument) and ("checksum" in detail.lower() or "crc32c" in detail.lower()):
         return BackendUnavailable(text, e)  # the request's CRC32C failed: damaged in transit
-    for name, error in EXCEPTIONS.items():
-        if isinstance(e, getattr(exc, name)):
-            return error(text)
+    error = by_class(EXCEPTIONS, e, "google.api_core")
+    if error is not None:
+        return error(text)
     auth_errors = require("google.auth.exceptions", "gcp", "gcpkms")
     if isinstance(e, auth_errors.DefaultCredentialsError | auth_errors.RefreshError):
         return AuthenticationFailed(f"Cloud KMS: cannot {what}: no usable Google credentials ({type(e).__name__})")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -30,14 +29,14 @@ from signers.uri_options import check_create_options, checked_uri
 
 from .aio import AsyncClients
 from .algorithms import ALGORITHMS, crc32c, gcp_algorithm_for
-from .client import build_async_client, build_client, tls_verification_failed
+from .client import build_async_client, build_client
 from .errors import translate, translated_error
+from .retry import ATTEMPTS, retry_pause
 from .signer import GcpKmsSigner, _short
 
 __all__ = ["DEFAULT_TIMEOUT", "GcpKmsKeyStore"]
 
 DEFAULT_TIMEOUT = 30.0
-_ATTEMPTS = 4  # tries for a retryable failure (UNAVAILABLE, DEADLINE_EXCEEDED) within the timeout
 _QUERY = frozenset({"endpoint", "insecure", "token-source", "timeout", "algorithm", "ca-bundle"})
 _ID = re.compile(r"^[a-zA-Z0-9_-]{1,63}$")
 _KEY_RING = re.compile(r"^projects/[^/]+/locations/[^/]+/keyRings/[^/]+$")
@@ -54,19 +53,9 @@ class GcpKmsKeyStore(BaseKeyStore):
     )
     signer_class = GcpKmsSigner  # capabilities_of reads the signer protocols (sign-digest) from it
 
-    def __init__(
-        self,
-        key_ring: str,
-        *,
-        client: Any = None,
-        endpoint: str | None = None,
-        insecure: bool = False,
-        token: Secret | None = None,
-        credentials: Any = None,
-        ca_bundle: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT,
-        query: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, key_ring: str, *, client: Any = None, endpoint: str | None = None, insecure: bool = False,
+                 token: Secret | None = None, credentials: Any = None, ca_bundle: str | None = None,
+                 timeout: float = DEFAULT_TIMEOUT, query: dict[str, str] | None = None) -> None:
         """`client` (a KeyManagementServiceClient) or `credentials` (google-auth) may be injected;
         otherwise a client is built from `endpoint` / `insecure` / `token` / `ca_bundle`, or
         Application Default Credentials. Raises ConfigError for a malformed key ring or options."""
@@ -383,17 +372,11 @@ class GcpKmsKeyStore(BaseKeyStore):
         exc = self._exceptions
         retryable = (exc.ServiceUnavailable, exc.DeadlineExceeded) if idempotent else (exc.ServiceUnavailable,)
         deadline = time.monotonic() + self.timeout
-        for attempt in range(1, _ATTEMPTS + 1):
-            remaining = deadline - time.monotonic()
+        for attempt in range(1, ATTEMPTS + 1):
             try:
-                return method(request=request, retry=None, timeout=max(remaining, 0.001))
+                return method(request=request, retry=None, timeout=max(deadline - time.monotonic(), 0.001))
             except retryable as e:
-                if tls_verification_failed(str(getattr(e, "message", None) or e)):
-                    raise translated_error(e, what) from e
-                pause = min(0.1 * 2 ** (attempt - 1), 1.0) * random.uniform(0.5, 1.0)
-                if attempt == _ATTEMPTS or time.monotonic() + pause >= deadline:
-                    raise translated_error(e, what) from e
-                time.sleep(pause)  # back-off between retries of a transient failure
+                time.sleep(retry_pause(e, what, attempt, deadline))  # back-off between retries of a transient failure
             except Exception as e:
                 raise translated_error(e, what) from e
         raise AssertionError("unreachable")  # pragma: no cover

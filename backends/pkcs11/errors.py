@@ -10,48 +10,27 @@ from __future__ import annotations
 
 from functools import partial
 
-from backends.translation import Translator
+from backends.translation import Translator, by_class, code_table
 from signers.algorithms import KeySpec, SignatureAlgorithm
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyNotFound,
-    KeyplaneError,
-    PermissionDenied,
-)
+from signers.errors import AlgorithmNotSupported, AuthenticationFailed, BackendUnavailable, KeyplaneError
 
 from .pool import TokenSessions, loss_kind
 
 __all__ = ["ERRORS", "translate", "translator"]
 
 # python-pkcs11 exception (by class name) -> what it means to a caller.
-ERRORS: dict[str, type[KeyplaneError]] = {
-    "PinIncorrect": AuthenticationFailed,
-    "PinInvalid": AuthenticationFailed,
-    "PinLenRange": AuthenticationFailed,
-    "PinExpired": AuthenticationFailed,
-    "PinLocked": AuthenticationFailed,
-    "UserPinNotInitialized": AuthenticationFailed,
-    "NoSuchKey": KeyNotFound,
-    "MechanismInvalid": AlgorithmNotSupported,
-    "MechanismParamInvalid": AlgorithmNotSupported,
-    "KeySizeRange": AlgorithmNotSupported,
-    "DomainParamsInvalid": AlgorithmNotSupported,
-    "KeyTypeInconsistent": AlgorithmNotSupported,
-    "FunctionNotSupported": AlgorithmNotSupported,
-    "TemplateInconsistent": ConfigError,  # an import template the token refuses
-    "TemplateIncomplete": ConfigError,
-    "AttributeValueInvalid": ConfigError,
-    "TokenWriteProtected": PermissionDenied,
-    "SessionReadOnly": PermissionDenied,
-    "FunctionRejected": PermissionDenied,
-    "AttributeSensitive": PermissionDenied,  # asked for a secret attribute of a sensitive key
-    "AnotherUserAlreadyLoggedIn": PermissionDenied,  # the SO is logged in to this token
-    "NoSuchToken": BackendUnavailable,
-    "MultipleTokensReturned": ConfigError,
-}
+ERRORS = code_table(
+    auth=("PinIncorrect", "PinInvalid", "PinLenRange", "PinExpired", "PinLocked", "UserPinNotInitialized"),
+    not_found=("NoSuchKey",),
+    unsupported=("MechanismInvalid", "MechanismParamInvalid", "KeySizeRange", "DomainParamsInvalid",
+                 "KeyTypeInconsistent", "FunctionNotSupported"),
+    # an import template the token refuses; a token label several tokens share
+    invalid=("TemplateInconsistent", "TemplateIncomplete", "AttributeValueInvalid", "MultipleTokensReturned"),
+    # read-only token or session; a secret attribute of a sensitive key asked for; the SO logged in to this token
+    denied=("TokenWriteProtected", "SessionReadOnly", "FunctionRejected", "AttributeSensitive",
+            "AnotherUserAlreadyLoggedIn"),
+    unavailable=("NoSuchToken",),
+)
 
 
 def translate(exc: BaseException, what: str, tokens: TokenSessions | None = None,
@@ -65,7 +44,7 @@ def translate(exc: BaseException, what: str, tokens: TokenSessions | None = None
         return None
     where = tokens.name if tokens is not None else "the PKCS#11 module"
     name = type(exc).__name__
-    error = ERRORS.get(name)
+    error = by_class(ERRORS, exc, "pkcs11")
     if error is AuthenticationFailed:
         return AuthenticationFailed(f"{where} rejected the PIN ({name})")
     if error is AlgorithmNotSupported:

@@ -323,12 +323,7 @@ class TokenSessions:
             anchor = self._anchor
             if lost == "object" and not replaced and anchor is not None and self.module.logged_in(anchor):
                 return  # the token and our login are fine: the object itself went away
-            with self._cond:
-                self._generation += 1
-                stale, self._open = self._drain(), 0
-            for pooled in stale:
-                _close_quietly(self.module, pooled.session)
-            self._logout()
+            self.close()
             self.token, self.slot, self.serial = token, slot, _text(token.serial).strip()
             self.login(pin)
 
@@ -345,7 +340,10 @@ class TokenSessions:
             raise LoginLost(f"the login to {self.name} was lost (another C_Logout in this process?)")
 
     def close(self) -> None:
-        """Close every idle session and log out; lent sessions are closed when they come back."""
+        """Close every idle session and log out; lent sessions are closed when they come back.
+
+        Recovery from a lost token uses it too, before logging in to the token found again.
+        """
         with self._cond:
             self._generation += 1
             stale, self._open = self._drain(), 0

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from backends.importing import imported_public_key
 from backends.translation import translated
 from signers.algorithms import KeySpec, SignatureAlgorithm
 from signers.errors import AlgorithmNotSupported, ConfigError, KeyCorrupt, KeyExists, KeyNotFound, KeyplaneError
@@ -177,13 +178,7 @@ class Pkcs11KeyStore(BaseKeyStore):
         """
         check_create_options(opts, {"id"}, "pkcs11")
         check_label(name)
-        public_of = getattr(private_key, "public_key", None)
-        if not callable(public_of):
-            raise ConfigError("import_key takes a `cryptography` private key object")
-        try:
-            expected = PublicKey(public_of())
-        except (KeyplaneError, TypeError, ValueError) as e:
-            raise AlgorithmNotSupported(f"cannot import a {type(private_key).__name__} into a PKCS#11 token") from e
+        expected = imported_public_key(private_key, "a PKCS#11 token")
         spec = expected.spec
         chosen = choose_algorithm(spec, algorithm)
         new_id = object_id(opts.get("id"))

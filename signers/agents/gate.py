@@ -24,6 +24,9 @@ code-hash           the passport's code_hash is one of the rule's attested build
 possession          a proof answering a fresh challenge of this gate, used once
 action-token        an action token for this action and exactly these params, for this
                     agent (and this passport when it names one), not revoked
+spend               for a payment tool (``payment = true``): the passport's ``wallet`` is
+                    the payer and the amount fits its ``spend_limit`` for the asset
+                    (periods counted by the gate's `SpendLedger`, charged only on ALLOW)
 ==================  =============================================================
 
 Denials go to the rejection events; every decision (with a decision signer) to the audit
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 from ..audit import AuditedSigner, AuditLog
 from ..clock import DEFAULT_LEEWAY, epoch, from_epoch
 from ..errors import KeyplaneError, TokenInvalid
+from ..eth.limits import check_spend, spend_limits_from_claims
 from ..jose import JWKS, KeySource, as_jwks, check_claims, check_not_revoked, sign_jwt, verify_jws
 from ..keys import PublicKey
 from ..passport import PASSPORT_TYP, Challenge, Passport
@@ -61,6 +65,7 @@ from .passports import (
 from .policy import GatePolicy, Rule
 from .possession import ChallengeBook
 from .revocation import GROUP, SUBJECT, subject_revocation
+from .spending import SpendLedger, check_wallet, payment_of
 
 if TYPE_CHECKING:
     from ..signer import Signer
@@ -69,7 +74,7 @@ __all__ = ["CHECKS", "DECISION_TYP", "Decision", "Gate"]
 
 DECISION_TYP = "gate-decision+jwt"
 CHECKS = ("policy", "signature", "claims", "issuer", "expiry", "token-revocation", "agent-revocation",
-          "group-revocation", "stage", "trust", "scopes", "code-hash", "possession", "action-token")
+          "group-revocation", "stage", "trust", "scopes", "code-hash", "possession", "action-token", "spend")
 _NOT_EVALUATED = "not evaluated: the passport could not be verified"
 
 
@@ -132,6 +137,7 @@ class Gate:
         events: RejectionEvents | None = None,
         audit: AuditLog | None = None,
         decision_signer: Signer | None = None,
+        spend_ledger: SpendLedger | None = None,
         leeway: float = DEFAULT_LEEWAY,
     ) -> None:
         if not isinstance(policy, GatePolicy):
@@ -148,6 +154,7 @@ class Gate:
         self.challenges = challenges
         self.histories = histories
         self.events = events
+        self.spend_ledger = spend_ledger
         self.leeway = leeway
         # a long-lived wrapper: every 100 decisions the gate key signs a checkpoint of the chain
         self._audited = AuditedSigner(decision_signer, audit) if audit and decision_signer else None
@@ -267,6 +274,7 @@ class Gate:
         report.run("code-hash", lambda: check_code_hash(passport, rule.code_hashes))
         report.run("possession", lambda: self._possession(passport, rule, proof, now))
         report.run("action-token", lambda: self._action(passport, rule, tool, action_token, params, now))
+        report.run("spend", lambda: self._spend(agent.sub, claims, rule, params, report, now))
 
     def _stage(self, agent: AgentPassport, rule: Rule) -> str:
         check_stage(agent.stage, rule.min_stage, self.policy.lifecycle)
@@ -302,6 +310,23 @@ class Gate:
         if bound is not None and bound != passport.jti:
             raise TokenInvalid("action token was granted for another passport")
         return f"action {grant.action[:60]} with matching params"
+
+    def _spend(self, agent: str, claims: Mapping[str, Any], rule: Rule, params: Mapping[str, Any] | None,
+               report: _Report, now: datetime | float | None) -> str:
+        """Last of the checks, so the ledger is charged only when every other check passed."""
+        if not rule.payment:
+            return "not a payment"
+        payment = payment_of(params or {}, rule.payment_params)
+        wallet = check_wallet(claims, payment)
+        limits = spend_limits_from_claims(claims)
+        at = epoch(now)
+        if self.spend_ledger is None:
+            check_spend(limits, payment.asset, payment.amount)  # a per-period limit refuses: nothing counts it
+        elif report.failed:  # a DENY anyway: evaluate, but charge nothing
+            check_spend(limits, payment.asset, payment.amount, self.spend_ledger.spent(agent, payment.asset, now=at))
+        else:
+            self.spend_ledger.charge(agent, payment, limits, now=at)
+        return f"{payment.amount} of {payment.asset[:42]} from {wallet} within the passport's limits"
 
     # -- the outcome ---------------------------------------------------------------------
 

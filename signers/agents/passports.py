@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Unpack
 
 from ..errors import TokenError, TokenInvalid
+from ..eth.limits import SpendLimit
 from ..jose import KeySource
 from ..passport import Passport, issue_passport, verify_passport
 from ..revocation import RevocationCheck
@@ -34,6 +35,7 @@ from .errors import PolicyError, StageNotBacked
 from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, AgentHistory, Approvers, Lifecycle, verify_history
 from .revocation import check_subject
+from .spending import ADDRESS
 from .trust import TrustScore
 
 if TYPE_CHECKING:
@@ -108,16 +110,28 @@ def issue_agent_passport(
     aud: str | list[str] | None = None,
     now: datetime | float | None = None,
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
+    wallet: str | None = None,
+    spend_limit: Iterable[SpendLimit] = (),
+    status: Mapping[str, Any] | None = None,
+    jti: str | None = None,
 ) -> str:
     """A passport for the agent of `history` (already verified), in the stage its history says.
 
     Give either `trust` (a computed `TrustScore`) or a plain `trust_score`; a retired or
-    suspended agent still gets a passport (verifiers then refuse it by stage).
+    suspended agent still gets a passport (verifiers then refuse it by stage). A `wallet`
+    (the agent's Ethereum address) with its `spend_limit`s lets the gate allow payments
+    (`signers.agents.spending`). `status` is the Token Status List claim
+    (``{"status_list": {"idx", "uri"}}``, from `StatusListIssuer.allocate`); `jti` a
+    caller-chosen token id (default: a random one). Raises PolicyError for a bad trust /
+    groups / wallet, and what `issue_passport` raises.
     """
     if (trust is None) == (trust_score is None):
         raise PolicyError("give exactly one of trust= (a computed TrustScore) or trust_score=")
     lifecycle.require_stage(history.stage, "history stage")
     extra: dict[str, Any] = {"stage_head": history.head, "grp": _group_list(groups)}
+    extra.update(_wallet_claims(wallet, spend_limit))
+    if status is not None:
+        extra["status"] = dict(status)
     score = trust_score
     if trust is not None:
         extra["trust"] = trust.claim()
@@ -125,9 +139,22 @@ def issue_agent_passport(
     assert score is not None
     return issue_passport(
         signer, sub=history.agent, name=name, agent_key=agent_key, code_hash=history.code_hash,
-        stage=history.stage, trust_score=score, scopes=scopes, ttl=ttl, iss=iss, aud=aud, now=now,
+        stage=history.stage, trust_score=score, scopes=scopes, ttl=ttl, iss=iss, aud=aud, now=now, jti=jti,
         extra_claims=extra,
     )
+
+
+def _wallet_claims(wallet: str | None, limits: Iterable[SpendLimit]) -> dict[str, Any]:
+    listed = list(limits)
+    if wallet is None:
+        if listed:
+            raise PolicyError("a spend_limit needs the wallet= it limits")
+        return {}
+    if not isinstance(wallet, str) or not ADDRESS.match(wallet):
+        raise PolicyError("wallet must be an Ethereum address (0x and 40 hex digits)")
+    if not all(isinstance(lim, SpendLimit) for lim in listed):
+        raise PolicyError("spend_limit must be SpendLimit values (signers.eth.SpendLimit)")
+    return {"wallet": wallet, "spend_limit": [lim.to_claim() for lim in listed]}
 
 
 def groups_of(claims: Mapping[str, Any]) -> tuple[str, ...]:

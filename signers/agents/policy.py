@@ -20,13 +20,17 @@ min_trust = 80
 action_token = true                    # an action token for this tool (and its params) required
 action = "payments.transfer"           # the action name the token must carry (default: the tool)
 code_hashes = ["sha256:..."]           # attested builds allowed to call it
+
+[agents.gate.servers.wallet.tools.pay]
+payment = true                         # a payment: the passport's wallet and spend_limit apply
+payment_params = { amount = "value" }  # where the call's params hold asset / amount / payer
 ```
 
 A ``[agents.lifecycle]`` table in the same file (see `Lifecycle.from_dict`) defines the
 stages the policy names; ``[agents.autorevoke]`` is read by `AutoRevoke.from_config`.
 
 Rule fields: ``min_stage``, ``min_trust``, ``scopes``, ``proof``, ``action_token``,
-``action``, ``code_hashes``. A tool's rule overrides its server's, which overrides the
+``action``, ``code_hashes``, ``payment``, ``payment_params`` (see `signers.agents.spending`). A tool's rule overrides its server's, which overrides the
 defaults. Every mistake (an unknown field, a stage the lifecycle does not know, a wrong
 type) is a `PolicyError` naming its place; nothing is half-loaded.
 """
@@ -44,6 +48,7 @@ from ..jose import JWKS
 from .errors import PolicyError
 from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, Lifecycle
+from .spending import payment_params_of
 
 __all__ = ["AGENT_SECTIONS", "GatePolicy", "Rule", "ServerPolicy"]
 
@@ -63,6 +68,8 @@ class Rule:
     action_token: bool | None = _UNSET
     action: str | None = _UNSET
     code_hashes: tuple[str, ...] | None = _UNSET
+    payment: bool | None = _UNSET
+    payment_params: tuple[tuple[str, str], ...] | None = _UNSET
 
     def over(self, base: Rule) -> Rule:
         """This rule's set fields on top of `base`."""
@@ -82,7 +89,7 @@ class Rule:
             if isinstance(trust, bool) or not isinstance(trust, int) or not 0 <= trust <= 100:
                 raise PolicyError(f"{where}: min_trust must be an integer from 0 to 100")
             values["min_trust"] = trust
-        for name in ("proof", "action_token"):
+        for name in ("proof", "action_token", "payment"):
             if name in data:
                 if not isinstance(data[name], bool):
                     raise PolicyError(f"{where}: {name} must be true or false")
@@ -97,6 +104,8 @@ class Rule:
                 if not isinstance(items, list) or not all(isinstance(s, str) and s for s in items):
                     raise PolicyError(f"{where}: {name} must be a list of strings")
                 values[name] = tuple(items)
+        if "payment_params" in data:
+            values["payment_params"] = payment_params_of(data["payment_params"], where)
         return cls(**values)
 
 

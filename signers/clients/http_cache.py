@@ -108,6 +108,10 @@ class CachedDocument(Generic[T]):
         """After a failure, wait `min_interval` before asking a down server again."""
         return self.last_error is None or self.may_force()
 
+    def due(self, *, force: bool = False) -> bool:
+        """Whether to fetch now: when stale and not backing off, or when `force` (unknown kid) is allowed."""
+        return self.may_force() if force else self.stale() and self.may_retry()
+
     def request_headers(self) -> dict[str, str]:
         headers = {"accept": "*/*"}
         if self.etag is not None and self.value is not None:

@@ -14,7 +14,6 @@ serving until `hard_expiry`; then BackendUnavailable (a refusal, never an empty 
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,8 +21,8 @@ from typing import Any
 from ..errors import ConfigError, TokenError
 from ..tokens.jwk import JWK, JWKS
 from ..tokens.jws_parse import parse_jws
-from .http_cache import CachedDocument, CachePolicy
-from .transport import AsyncFollower, httpx_module, sync_refresh
+from .http_cache import CachedDocument
+from .transport import AsyncFollower, Follower, follow_policy
 
 __all__ = ["AsyncJWKSClient", "JWKSClient"]
 
@@ -33,11 +32,6 @@ def _parse_jwks(body: bytes) -> JWKS:
     if len(keys) == 0:
         raise ConfigError("the JWKS has no usable signature key")
     return keys
-
-
-def _policy(ttl: float, min_interval: float, hard_expiry: float | None, timeout: float) -> CachePolicy:
-    return CachePolicy(ttl=ttl, min_interval=min_interval, hard_expiry=hard_expiry if hard_expiry is not None
-                       else max(24 * 3600.0, ttl), timeout=timeout)
 
 
 class JWKSClient(JWKS):
@@ -52,11 +46,8 @@ class JWKSClient(JWKS):
                  hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(())
-        self.document: CachedDocument[JWKS] = CachedDocument(url, _parse_jwks,
-                                                             _policy(ttl, min_interval, hard_expiry, timeout), clock)
-        self._client = client if client is not None else httpx_module().Client(trust_env=False)
-        self._owns_client = client is None
-        self._refreshing = threading.Lock()
+        self._follower = Follower(url, _parse_jwks, follow_policy(ttl, min_interval, hard_expiry, timeout), client, clock)
+        self.document: CachedDocument[JWKS] = self._follower.document
 
     @property
     def url(self) -> str:
@@ -64,16 +55,11 @@ class JWKSClient(JWKS):
 
     def refresh(self, *, force: bool = False) -> None:
         """Fetch now when stale (or when `force` and the interval allows); errors are kept, not raised."""
-        with self._refreshing:
-            doc = self.document
-            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
-                sync_refresh(self._client, doc)
+        self._follower.refresh(force=force)
 
     def keys(self) -> JWKS:
         """The key set to trust now (refreshed when stale); BackendUnavailable when there is none."""
-        if self.document.stale():
-            self.refresh()
-        return self.document.current()
+        return self._follower.current()
 
     # -- the JWKS interface, answered from the current set ------------------------------
 
@@ -100,8 +86,7 @@ class JWKSClient(JWKS):
         return isinstance(kid, str) and self.get(kid) is not None
 
     def close(self) -> None:
-        if self._owns_client:
-            self._client.close()
+        self._follower.close()
 
     def __repr__(self) -> str:
         return f"JWKSClient({self.url!r}, fetches={self.document.fetches}, not_modified={self.document.not_modified})"
@@ -113,7 +98,7 @@ class AsyncJWKSClient(AsyncFollower[JWKS]):
     def __init__(self, url: str, *, ttl: float = 300.0, min_interval: float = 10.0,
                  hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        super().__init__(url, _parse_jwks, _policy(ttl, min_interval, hard_expiry, timeout), client, clock)
+        super().__init__(url, _parse_jwks, follow_policy(ttl, min_interval, hard_expiry, timeout), client, clock)
 
     async def keys(self) -> JWKS:
         """The key set to trust now; BackendUnavailable when there is none."""

@@ -28,8 +28,8 @@ from ..status_list import StatusListCache, check_status
 from ..tokens.jwk import KeySource
 from ..tokens.revocation import Revocation
 from ..tokens.revocation_list import ListNumberTracker, RevocationList
-from .http_cache import MAX_DOCUMENT, CachePolicy, Fetched
-from .transport import AsyncFollower, Follower, httpx_module
+from .http_cache import MAX_DOCUMENT, Fetched
+from .transport import AsyncFollower, Follower, Following, follow_policy, httpx_module
 
 __all__ = [
     "AsyncCRLClient",
@@ -41,11 +41,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-def _policy(ttl: float, min_interval: float, hard_expiry: float | None, timeout: float) -> CachePolicy:
-    return CachePolicy(ttl=ttl, min_interval=min_interval,
-                       hard_expiry=hard_expiry if hard_expiry is not None else max(24 * 3600.0, ttl), timeout=timeout)
 
 
 # -- signed revocation lists ------------------------------------------------------------------
@@ -61,20 +56,24 @@ def _revocation_parser(keys: KeySource, issuer: str, tracker: ListNumberTracker)
     return parse
 
 
-class RevocationListClient(Follower[RevocationList]):
-    """The issuer's signed revocation list at `url`, verified with `keys` and pinned to `issuer`.
-
-    Satisfies `RevocationCheck`. Lookups raise TokenExpired once the held list's own ``exp``
-    has passed (a stale list never answers "not revoked"), BackendUnavailable when no list
-    was ever fetched or it is past `hard_expiry`.
-    """
+class _RevocationListSource(Following[RevocationList]):
+    """The constructor both revocation list clients share."""
 
     def __init__(self, url: str, keys: KeySource, *, issuer: str, ttl: float = 60.0, min_interval: float = 5.0,
                  hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.tracker = ListNumberTracker()
         super().__init__(url, _revocation_parser(keys, issuer, self.tracker),
-                         _policy(ttl, min_interval, hard_expiry, timeout), client, clock)
+                         follow_policy(ttl, min_interval, hard_expiry, timeout), client, clock)
+
+
+class RevocationListClient(_RevocationListSource, Follower[RevocationList]):
+    """The issuer's signed revocation list at `url`, verified with `keys` and pinned to `issuer`.
+
+    Satisfies `RevocationCheck`. Lookups raise TokenExpired once the held list's own ``exp``
+    has passed (a stale list never answers "not revoked"), BackendUnavailable when no list
+    was ever fetched or it is past `hard_expiry`.
+    """
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
         return self.current().is_revoked(id, kind=kind)
@@ -83,15 +82,8 @@ class RevocationListClient(Follower[RevocationList]):
         return self.current().get(id, kind=kind)
 
 
-class AsyncRevocationListClient(AsyncFollower[RevocationList]):
+class AsyncRevocationListClient(_RevocationListSource, AsyncFollower[RevocationList]):
     """`RevocationListClient` for asyncio: ``revocations = await client.current()`` (a RevocationList)."""
-
-    def __init__(self, url: str, keys: KeySource, *, issuer: str, ttl: float = 60.0, min_interval: float = 5.0,
-                 hard_expiry: float | None = None, timeout: float = 5.0, client: Any = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.tracker = ListNumberTracker()
-        super().__init__(url, _revocation_parser(keys, issuer, self.tracker),
-                         _policy(ttl, min_interval, hard_expiry, timeout), client, clock)
 
 
 # -- CRLs ------------------------------------------------------------------------------------------
@@ -126,14 +118,18 @@ def _check_crl_fresh(crl: x509.CertificateRevocationList) -> None:
         raise TokenExpired(f"the CRL's nextUpdate {next_update.isoformat()} has passed")
 
 
-class CRLClient(Follower[x509.CertificateRevocationList]):
-    """The CA's CRL at `url` (DER), checked against `issuer_certificate`; refused past its nextUpdate."""
+class _CRLSource(Following[x509.CertificateRevocationList]):
+    """The constructor both CRL clients share."""
 
     def __init__(self, url: str, issuer_certificate: x509.Certificate, *, ttl: float = 300.0,
                  min_interval: float = 10.0, hard_expiry: float | None = None, timeout: float = 5.0,
                  client: Any = None) -> None:
-        super().__init__(url, _crl_parser(issuer_certificate), _policy(ttl, min_interval, hard_expiry, timeout),
+        super().__init__(url, _crl_parser(issuer_certificate), follow_policy(ttl, min_interval, hard_expiry, timeout),
                          client)
+
+
+class CRLClient(_CRLSource, Follower[x509.CertificateRevocationList]):
+    """The CA's CRL at `url` (DER), checked against `issuer_certificate`; refused past its nextUpdate."""
 
     def crl(self) -> x509.CertificateRevocationList:
         """The current CRL; TokenExpired past its nextUpdate, BackendUnavailable when there is none."""
@@ -146,14 +142,8 @@ class CRLClient(Follower[x509.CertificateRevocationList]):
         return self.crl().get_revoked_certificate_by_serial_number(number) is not None
 
 
-class AsyncCRLClient(AsyncFollower[x509.CertificateRevocationList]):
+class AsyncCRLClient(_CRLSource, AsyncFollower[x509.CertificateRevocationList]):
     """`CRLClient` for asyncio: ``crl = await client.current()``."""
-
-    def __init__(self, url: str, issuer_certificate: x509.Certificate, *, ttl: float = 300.0,
-                 min_interval: float = 10.0, hard_expiry: float | None = None, timeout: float = 5.0,
-                 client: Any = None) -> None:
-        super().__init__(url, _crl_parser(issuer_certificate), _policy(ttl, min_interval, hard_expiry, timeout),
-                         client)
 
 
 # -- Token Status Lists ----------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from ..sdk import require
 from .http_cache import MAX_DOCUMENT, CachedDocument, CachePolicy, Fetched
 
-__all__ = ["AsyncFollower", "Follower", "async_refresh", "httpx_module", "sync_refresh"]
+__all__ = ["AsyncFollower", "Follower", "Following", "async_refresh", "follow_policy", "httpx_module", "sync_refresh"]
 
 T = TypeVar("T")
 
@@ -25,10 +25,47 @@ def httpx_module() -> Any:
     return require("httpx", "clients", "HTTP client")
 
 
+def follow_policy(ttl: float, min_interval: float, hard_expiry: float | None, timeout: float) -> CachePolicy:
+    """The clients' CachePolicy: without a `hard_expiry`, a copy serves a day (or `ttl`, if longer) while down."""
+    return CachePolicy(ttl=ttl, min_interval=min_interval,
+                       hard_expiry=hard_expiry if hard_expiry is not None else max(24 * 3600.0, ttl), timeout=timeout)
+
+
 def _declared(response: Any) -> int:
     """The Content-Length the server announced (0 when absent or not a number: the read is bounded anyway)."""
     value = response.headers.get("content-length") or "0"
     return int(value) if value.isdigit() and len(value) < 20 else 0
+
+
+class _Body:
+    """One response's body, read chunk by chunk: refused (recorded on the document) past MAX_DOCUMENT."""
+
+    def __init__(self, document: CachedDocument[Any], response: Any) -> None:
+        self.document, self.response = document, response
+        self.chunks: list[bytes] = []
+        self.size = 0
+
+    def _refused(self, size: int) -> bool:
+        if size > MAX_DOCUMENT:
+            self.document.failed("response larger than the document limit")
+            return True
+        return False
+
+    def announced_too_large(self) -> bool:
+        """True (the document told) when the announced Content-Length is over the limit."""
+        return self._refused(_declared(self.response))
+
+    def too_large_with(self, chunk: bytes) -> bool:
+        """Add `chunk`; True (the document told) once the body is over the limit."""
+        self.size += len(chunk)
+        self.chunks.append(chunk)
+        return self._refused(self.size)
+
+    def accept(self) -> None:
+        """Hand the whole answer to the document."""
+        response = self.response
+        self.document.accept(Fetched(response.status_code, {k.lower(): v for k, v in response.headers.items()},
+                                     b"".join(self.chunks)))
 
 
 def sync_refresh(client: Any, document: CachedDocument[T]) -> None:
@@ -38,18 +75,13 @@ def sync_refresh(client: Any, document: CachedDocument[T]) -> None:
     try:
         with client.stream("GET", document.url, headers=document.request_headers(),
                            timeout=document.policy.timeout) as response:
-            if _declared(response) > MAX_DOCUMENT:
-                document.failed("response larger than the document limit")
+            body = _Body(document, response)
+            if body.announced_too_large():
                 return
-            chunks, size = [], 0
             for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_DOCUMENT:
-                    document.failed("response larger than the document limit")
+                if body.too_large_with(chunk):
                     return
-                chunks.append(chunk)
-            document.accept(Fetched(response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                                    b"".join(chunks)))
+            body.accept()
     except httpx.HTTPError as e:
         document.failed(f"{type(e).__name__}")
 
@@ -61,37 +93,38 @@ async def async_refresh(client: Any, document: CachedDocument[T]) -> None:
     try:
         async with client.stream("GET", document.url, headers=document.request_headers(),
                                  timeout=document.policy.timeout) as response:
-            if _declared(response) > MAX_DOCUMENT:
-                document.failed("response larger than the document limit")
+            body = _Body(document, response)
+            if body.announced_too_large():
                 return
-            chunks, size = [], 0
             async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > MAX_DOCUMENT:
-                    document.failed("response larger than the document limit")
+                if body.too_large_with(chunk):
                     return
-                chunks.append(chunk)
-            document.accept(Fetched(response.status_code, {k.lower(): v for k, v in response.headers.items()},
-                                    b"".join(chunks)))
+            body.accept()
     except httpx.HTTPError as e:
         document.failed(f"{type(e).__name__}")
 
 
-class Follower(Generic[T]):
-    """A `CachedDocument` refreshed over a sync httpx client."""
+class Following(Generic[T]):
+    """What both followers hold: the document, the httpx client (closed only when made here), one refresh lock."""
+
+    _client_class = "Client"
+    _lock_class: Callable[[], Any] = threading.Lock
 
     def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
-        self._client = client if client is not None else httpx_module().Client(trust_env=False)
+        self._client = client if client is not None else getattr(httpx_module(), self._client_class)(trust_env=False)
         self._owns_client = client is None
-        self._refreshing = threading.Lock()
+        self._refreshing = self._lock_class()
+
+
+class Follower(Following[T]):
+    """A `CachedDocument` refreshed over a sync httpx client."""
 
     def refresh(self, *, force: bool = False) -> None:
         with self._refreshing:
-            doc = self.document
-            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
-                sync_refresh(self._client, doc)
+            if self.document.due(force=force):
+                sync_refresh(self._client, self.document)
 
     def current(self) -> T:
         if self.document.stale():
@@ -103,21 +136,16 @@ class Follower(Generic[T]):
             self._client.close()
 
 
-class AsyncFollower(Generic[T]):
+class AsyncFollower(Following[T]):
     """A `CachedDocument` refreshed over an async httpx client."""
 
-    def __init__(self, url: str, parse: Callable[[bytes], T], policy: CachePolicy, client: Any,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.document: CachedDocument[T] = CachedDocument(url, parse, policy, clock)
-        self._client = client if client is not None else httpx_module().AsyncClient(trust_env=False)
-        self._owns_client = client is None
-        self._refreshing = asyncio.Lock()
+    _client_class = "AsyncClient"
+    _lock_class = asyncio.Lock
 
     async def refresh(self, *, force: bool = False) -> None:
         async with self._refreshing:
-            doc = self.document
-            if (force and doc.may_force()) or (not force and doc.stale() and doc.may_retry()):
-                await async_refresh(self._client, doc)
+            if self.document.due(force=force):
+                await async_refresh(self._client, self.document)
 
     async def current(self) -> T:
         if self.document.stale():

@@ -2,7 +2,8 @@
 
 State lives in a registry directory (``--registry``, default ``$KEYPLANE_AGENTS`` or
 ``./agents``): ``approvers.json`` (the approvers' public keys and roles, what a verifier
-needs offline) and one ``<agent>.history`` file per agent, a transition token a line.
+needs offline) and one ``<agent>.history`` file per agent, a transition token a line; or, with
+``--registry URI``, in a state store's agent registry (see `agent_store`).
 Every command that signs verifies the whole history first and writes only a history that
 verifies again; a refused transition (skip, missing role, new code not back to VETTING)
 exits 1 and changes nothing.
@@ -21,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from ..clock import epoch
 from ..errors import ConfigError
 from .agent_io import public_key_of, revocation_store_argument
-from .common import config_of, environment_default, open_key, print_result
-from .io import read_bytes, read_text, write_bytes
+from .agent_store import is_uri, stored_append, stored_approvers, stored_history, update_stored_approvers
+from .common import action, command_group, config_of, environment_default, open_key, print_result
+from .io import is_file, read_bytes, read_text, write_bytes
 
 if TYPE_CHECKING:
     from signers.agents.lifecycle import AgentHistory, Approvers, Lifecycle
@@ -35,43 +37,37 @@ _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@:-]{0,199}$")
 
 
 def register(subparsers: Any) -> None:
-    agent = subparsers.add_parser("agent", help="agent lifecycle: signed stage transitions, history, trust score")
-    sub = agent.add_subparsers(dest="agent_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "agent", "agent lifecycle: signed stage transitions, history, trust score")
 
-    approver = sub.add_parser("approver", help="list a key as an approver with roles (registry approvers.json)")
+    approver = action(sub, "approver", "list a key as an approver with roles (registry approvers.json)", _approver)
     approver.add_argument("key", help="the approver's key URI / configured name, or a JWK / PEM public key file")
     approver.add_argument("--role", action="append", default=[],
                           help="role to grant (repeatable): registrar, approver, release-approver, operator")
     approver.add_argument("--not-after", help="the key's roles end then (ISO 8601 time, epoch seconds, or 'now'): "
                                               "what it signed before still verifies")
     _registry(approver)
-    approver.set_defaults(func=_approver)
 
-    reg = sub.add_parser("register", help="start an agent's history in INTAKE")
+    reg = action(sub, "register", "start an agent's history in INTAKE", _register_agent)
     reg.add_argument("agent", help="the agent's id")
     _signing(reg)
     _code(reg, required=True)
-    reg.set_defaults(func=_register_agent)
 
-    advance = sub.add_parser("advance", help="move an agent to the next stage (signed by --key)")
+    advance = action(sub, "advance", "move an agent to the next stage (signed by --key)", _advance)
     advance.add_argument("agent", help="the agent's id")
     advance.add_argument("stage", help="the target stage, e.g. VETTING, PROD_APPROVED, ACTIVE")
     _signing(advance)
     _code(advance, required=False)
-    advance.set_defaults(func=_advance)
 
-    suspend = sub.add_parser("suspend", help="suspend an agent (resume later with advance to its previous stage)")
+    suspend = action(sub, "suspend", "suspend an agent (resume later with advance to its previous stage)", _suspend)
     suspend.add_argument("agent", help="the agent's id")
     _signing(suspend)
-    suspend.set_defaults(func=_suspend)
 
-    history = sub.add_parser("history", help="verify an agent's history offline and print it; exit 1 if refused")
+    history = action(sub, "history", "verify an agent's history offline and print it; exit 1 if refused", _history)
     history.add_argument("agent", help="the agent's id (or a history file)")
     history.add_argument("--approvers", help="approvers file (default: the registry's approvers.json)")
     _registry(history)
-    history.set_defaults(func=_history)
 
-    score = sub.add_parser("score", help="compute the trust score from the verified history and evidence")
+    score = action(sub, "score", "compute the trust score from the verified history and evidence", _score)
     score.add_argument("agent", help="the agent's id")
     score.add_argument("--attested", action="append", default=[], help="an attested build's code_hash (repeatable)")
     score.add_argument("--receipts-verified", type=int, default=0, help="receipts that verified")
@@ -79,9 +75,8 @@ def register(subparsers: Any) -> None:
     score.add_argument("--rejections", type=int, default=0, help="rejections in the window")
     score.add_argument("--revoked-group-members", type=int, default=0, help="revoked members of its groups")
     _registry(score)
-    score.set_defaults(func=_score)
 
-    passport = sub.add_parser("passport", help="issue a passport whose stage comes from the verified history")
+    passport = action(sub, "passport", "issue a passport whose stage comes from the verified history", _passport)
     passport.add_argument("agent", help="the agent's id")
     passport.add_argument("--key", required=True, help="the issuer's key URI or configured key name")
     passport.add_argument("--agent-key", required=True, help="the agent's public key: key URI / name, JWK or PEM file")
@@ -94,7 +89,6 @@ def register(subparsers: Any) -> None:
     passport.add_argument("--ttl", type=float, default=3600, help="lifetime in seconds (default 3600)")
     passport.add_argument("--out", help="write the passport to this file too")
     _registry(passport)
-    passport.set_defaults(func=_passport)
 
     for verb, helptext in (("revoke", "revoke every token of an agent or a group"),
                            ("reinstate", "accept an agent's or group's tokens issued from now on")):
@@ -108,7 +102,8 @@ def register(subparsers: Any) -> None:
 
 
 def _registry(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--registry", help="registry directory (default: $KEYPLANE_AGENTS or ./agents)")
+    parser.add_argument("--registry", help="registry directory, or a state-store URI (sqlite:///..., postgresql://..., "
+                                           "redis://...) (default: $KEYPLANE_AGENTS or ./agents)")
     parser.add_argument("--lifecycle", help="TOML file whose [agents.lifecycle] replaces the default stages and roles "
                                             "(default: the configuration file's [agents.lifecycle], if any)")
 
@@ -129,8 +124,12 @@ def _code(parser: argparse.ArgumentParser, *, required: bool) -> None:
 # -- state ---------------------------------------------------------------------------------
 
 
+def _location(args: argparse.Namespace) -> str:
+    return environment_default(args.registry, "KEYPLANE_AGENTS") or "agents"
+
+
 def _directory(args: argparse.Namespace) -> Path:
-    return Path(environment_default(args.registry, "KEYPLANE_AGENTS") or "agents")
+    return Path(_location(args))
 
 
 def _history_path(args: argparse.Namespace, agent: str) -> Path:
@@ -151,6 +150,8 @@ def approvers_of(args: argparse.Namespace, path: str | None = None) -> Approvers
     # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import Approvers
 
+    if not path and is_uri(_location(args)):
+        return stored_approvers(_location(args))
     file = Path(path) if path else _directory(args) / "approvers.json"
     if not file.exists():
         raise ConfigError(f"no approvers file {file}: add approvers with `keyplane agent approver KEY --role ...`")
@@ -196,7 +197,13 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
     # lazy: signers.agents loads the whole token layer; only agent commands need it
     from signers.agents.lifecycle import verify_history
 
-    given_file = _is_file(agent)  # `agent history` also takes a history file someone handed over
+    given_file = is_file(agent)  # `agent history` also takes a history file someone handed over
+    if not given_file and is_uri(_location(args)):
+        _history_path(args, agent)  # the id check
+        found = stored_history(_location(args), agent, approvers, lifecycle or lifecycle_of(args))
+        if found is None:
+            raise ConfigError(f"agent {agent!r} is not registered in {_location(args)}")
+        return found
     path = Path(agent) if given_file else _history_path(args, agent)
     if not path.exists():
         raise ConfigError(f"agent {agent!r} is not registered (no {path})")
@@ -206,14 +213,11 @@ def load_history(args: argparse.Namespace, agent: str, approvers: Approvers,
                           lifecycle=lifecycle or lifecycle_of(args))
 
 
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        return False
-
-
-def _save(path: Path, history: AgentHistory) -> None:
+def _save(args: argparse.Namespace, history: AgentHistory, approvers: Approvers) -> None:
+    if is_uri(_location(args)):  # compare-and-set on the head the new transition follows
+        stored_append(_location(args), history, approvers, lifecycle_of(args))
+        return
+    path = _history_path(args, history.agent)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_suffix(".tmp")
     temporary.write_text("\n".join(history.tokens) + "\n", encoding="utf-8")
@@ -255,20 +259,28 @@ def _approver(args: argparse.Namespace) -> int:
     from signers.agents.lifecycle import Approvers
     from signers.jose import JWKS
 
-    path = _directory(args) / "approvers.json"
-    current = approvers_of(args) if path.is_file() else Approvers(JWKS(), {})
     key = public_key_of(args, args.key)
     if not args.role and not args.not_after:
         raise ConfigError("give --role (to grant) and/or --not-after (to end the key's roles)")
-    roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
-    ends = dict(current.not_after)
-    if args.not_after:
-        ends[key.key_id] = _when(args.not_after)
-    updated = Approvers(JWKS.of(current.jwks, key), roles, ends)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
-    print_result(args, {"ok": True, "kid": key.key_id, "roles": sorted(roles[key.key_id])},
-                 f"approver {key.key_id[:16]}... roles {sorted(roles[key.key_id])} in {path}")
+
+    def granted(current: Approvers) -> Approvers:
+        roles = {**current.roles, key.key_id: frozenset(current.roles_of(key.key_id) | set(args.role))}
+        ends = dict(current.not_after)
+        if args.not_after:
+            ends[key.key_id] = _when(args.not_after)
+        return Approvers(JWKS.of(current.jwks, key), roles, ends)
+
+    where: Path | str = _location(args)
+    if is_uri(_location(args)):
+        updated = update_stored_approvers(_location(args), granted)
+    else:
+        where = path = _directory(args) / "approvers.json"
+        updated = granted(approvers_of(args) if path.is_file() else Approvers(JWKS(), {}))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(updated.to_dict(), indent=2) + "\n", encoding="utf-8")
+    roles = sorted(updated.roles[key.key_id])
+    print_result(args, {"ok": True, "kid": key.key_id, "roles": roles},
+                 f"approver {key.key_id[:16]}... roles {roles} in {where}")
     return 0
 
 
@@ -277,14 +289,15 @@ def _register_agent(args: argparse.Namespace) -> int:
     from signers.agents.lifecycle import register as register_agent
 
     path = _history_path(args, args.agent)
-    if path.exists():
+    if not is_uri(_location(args)) and path.exists():
         raise ConfigError(f"agent {args.agent!r} is already registered ({path})")
     code = _code_hash(args)
     if code is None:
         raise ConfigError("give --code-hash or --code-file")
-    history = register_agent(open_key(args, args.key), args.agent, code, approvers_of(args),
+    approvers = approvers_of(args)
+    history = register_agent(open_key(args, args.key), args.agent, code, approvers,
                              reason=args.reason or "registered", audit=_audit(args), lifecycle=lifecycle_of(args))
-    _save(path, history)
+    _save(args, history, approvers)  # a store refuses a second registration with Conflict
     return _print(args, history, "registered")
 
 
@@ -296,7 +309,7 @@ def _advance_to(args: argparse.Namespace, stage: str, verb: str) -> int:
     history = load_history(args, args.agent, approvers)
     moved = advance(open_key(args, args.key), history, stage, approvers, reason=args.reason or f"{verb} to {stage}",
                     code_hash=_code_hash(args), audit=_audit(args), lifecycle=lifecycle_of(args))
-    _save(_history_path(args, args.agent), moved)
+    _save(args, moved, approvers)
     return _print(args, moved, verb)
 
 

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigError
 from ..keys import PublicKey
 from .common import environment_default, open_key
-from .io import looks_like_path, read_public_key, read_text, read_token
+from .io import is_file, looks_like_path, read_public_key, read_text, read_token
 
 if TYPE_CHECKING:
     from signers.jose import JWKS
     from signers.revocation import SQLiteRevocationStore
 
-__all__ = ["public_key_of", "read_json", "read_token", "revocation_store", "revocation_store_argument",
+__all__ = ["public_key_of", "read_json", "read_json_object", "read_token", "revocation_store", "revocation_store_argument",
            "trusted_keys"]
 
 
@@ -36,21 +36,22 @@ def read_json(value: str, what: str) -> Any:
         raise ConfigError(f"{what} is not JSON: {type(e).__name__}") from e
 
 
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        return False
+def read_json_object(value: str, what: str) -> dict[str, Any]:
+    """`read_json` that must be an object (claims, params, a context); ConfigError naming `what` otherwise."""
+    data = read_json(value, what)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object")
+    return data
 
 
-def public_key_of(args: argparse.Namespace, value: str) -> PublicKey:
+def public_key_of(args: argparse.Namespace, value: str, what: str = "public key file") -> PublicKey:
     """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name.
 
     Raises ConfigError for a missing file (a value that looks like a path) or one holding no
     public key, and what `signers.open` raises for a key reference.
     """
-    if _is_file(value) or (":" not in value and looks_like_path(value)):
-        return read_public_key(value, "public key file")
+    if is_file(value) or (":" not in value and looks_like_path(value)):
+        return read_public_key(value, what)
     return open_key(args, value).public_key
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from signers.x509.directory import CaDirectory
 
-from .common import EXIT_INVALID, open_key, print_result
+from .common import EXIT_INVALID, action, command_group, open_key, print_result
 
 __all__ = ["register"]
 
@@ -33,54 +33,47 @@ _SAN_HELP = "dns:NAME, uri:spiffe://... or uri:urn:uuid:..., email:A@B, ip:ADDR 
 
 def register(subparsers: Any) -> None:
     """Add `keyplane ca ...` to the CLI's subparsers."""
-    ca = subparsers.add_parser("ca", help="an X.509 certificate authority whose key stays in its key store")
-    sub = ca.add_subparsers(dest="ca_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "ca", "an X.509 certificate authority whose key stays in its key store")
 
-    init = sub.add_parser("init", help="create a root CA (or, with --parent, an intermediate) in --dir")
+    init = action(sub, "init", "create a root CA (or, with --parent, an intermediate) in --dir", _init)
     _ca_location(init)
     init.add_argument("--subject", required=True, help="CA name, e.g. 'CN=Acme Root,O=Acme' or just 'Acme Root'")
     init.add_argument("--days", type=float, default=None, help="validity in days (root 3650, intermediate 365)")
     init.add_argument("--path-length", type=int, default=None,
                       help="CA certificates allowed below this one (root: unlimited; intermediate: 0)")
     init.add_argument("--parent", help="directory of the CA that signs this one (makes an intermediate)")
-    init.set_defaults(func=_init)
 
-    issue = sub.add_parser("issue", help="issue a certificate for a public key")
+    issue = action(sub, "issue", "issue a certificate for a public key", _issue)
     _ca_location(issue)
     whose = issue.add_mutually_exclusive_group(required=True)
     whose.add_argument("--pubkey", help="the subject's public key: PEM, DER or JWK file")
     whose.add_argument("--for-key", help="the subject's key as a URI or name (its public key is used)")
     _request_options(issue)
-    issue.set_defaults(func=_issue)
 
-    sign_csr = sub.add_parser("sign-csr", help="issue a certificate for a CSR (its signature is checked)")
+    sign_csr = action(sub, "sign-csr", "issue a certificate for a CSR (its signature is checked)", _sign_csr)
     _ca_location(sign_csr)
     sign_csr.add_argument("csr", help="CSR file (PEM or DER)")
     _request_options(sign_csr)
-    sign_csr.set_defaults(func=_sign_csr)
 
-    csr = sub.add_parser("csr", help="make a CSR signed by a key in any store")
+    csr = action(sub, "csr", "make a CSR signed by a key in any store", _csr)
     csr.add_argument("--key", required=True, help="key URI or name")
     csr.add_argument("--subject", required=True)
     csr.add_argument("--san", action="append", default=[], help=_SAN_HELP)
     csr.add_argument("--out", help="write the PEM here (default: print it)")
-    csr.set_defaults(func=_csr)
 
-    revoke = sub.add_parser("revoke", help="revoke a certificate by serial (hex) or certificate file")
+    revoke = action(sub, "revoke", "revoke a certificate by serial (hex) or certificate file", _revoke)
     _ca_location(revoke)
     which = revoke.add_mutually_exclusive_group(required=True)
     which.add_argument("serial", nargs="?", help="serial in hex, any spelling (ab, 0x00AB, 00:ab are one serial)")
     which.add_argument("--certificate", help="the certificate file to revoke")
     revoke.add_argument("--reason", default="unspecified", help="RFC 5280 reason, e.g. keyCompromise, superseded")
-    revoke.set_defaults(func=_revoke)
 
-    crl = sub.add_parser("crl", help="write a fresh CRL signed by the CA key")
+    crl = action(sub, "crl", "write a fresh CRL signed by the CA key", _crl)
     _ca_location(crl)
     crl.add_argument("--hours", type=float, default=24.0, help="until the next update (default 24)")
     crl.add_argument("--out", help="write the PEM here (default: DIR/crl.pem, or print it)")
-    crl.set_defaults(func=_crl)
 
-    verify = sub.add_parser("verify", help="verify a certificate chain; exit 1 with the reason if it fails")
+    verify = action(sub, "verify", "verify a certificate chain; exit 1 with the reason if it fails", _verify)
     verify.add_argument("certificate", help="the certificate (PEM; further certificates in it count as intermediates)")
     verify.add_argument("--roots", action="append", default=[], help="trusted root PEM file(s); default: the --dir CA's root")
     verify.add_argument("--untrusted", action="append", default=[], help="intermediate certificate PEM file(s)")
@@ -90,7 +83,6 @@ def register(subparsers: Any) -> None:
     verify.add_argument("--eku", action="append", default=[], help="required extended key usage (client_auth, ...)")
     verify.add_argument("--at", help="verify as of this ISO 8601 time (default: now)")
     verify.add_argument("--dir", help="a CA directory: its chain is trusted and its crl.pem checked (see --no-crl)")
-    verify.set_defaults(func=_verify)
 
 
 def _ca_location(parser: argparse.ArgumentParser) -> None:

@@ -39,9 +39,12 @@ __all__ = [
     "EXIT_PIPE_CLOSED",
     "EXIT_UNAVAILABLE",
     "EXIT_USAGE",
+    "action",
+    "command_group",
     "config_of",
     "environment_default",
     "exit_code",
+    "key_argument",
     "open_key",
     "open_store",
     "print_result",
@@ -65,6 +68,24 @@ def print_result(args: argparse.Namespace, data: dict[str, Any], text: str | Seq
         print(json.dumps(data, indent=2, sort_keys=True, default=str))
     else:
         print(text if isinstance(text, str) else "\n".join(text))
+
+
+def command_group(subparsers: Any, name: str, summary: str) -> Any:
+    """Register ``keyplane NAME ACTION ...`` (`summary` is its --help line); returns what `action` adds to."""
+    parser = subparsers.add_parser(name, help=summary)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
+def action(sub: Any, name: str, summary: str, handler: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """Register one command (or a group's action) that `handler` runs; returns its parser, for the arguments."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary)
+    parser.set_defaults(func=handler)
+    return parser
+
+
+def key_argument(parser: argparse.ArgumentParser, whose: str = "") -> None:
+    """The positional KEY a signing command takes: a key URI, or a key's name in keyplane.toml."""
+    parser.add_argument("key", help=f"{f'the {whose} ' if whose else ''}key URI or name from keyplane.toml")
 
 
 def exit_code(error: KeyplaneError) -> int:

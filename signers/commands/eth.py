@@ -15,32 +15,30 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..sdk import require
-from .common import open_key, print_result
+from .common import action, command_group, key_argument, open_key, print_result
 from .io import read_input, read_text, read_token
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    eth = subparsers.add_parser("eth", help="Ethereum addresses, EIP-712 signatures and x402 payments")
-    sub = eth.add_subparsers(dest="eth_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "eth", "Ethereum addresses, EIP-712 signatures and x402 payments")
 
-    address = sub.add_parser("address", help="the Ethereum address of a secp256k1 key")
-    address.add_argument("key", help="key URI or name from keyplane.toml")
-    address.set_defaults(func=_address)
+    address = action(sub, "address", "the Ethereum address of a secp256k1 key", _address)
+    key_argument(address)
 
-    typed = sub.add_parser("sign-typed-data", help="sign EIP-712 typed data (JSON: types, primaryType, domain, message)")
-    typed.add_argument("key", help="key URI or name from keyplane.toml")
+    typed = action(sub, "sign-typed-data", "sign EIP-712 typed data (JSON: types, primaryType, domain, message)",
+                   _sign_typed_data)
+    key_argument(typed)
     typed.add_argument("--in", dest="input", help="typed-data JSON file (default: standard input)")
-    typed.set_defaults(func=_sign_typed_data)
 
-    pay = sub.add_parser("x402-pay", help="answer an HTTP 402 (x402 exact scheme): print the PAYMENT-SIGNATURE header")
-    pay.add_argument("key", help="key URI or name from keyplane.toml")
+    pay = action(sub, "x402-pay", "answer an HTTP 402 (x402 exact scheme): print the PAYMENT-SIGNATURE header",
+                 _x402_pay)
+    key_argument(pay)
     pay.add_argument("--required", required=True,
                      help="the server's PaymentRequired: a JSON file, or a file holding the base64 PAYMENT-REQUIRED header")
     pay.add_argument("--passport", help="the agent's passport (file): its wallet and spend_limit are enforced")
     pay.add_argument("--jwks", help="the passport issuer's JWKS file (required with --passport)")
-    pay.set_defaults(func=_x402_pay)
 
 
 def _signer(args: argparse.Namespace) -> Any:

@@ -15,16 +15,15 @@ from typing import Any
 
 from ..errors import ConfigError
 from .agent import approvers_of, load_history
-from .agent_io import read_json, read_token, revocation_store, revocation_store_argument, trusted_keys
-from .common import EXIT_INVALID, EXIT_OK, config_of, open_key, print_result
+from .agent_io import read_json_object, read_token, revocation_store, revocation_store_argument, trusted_keys
+from .common import EXIT_INVALID, EXIT_OK, action, command_group, config_of, open_key, print_result
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    gate = subparsers.add_parser("gate", help="the agent tool gate: check a call against a policy")
-    sub = gate.add_subparsers(dest="gate_command", metavar="ACTION", required=True)
-    check = sub.add_parser("check", help="decide one tool call; exit 1 on DENY")
+    sub = command_group(subparsers, "gate", "the agent tool gate: check a call against a policy")
+    check = action(sub, "check", "decide one tool call; exit 1 on DENY", _check)
     check.add_argument("passport", help="the passport, a file holding it, or - for standard input")
     check.add_argument("--server", required=True, help="the server's name in the policy")
     check.add_argument("--tool", required=True, help="the tool's name")
@@ -38,7 +37,6 @@ def register(subparsers: Any) -> None:
     check.add_argument("--proof-key", help="answer a fresh challenge with this agent key (key URI or name)")
     check.add_argument("--registry", help="agent registry (see `keyplane agent`): the stage must be backed by the "
                                           "agent's verified history there")
-    check.set_defaults(func=_check)
 
 
 def _policy_path(args: argparse.Namespace) -> Path:
@@ -72,9 +70,7 @@ def _check(args: argparse.Namespace) -> int:
 
     issuer_keys = trusted_keys(args, args.jwks, args.key) if args.jwks or args.key else None
     gate = Gate(policy, issuer_keys, revocations=store, challenges=challenges, histories=histories)
-    params = read_json(args.params, "--params") if args.params else None
-    if params is not None and not isinstance(params, dict):
-        raise ConfigError("--params must be a JSON object")
+    params = read_json_object(args.params, "--params") if args.params else None
     proof = prove_possession(open_key(args, args.proof_key), gate.challenge()) if args.proof_key else None
     try:
         decision = gate.decide(read_token(args.passport), server=args.server, tool=args.tool, proof=proof,

@@ -15,12 +15,13 @@ import re
 import sys
 from pathlib import Path
 
-from ..errors import ConfigError, PermissionDenied
+from ..errors import ConfigError, KeyplaneError, PermissionDenied
 from ..keys import PublicKey
 from .common import store_argument
 
 __all__ = [
     "default_store",
+    "is_file",
     "looks_like_jwt",
     "looks_like_path",
     "read_bytes",
@@ -39,6 +40,27 @@ _FILE_EXTENSION = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,9}$")
 
 default_store = store_argument  # the old name, kept for callers
 
+# What the user is told when the operating system refuses a file: a typed, one-line error.
+_READ_REFUSALS: dict[type[OSError], str] = {
+    FileNotFoundError: "{what} {target} does not exist",
+    IsADirectoryError: "{what} {target} is a directory, not a file",
+    PermissionError: "{what} {target} cannot be read: permission denied",
+}
+_WRITE_REFUSALS: dict[type[OSError], str] = {
+    FileNotFoundError: "cannot write {what} {target}: its directory does not exist",
+    IsADirectoryError: "cannot write {what} {target}: it is a directory",
+    PermissionError: "cannot write {what} {target}: permission denied",
+}
+
+
+def _refusal(error: OSError, refusals: dict[type[OSError], str], failed: str, **names: object) -> KeyplaneError:
+    """The error for `error`: its entry in `refusals`, else `failed` with the system's reason."""
+    for kind, message in refusals.items():
+        if isinstance(error, kind):
+            text = message.format(**names)
+            return PermissionDenied(text) if kind is PermissionError else ConfigError(text)
+    return ConfigError(f"{failed}: {error.strerror or type(error).__name__}")
+
 
 def read_bytes(path: str | Path, what: str = "file") -> bytes:
     """The bytes of `path`; `what` (``"signature file"``) names it in the error.
@@ -49,14 +71,8 @@ def read_bytes(path: str | Path, what: str = "file") -> bytes:
     target = Path(path)
     try:
         return target.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {target} does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{what} {target} is a directory, not a file") from None
-    except PermissionError:
-        raise PermissionDenied(f"{what} {target} cannot be read: permission denied") from None
     except OSError as e:
-        raise ConfigError(f"cannot read {what} {target}: {e.strerror or type(e).__name__}") from None
+        raise _refusal(e, _READ_REFUSALS, f"cannot read {what} {target}", what=what, target=target) from None
 
 
 def read_text(path: str | Path, what: str = "file") -> str:
@@ -73,6 +89,14 @@ def read_input(path: str | None) -> bytes:
     if path in (None, "-"):
         return sys.stdin.buffer.read()
     return read_bytes(path, "input file")
+
+
+def is_file(value: str) -> bool:
+    """True when `value` names an existing file; False, not an error, for what cannot be a file name."""
+    try:
+        return Path(value).is_file()
+    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
+        return False
 
 
 def looks_like_jwt(value: str) -> bool:
@@ -101,11 +125,7 @@ def read_token(value: str, what: str = "token") -> str:
     text = value.strip()
     if looks_like_jwt(text):
         return text
-    try:
-        is_file = Path(value).is_file()
-    except (OSError, ValueError):  # "File name too long", an embedded NUL: not a file name
-        is_file = False
-    if is_file:
+    if is_file(value):
         return read_text(value, f"{what} file").strip()
     if looks_like_path(text) and len(text) <= 4096:
         raise ConfigError(f"{what} file {text} does not exist")
@@ -118,11 +138,7 @@ def read_signature(value: str) -> bytes:
     Raises ConfigError when `value` is neither an existing file nor base64 of a plausible
     signature (so a mistyped file name is reported as missing).
     """
-    try:
-        is_file = Path(value).is_file()
-    except (OSError, ValueError):
-        is_file = False
-    if is_file:
+    if is_file(value):
         data = read_bytes(value, "signature file")
         try:
             return base64.b64decode(data.strip(), validate=True)
@@ -174,11 +190,5 @@ def write_bytes(path: str | Path, data: bytes, what: str = "output file") -> Non
     target = Path(path)
     try:
         target.write_bytes(data)
-    except FileNotFoundError:
-        raise ConfigError(f"cannot write {what} {target}: its directory does not exist") from None
-    except IsADirectoryError:
-        raise ConfigError(f"cannot write {what} {target}: it is a directory") from None
-    except PermissionError:
-        raise PermissionDenied(f"cannot write {what} {target}: permission denied") from None
     except OSError as e:
-        raise ConfigError(f"cannot write {what} {target}: {e.strerror or type(e).__name__}") from None
+        raise _refusal(e, _WRITE_REFUSALS, f"cannot write {what} {target}", what=what, target=target) from None

@@ -18,7 +18,7 @@ from typing import Any
 from ..algorithms import KeySpec, SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
 from ..signer import KeyInfo, KeyStore
-from .common import EXIT_USAGE, open_key, open_store, print_result, store_argument
+from .common import EXIT_USAGE, action, command_group, key_argument, open_key, open_store, print_result, store_argument
 from .io import read_input, read_public_key, read_signature, write_bytes
 from .keys_import import register_import
 
@@ -27,12 +27,10 @@ __all__ = ["register"]
 DEFAULT_SPEC = KeySpec.ED25519
 _SPECS = ", ".join(spec.value for spec in KeySpec)
 _STORE_HELP = "store URI or name from keyplane.toml (default: $KEYPLANE_STORE)"
-_KEY_HELP = "key URI or name from keyplane.toml"
 
 
 def register(subparsers: Any) -> None:
-    keys = subparsers.add_parser("keys", help="create, list, delete and use keys in any store")
-    actions = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    actions = command_group(subparsers, "keys", "create, list, delete and use keys in any store")
     for add in _ACTIONS:
         add(actions)
 
@@ -41,12 +39,11 @@ def register(subparsers: Any) -> None:
 
 
 def _register_create(actions: Any) -> None:
-    create = actions.add_parser("create", help="create a key in a store")
+    create = action(actions, "create", "create a key in a store", _create)
     create.add_argument("name", help="the new key's name in the store")
     create.add_argument("--spec", default=DEFAULT_SPEC.value, help=f"key spec: {_SPECS} (default: %(default)s)")
     create.add_argument("--store", help=_STORE_HELP)
     create.add_argument("--algorithm", help="signature algorithm (default: the spec's, e.g. ES256 for P-256)")
-    create.set_defaults(func=_create)
 
 
 def _create(args: argparse.Namespace) -> int:
@@ -67,9 +64,8 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _register_list(actions: Any) -> None:
-    lst = actions.add_parser("list", help="list the keys in a store, with spec and key id")
+    lst = action(actions, "list", "list the keys in a store, with spec and key id", _list)
     lst.add_argument("--store", help=_STORE_HELP)
-    lst.set_defaults(func=_list)
 
 
 def _require_existing(store: KeyStore) -> None:
@@ -117,11 +113,10 @@ _DELETION_WORDS = {
 
 
 def _register_delete(actions: Any) -> None:
-    delete = actions.add_parser("delete", help="delete a key from a store (asks first unless --yes)")
+    delete = action(actions, "delete", "delete a key from a store (asks first unless --yes)", _delete)
     delete.add_argument("name", help="the key's name in the store")
     delete.add_argument("--store", help=_STORE_HELP)
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
-    delete.set_defaults(func=_delete)
 
 
 def _confirmed(question: str) -> bool:
@@ -149,11 +144,10 @@ def _delete(args: argparse.Namespace) -> int:
 
 
 def _register_pubkey(actions: Any) -> None:
-    pub = actions.add_parser("pubkey", help="print a key's public key")
-    pub.add_argument("key", help=_KEY_HELP)
+    pub = action(actions, "pubkey", "print a key's public key", _pubkey)
+    key_argument(pub)
     pub.add_argument("--format", choices=("pem", "jwk", "der"), default="pem",
                      help="pem, jwk, or der (printed as base64) (default: %(default)s)")
-    pub.set_defaults(func=_pubkey)
 
 
 def _pubkey(args: argparse.Namespace) -> int:
@@ -171,12 +165,11 @@ def _pubkey(args: argparse.Namespace) -> int:
 
 
 def _register_sign(actions: Any) -> None:
-    sign = actions.add_parser("sign", help="sign a file (or standard input)")
-    sign.add_argument("key", help=_KEY_HELP)
+    sign = action(actions, "sign", "sign a file (or standard input)", _sign)
+    key_argument(sign)
     sign.add_argument("--in", dest="input", help="message file (default: standard input)")
     sign.add_argument("--out", help="write the raw signature here instead of printing base64")
     sign.add_argument("--algorithm", help="signature algorithm (default: the key's)")
-    sign.set_defaults(func=_sign)
 
 
 def _sign(args: argparse.Namespace) -> int:
@@ -191,14 +184,13 @@ def _sign(args: argparse.Namespace) -> int:
 
 
 def _register_verify(actions: Any) -> None:
-    verify = actions.add_parser("verify", help="verify a signature; exit 1 if it does not verify")
+    verify = action(actions, "verify", "verify a signature; exit 1 if it does not verify", _verify)
     target = verify.add_mutually_exclusive_group(required=True)
     target.add_argument("key", nargs="?", help="key URI or name (its public key is used)")
     target.add_argument("--pubkey", help="public key file: PEM, DER (raw or base64) or JWK (verify offline)")
     verify.add_argument("--signature", required=True, help="signature file (raw or base64), or base64 text")
     verify.add_argument("--in", dest="input", help="message file (default: standard input)")
     verify.add_argument("--algorithm", help="signature algorithm (default: the key's)")
-    verify.set_defaults(func=_verify)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import AlgorithmNotSupported, ConfigError
 from ..secrets import resolve_secret
 from ..signer import ImportingKeyStore
-from .common import open_store, print_result, store_argument
+from .common import action, open_store, print_result, store_argument
 
 __all__ = ["register_import"]
 
@@ -23,7 +23,7 @@ MAX_KEY_FILE = 1 << 20
 
 def register_import(sub: Any) -> None:
     """Add ``import`` to the ``keys`` sub-commands."""
-    imp = sub.add_parser("import", help="import an existing private key into a store (BYOK)")
+    imp = action(sub, "import", "import an existing private key into a store (BYOK)", _import)
     imp.add_argument("name", help="name of the new key in the store")
     imp.add_argument("--from", dest="source", required=True, metavar="FILE",
                      help="the private key: PKCS#8 PEM/DER (optionally encrypted), a private JWK, or a 32-byte seed")
@@ -33,7 +33,6 @@ def register_import(sub: Any) -> None:
     imp.add_argument("--password-source", metavar="env:NAME|file:PATH", help="password of an encrypted PKCS#8 file")
     imp.add_argument("--store", help="store URI or name (default: $KEYPLANE_STORE)")
     imp.add_argument("--algorithm", help="signature algorithm (default: the spec's)")
-    imp.set_defaults(func=_import)
 
 
 def _import(args: argparse.Namespace) -> int:

@@ -14,19 +14,18 @@ import json
 from typing import Any
 
 from ..errors import ConfigError
-from .agent_io import read_json, read_token, trusted_keys
-from .common import EXIT_INVALID, EXIT_OK, open_key, print_result
+from .agent_io import read_json_object, read_token, trusted_keys
+from .common import EXIT_INVALID, EXIT_OK, action, command_group, key_argument, open_key, print_result
 from .io import read_bytes, write_bytes
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    receipt = subparsers.add_parser("receipt", help="execution receipts: sign, verify, check a DAG")
-    sub = receipt.add_subparsers(dest="receipt_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "receipt", "execution receipts: sign, verify, check a DAG")
 
-    sign = sub.add_parser("sign", help="sign a receipt for one execution")
-    sign.add_argument("key", help="the agent's key URI or configured key name")
+    sign = action(sub, "sign", "sign a receipt for one execution", _sign)
+    key_argument(sign, "agent's")
     sign.add_argument("--input", required=True, help="the execution's input file")
     sign.add_argument("--output", required=True, help="the execution's output file")
     sign.add_argument("--format", choices=("bytes", "json"), default="bytes", help="how input and output are digested")
@@ -35,9 +34,8 @@ def register(subparsers: Any) -> None:
     sign.add_argument("--context", help="context as a JSON object, or @FILE")
     sign.add_argument("--audit", help="append the receipt's signature to this audit log")
     sign.add_argument("--out", help="write the receipt to this file too")
-    sign.set_defaults(func=_sign)
 
-    verify = sub.add_parser("verify", help="VALID or TAMPERED (exit 1); or --dag to check parent edges")
+    verify = action(sub, "verify", "VALID or TAMPERED (exit 1); or --dag to check parent edges", _verify)
     verify.add_argument("receipts", nargs="+", help="the receipt (token or file); with --dag, all of them")
     verify.add_argument("--output", help="the output file to compare")
     verify.add_argument("--input", help="the input file to compare too")
@@ -46,7 +44,6 @@ def register(subparsers: Any) -> None:
     keys = verify.add_mutually_exclusive_group(required=True)
     keys.add_argument("--jwks", help="the agent's public keys: JWKS, JWK or PEM file")
     keys.add_argument("--key", help="the agent's key URI or configured name")
-    verify.set_defaults(func=_verify)
 
 
 def _value(path: str, form: str, what: str) -> Any:
@@ -72,9 +69,7 @@ def _sign(args: argparse.Namespace) -> int:
     from signers.agents.receipts import sign_execution
     from signers.audit import open_audit_log
 
-    context = read_json(args.context, "--context") if args.context else None
-    if context is not None and not isinstance(context, dict):
-        raise ConfigError("--context must be a JSON object")
+    context = read_json_object(args.context, "--context") if args.context else None
     receipt = sign_execution(
         open_key(args, args.key), _value(args.input, args.format, "input file"), _value(args.output, args.format, "output file"),
         parents=[_parent(p) for p in args.parent], context=context, agent=args.agent,

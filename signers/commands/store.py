@@ -7,20 +7,17 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..stores import open_state
-from .common import print_result
+from .common import action, command_group, print_result
 
 __all__ = ["register"]
 
 
 def register(subparsers: Any) -> None:
-    store = subparsers.add_parser("store", help="state stores shared by a fleet: migrate, info")
-    sub = store.add_subparsers(dest="store_command", metavar="ACTION", required=True)
-    migrate = sub.add_parser("migrate", help="create or upgrade the keyplane schema (PostgreSQL)")
+    sub = command_group(subparsers, "store", "state stores shared by a fleet: migrate, info")
+    migrate = action(sub, "migrate", "create or upgrade the keyplane schema (PostgreSQL)", _migrate)
     migrate.add_argument("uri", help="postgresql://user@host/db?password-source=env:PGPASSWORD")
-    migrate.set_defaults(func=_migrate)
-    info = sub.add_parser("info", help="what the store is and what 'durable' means on it")
+    info = action(sub, "info", "what the store is and what 'durable' means on it", _info)
     info.add_argument("uri", help="sqlite:///path, postgresql://..., redis://...")
-    info.set_defaults(func=_info)
 
 
 def _migrate(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -18,13 +17,21 @@ from typing import Any
 
 from ..clock import DEFAULT_LEEWAY
 from ..errors import ConfigError
-from ..keys import PublicKey
-from .common import EXIT_INVALID, environment_default, open_key, print_result, seconds
-from .io import looks_like_path, read_bytes, read_public_key, read_text, read_token, write_bytes
+from .agent_io import public_key_of, read_json_object, trusted_keys
+from .common import (
+    EXIT_INVALID,
+    action,
+    command_group,
+    environment_default,
+    key_argument,
+    open_key,
+    print_result,
+    seconds,
+)
+from .io import looks_like_jwt, read_bytes, read_token, write_bytes
 
 __all__ = ["register"]
 
-_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
 # Finite, non-negative seconds (NaN would switch expiry checks off; see signers.clock.duration).
 _seconds = seconds("the leeway")
 _ttl_seconds = seconds("the lifetime", allow_zero=False)
@@ -76,11 +83,10 @@ def _add_trust(parser: argparse.ArgumentParser) -> None:
 
 
 def _register_token(subparsers: Any) -> None:
-    token = subparsers.add_parser("token", help="sign and verify JWTs with any key")
-    sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "token", "sign and verify JWTs with any key")
 
-    sign = sub.add_parser("sign", help="sign a JWT (adds iat, nbf, exp and jti unless given)")
-    sign.add_argument("key", help="key URI or configured key name")
+    sign = action(sub, "sign", "sign a JWT (adds iat, nbf, exp and jti unless given)", _token_sign)
+    key_argument(sign)
     sign.add_argument("--claims", help="claims as a JSON object, or @FILE")
     sign.add_argument("--sub", help="subject")
     sign.add_argument("--iss", help="issuer")
@@ -88,21 +94,18 @@ def _register_token(subparsers: Any) -> None:
     sign.add_argument("--ttl", type=_positive_seconds, default=3600, help="lifetime in seconds (default 3600)")
     sign.add_argument("--typ", default="JWT", help="header typ (default JWT)")
     sign.add_argument("--alg", help="alg name to write when there are two (Ed25519 keys: EdDSA or Ed25519)")
-    sign.set_defaults(func=_token_sign)
 
-    verify = sub.add_parser("verify", help="verify a JWT offline; exit 1 if it is refused")
+    verify = action(sub, "verify", "verify a JWT offline; exit 1 if it is refused", _token_verify)
     verify.add_argument("token", help="the token, a file holding it, or - for standard input")
     verify.add_argument("--typ", help="required header typ")
     _add_trust(verify)
-    verify.set_defaults(func=_token_verify)
 
 
 def _register_passport(subparsers: Any) -> None:
-    passport = subparsers.add_parser("passport", help="issue and verify agent passports")
-    sub = passport.add_subparsers(dest="passport_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "passport", "issue and verify agent passports")
 
-    issue = sub.add_parser("issue", help="issue a passport to an agent key")
-    issue.add_argument("key", help="the issuer's key URI or configured key name")
+    issue = action(sub, "issue", "issue a passport to an agent key", _passport_issue)
+    key_argument(issue, "issuer's")
     issue.add_argument("--sub", required=True, help="the agent's id")
     issue.add_argument("--name", required=True, help="the agent's display name")
     issue.add_argument("--agent-key", required=True,
@@ -117,18 +120,16 @@ def _register_passport(subparsers: Any) -> None:
     issue.add_argument("--iss", help="issuer")
     issue.add_argument("--aud", action="append", help="audience (repeatable)")
     issue.add_argument("--out", help="write the token to this file too")
-    issue.set_defaults(func=_passport_issue)
 
-    verify = sub.add_parser("verify", help="verify a passport offline; exit 1 if it is refused")
+    verify = action(sub, "verify", "verify a passport offline; exit 1 if it is refused", _passport_verify)
     verify.add_argument("token", help="the passport, a file holding it, or - for standard input")
     verify.add_argument("--scope", action="append", default=[], help="required scope (repeatable)")
     verify.add_argument("--min-trust-score", type=int, help="refuse passports scoring lower")
     _add_trust(verify)
-    verify.set_defaults(func=_passport_verify)
 
 
 def _register_revoke(subparsers: Any) -> None:
-    revoke = subparsers.add_parser("revoke", help="revoke a token id or certificate serial; list or sign the list")
+    revoke = action(subparsers, "revoke", "revoke a token id or certificate serial; list or sign the list", _revoke)
     revoke.add_argument("id", nargs="?", help="the jti (or hex certificate serial with --kind x509-serial), "
                         "or a whole token we issued (with --jwks/--key: its jti is revoked)")
     revoke.add_argument("--db", help="SQLite revocation store (default: $KEYPLANE_REVOCATIONS)")
@@ -142,21 +143,18 @@ def _register_revoke(subparsers: Any) -> None:
     trust.add_argument("--jwks", help="our public keys (JWKS, JWK or PEM file): to revoke a whole token by its jti")
     trust.add_argument("--key", help="our key URI or configured name: to revoke a whole token by its jti")
     revoke.add_argument("--out", help="write the signed list to this file")
-    revoke.set_defaults(func=_revoke)
 
 
 def _register_jwks(subparsers: Any) -> None:
-    jwks = subparsers.add_parser("jwks", help="print the JWKS of one or more keys (for offline verifiers)")
+    jwks = action(subparsers, "jwks", "print the JWKS of one or more keys (for offline verifiers)", _jwks)
     jwks.add_argument("keys", nargs="+", help="key URIs or configured key names")
     jwks.add_argument("--out", help="write it to this file")
     jwks.add_argument("--alg", help="alg name to write when there are two (Ed25519 keys: EdDSA or Ed25519, RFC 9864)")
-    jwks.set_defaults(func=_jwks)
 
 
 def _register_audit(subparsers: Any) -> None:
-    audit = subparsers.add_parser("audit", help="check a hash-chained signing log")
-    sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = sub.add_parser("verify", help="verify the chain; exit 1 naming the first bad record")
+    sub = command_group(subparsers, "audit", "check a hash-chained signing log")
+    verify = action(sub, "verify", "verify the chain; exit 1 naming the first bad record", _audit_verify)
     verify.add_argument("log", help="the log: *.jsonl or a SQLite file")
     keys = verify.add_mutually_exclusive_group()
     keys.add_argument("--jwks", help="public keys to verify checkpoint signatures (JWKS, JWK or PEM file)")
@@ -166,7 +164,6 @@ def _register_audit(subparsers: Any) -> None:
                         help="refuse a log whose last record is not a verified checkpoint")
     verify.add_argument("--max-unchecked", type=_count,
                         help="refuse a log with more records than this after its last verified checkpoint")
-    verify.set_defaults(func=_audit_verify)
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -174,37 +171,6 @@ def _register_audit(subparsers: Any) -> None:
 
 def _read_token(value: str, what: str = "token") -> str:
     return read_token(value, what)  # a missing file is reported as missing, not as a malformed token
-
-
-def _load_keys(args: argparse.Namespace) -> Any:
-    """The trusted keys: a key file (--jwks) or an opened key (--key)."""
-    # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
-    from signers.jose import JWKS, as_jwks
-
-    if getattr(args, "key", None):
-        return JWKS.of(open_key(args, args.key))
-    path = Path(args.jwks)
-    text = read_text(path, "key file")
-    if text.lstrip().startswith("{"):
-        try:
-            return as_jwks(json.loads(text))
-        except (ValueError, RecursionError) as e:
-            raise ConfigError(f"{path} is not JSON") from e
-    return as_jwks(PublicKey.from_pem(text))
-
-
-def _public_key(args: argparse.Namespace, value: str) -> Any:
-    """A public key from a JWK / PEM / DER file, or the public key of a key URI / configured name."""
-    if _is_file(value) or (":" not in value and looks_like_path(value)):  # a path, not a key name
-        return read_public_key(value, "agent key file")
-    return open_key(args, value).public_key
-
-
-def _is_file(value: str) -> bool:
-    try:
-        return Path(value).is_file()
-    except (OSError, ValueError):  # a long token is "File name too long" as a path; NUL is a ValueError
-        return False
 
 
 def _revocations(args: argparse.Namespace, keys: Any) -> Any:
@@ -245,13 +211,7 @@ def _token_sign(args: argparse.Namespace) -> int:
 
     claims: dict[str, Any] = {}
     if args.claims:
-        text = read_text(args.claims[1:], "claims file") if args.claims.startswith("@") else args.claims
-        try:
-            claims = json.loads(text)
-        except ValueError as e:
-            raise ConfigError("--claims is not JSON") from e
-        if not isinstance(claims, dict):
-            raise ConfigError("--claims must be a JSON object")
+        claims = read_json_object(args.claims, "--claims")
     for name, value in (("sub", args.sub), ("iss", args.iss)):
         if value is not None:
             claims[name] = value
@@ -273,7 +233,7 @@ def _token_verify(args: argparse.Namespace) -> int:
     # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.jose import verify_jwt
 
-    keys = _load_keys(args)
+    keys = trusted_keys(args, args.jwks, args.key)
     verified = verify_jwt(_read_token(args.token), keys, typ=args.typ, revocations=_revocations(args, keys),
                           **_verify_options(args))
     data = {"ok": True, "header": verified.header, "claims": verified.claims, "kid": verified.kid,
@@ -291,7 +251,7 @@ def _passport_issue(args: argparse.Namespace) -> int:
     signer = open_key(args, args.key)
     aud = None if not args.aud else (args.aud[0] if len(args.aud) == 1 else args.aud)
     token = issue_passport(
-        signer, sub=args.sub, name=args.name, agent_key=_public_key(args, args.agent_key), code_hash=code_hash,
+        signer, sub=args.sub, name=args.name, agent_key=public_key_of(args, args.agent_key, "agent key file"), code_hash=code_hash,
         stage=args.stage, trust_score=args.trust_score, scopes=args.scope, ttl=args.ttl, iss=args.iss, aud=aud,
     )
     _write(args.out, token)
@@ -303,7 +263,7 @@ def _passport_verify(args: argparse.Namespace) -> int:
     # lazy: issuance modules (rfc8785, sqlite3) load only when a token command runs
     from signers.passport import verify_passport
 
-    keys = _load_keys(args)
+    keys = trusted_keys(args, args.jwks, args.key)
     passport = verify_passport(
         _read_token(args.token), keys, revocations=_revocations(args, keys), required_scopes=args.scope,
         min_trust_score=args.min_trust_score, **_verify_options(args),
@@ -332,11 +292,11 @@ def _revoke(args: argparse.Namespace) -> int:
         raise ConfigError("no revocation store: give --db PATH or set KEYPLANE_REVOCATIONS")
     if not (args.id or args.list or args.sign_list):
         raise ConfigError("give an id to revoke, --list, or --sign-list KEY")
-    whole_token = bool(args.id) and _COMPACT_JWS.match(args.id.strip()) is not None
+    whole_token = bool(args.id) and looks_like_jwt(args.id.strip())
     if whole_token and not (args.jwks or args.key):
         raise ConfigError("that looks like a whole token: pass its jti, or add --jwks/--key with our keys "
                           "to revoke the jti of a token we issued")
-    keys = _load_keys(args) if whole_token else None
+    keys = trusted_keys(args, args.jwks, args.key) if whole_token else None
     with SQLiteRevocationStore(db) as store:
         if args.id:
             if keys is not None:
@@ -377,7 +337,7 @@ def _audit_verify(args: argparse.Namespace) -> int:
 
     if not Path(args.log).is_file():
         raise ConfigError(f"audit log {args.log} does not exist")
-    keys = _load_keys(args) if (args.jwks or args.key) else None
+    keys = trusted_keys(args, args.jwks, args.key) if (args.jwks or args.key) else None
     if (args.require_checkpoint_at_end or args.max_unchecked is not None) and keys is None:
         raise ConfigError("--require-checkpoint-at-end and --max-unchecked need the keys (--jwks or --key)")
     result = verify_chain(args.log, keys, expected_head=args.expected_head,

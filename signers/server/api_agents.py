@@ -2,7 +2,8 @@
 
 Stage transitions are signed by the service's key (listed in the registry's approvers with
 its roles) through the audited signer, so each one is a record of the audit chain carrying
-the caller's name; the registry writes a history only after it verifies again.
+the caller's name; the registry writes a history only after it verifies again, and only if
+no other replica extended the agent meanwhile (else 409 Conflict, nothing written).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from ..agents.receipts import verify_output, verify_receipt
 from ..agents.revocation import SUBJECT, subject_revocation
 from ..agents.trust import TrustInputs, compute_trust
 from ..clock import epoch
-from ..errors import ConfigError
+from ..errors import ConfigError, Conflict
 from ..x509 import load_csr
 from .http import Body, Field, Problem, authorize, call, read_body
 
@@ -70,7 +71,7 @@ def _transition(service: Any, agent: str, to: str | None, reason: str, code_hash
     if to is None:
         if current is not None:
             raise Problem(409, "Conflict", f"agent {agent!r} is already registered", field="agent")
-        registry.path(agent)  # the id must be a safe file name before anything is signed
+        registry.check_id(agent)  # the id must be valid (a safe file name) before anything is signed
         assert code_hash is not None
         history = register(service.issuer, agent, code_hash, registry.approvers, reason=reason, audit=None,
                            events=service.events)
@@ -79,7 +80,10 @@ def _transition(service: Any, agent: str, to: str | None, reason: str, code_hash
             raise Problem(404, "Unknown Agent", f"agent {agent!r} is not registered", field="agent")
         history = advance(service.issuer, current, to, registry.approvers, reason=reason, code_hash=code_hash,
                           events=service.events)
-    registry.save(history)
+    try:
+        registry.save(history)
+    except Conflict as e:  # another replica moved the agent first: nothing written, the caller re-reads
+        raise Problem(409, "Conflict", str(e), field="agent") from e
     return history
 
 

@@ -7,6 +7,7 @@ inside the caller's audit context), render. Nothing here decides what a token me
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -16,9 +17,11 @@ from ..agents.actions import sign_agent_action, verify_agent_action
 from ..agents.events import unverified_ids
 from ..agents.passports import issue_agent_passport, verify_agent_passport
 from ..agents.revocation import revoke_group, revoke_subject
-from ..agents.trust import TrustInputs, compute_trust
-from ..errors import KeyplaneError, TokenError
+from ..agents.spending import ADDRESS
+from ..errors import ConfigError, KeyplaneError, TokenError
+from ..eth.limits import SpendLimit, spend_limits_from_claims
 from ..keys import PublicKey
+from ..tokens.audit_signer import audit_context
 from ..tokens.jws_verify import verify_jwt
 from .http import Body, Field, Problem, authorize, call, problem_for, read_body
 
@@ -35,6 +38,8 @@ PASSPORT = Body("IssuePassport", {
     "scopes": Field("strings", description="granted scopes"),
     "groups": Field("strings", description="groups (grp) the agent belongs to"),
     "aud": Field("string", description="audience", max_length=500),
+    "wallet": Field("string", description="the agent's Ethereum address (payment tools at the gate)", max_length=42),
+    "spend_limit": Field("objects", description="spending limits with the wallet: {asset, max, period}"),
     "ttl": _TTL,
 })
 ACTION = Body("IssueAction", {
@@ -76,22 +81,42 @@ def _limit(request: Request) -> int:
     return int(request.app.state.config.max_body)
 
 
-def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey) -> tuple[str, Any, Any] | None:
+def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey) -> tuple[str, Any, Any, Any] | None:
     history = service.registry.history(body["agent"])
     if history is None:
         return None
-    trust = compute_trust(TrustInputs.collect(history.stage, history.code_hash, attested_builds=service.attested))
-    token = issue_agent_passport(
-        service.issuer, history, name=body.get("name", body["agent"]), agent_key=agent_key,
-        scopes=body.get("scopes", ()), groups=body.get("groups", ()), trust=trust,
-        ttl=min(body.get("ttl", 3600), service.config.passport_ttl), iss=service.config.issuer, aud=body.get("aud"))
-    return token, history, trust
+    trust = service.trust_of(history)
+    status = service.status_claim()  # the same allocation action tokens use
+    jti = str(uuid.uuid4())
+    # the signature's audit record names the passport, so a revocation by sub or jti finds its entry
+    with audit_context(sub=history.agent, jti=jti, status_idx=status["status_list"]["idx"] if status else None):
+        token = issue_agent_passport(
+            service.issuer, history, name=body.get("name", body["agent"]), agent_key=agent_key,
+            scopes=body.get("scopes", ()), groups=body.get("groups", ()), trust=trust,
+            ttl=min(body.get("ttl", 3600), service.config.passport_ttl), iss=service.config.issuer,
+            aud=body.get("aud"), status=status, jti=jti, wallet=body.get("wallet"),
+            spend_limit=_spend_limits(body))
+    return token, history, trust, status
+
+
+def _spend_limits(body: dict[str, Any]) -> list[SpendLimit]:
+    """The body's spend limits (a 400 naming the field when malformed or without a valid wallet)."""
+    try:
+        limits = spend_limits_from_claims(body)
+    except ConfigError as e:
+        raise problem_for(e, "spend_limit") from e
+    wallet = body.get("wallet")
+    if (wallet is not None and not ADDRESS.match(wallet)) or (limits and wallet is None):
+        raise Problem(400, "Invalid Field", "'wallet' must be an Ethereum address (0x and 40 hex digits); "
+                      "a spend_limit needs it", field="wallet")
+    return limits
 
 
 async def issue_passport(request: Request) -> JSONResponse:
     authorize(request, "passports:issue")
     body = await read_body(request, PASSPORT, _limit(request))
     service = request.app.state.service
+    _spend_limits(body)  # refused before anything is allocated or signed
     try:
         agent_key = PublicKey.from_jwk(body["agent_key"])
     except KeyplaneError as e:
@@ -99,9 +124,12 @@ async def issue_passport(request: Request) -> JSONResponse:
     issued = await call(request, "issue-passport", _issue_passport, service, body, agent_key, field="agent")
     if issued is None:
         raise Problem(404, "Unknown Agent", f"agent {body['agent']!r} is not registered", field="agent")
-    token, history, trust = issued
+    token, history, trust, status = issued
     service.metrics.inc("keyplane_passports_issued_total")
-    return JSONResponse({"token": token, "stage": history.stage, "trust_score": trust.score}, status_code=201)
+    answer = {"token": token, "stage": history.stage, "trust_score": trust.score}
+    if status is not None:
+        answer["status"] = status
+    return JSONResponse(answer, status_code=201)
 
 
 async def issue_action(request: Request) -> JSONResponse:
@@ -110,7 +138,7 @@ async def issue_action(request: Request) -> JSONResponse:
     service = request.app.state.service
     claims = dict(body.get("claims") or {})
     if service.status_lists is not None:  # a status list index, so the token can be revoked by status
-        claims["status"] = await call(request, "allocate-status", service.status_lists.allocate)
+        claims["status"] = await call(request, "allocate-status", service.status_claim)
     token = await call(request, "issue-action", sign_agent_action, service.issuer, body["sub"], body["action"],
                        body["params"], claims=claims, include_params=body.get("include_params", False),
                        ttl=body.get("ttl", 300), iss=service.config.issuer, aud=body.get("aud"),
@@ -173,6 +201,9 @@ def _revoke(service: Any, kind: str, id: str, reason: str) -> dict[str, Any]:
         record = service.revocations.get(f"{service.status_lists.uri}#{int(id)}", kind="status")
     else:
         record = service.revocations.revoke(id, kind=kind, reason=reason)
+    if kind in ("sub", "jti") and service.status_lists is not None:  # its passports' status list entries too
+        for index in service.passport_statuses(**{kind: id}):
+            service.status_lists.set_status(index, reason=reason)
     service.record("revoke", {"kind": kind, "id": id, "reason": reason})
     return {"kind": kind, "id": id, "reason": record.reason, "revoked_at": record.revoked_at.isoformat()}
 

@@ -26,7 +26,7 @@ from . import api_agents as agents
 from . import api_tokens as tokens
 from . import public
 from .config import Caller, ServerConfig
-from .http import CallerRevocations, Problem, RateLimiter, problem_for, problem_response
+from .http import CallerIndex, CallerRevocations, Problem, RateLimiter, problem_for, problem_response
 from .logs import AccessLog
 from .openapi import openapi_document
 from .service import Service
@@ -57,33 +57,27 @@ async def _not_found(request: Request, exc: Exception) -> Response:
                                     f"{request.url.path[:100]}" if status in (404, 405) else ""))
 
 
+# path -> endpoint; several a line, so the table reads as data, not as repeated calls
+_GET = {"/.well-known/jwks.json": public.jwks, "/revocations.jwt": public.revocation_list,
+        "/statuslists/1": public.status_list, "/ca/crl": public.crl, "/ca/certificates": public.ca_certificates,
+        "/healthz": public.healthz, "/readyz": public.readyz, "/metrics": public.metrics,
+        "/v1/gate/challenge": tokens.challenge, "/v1/agents/{agent}/history": agents.agent_history,
+        "/v1/dashboard": agents.dashboard}
+_POST = {"/v1/passports": tokens.issue_passport, "/v1/actions": tokens.issue_action, "/v1/verify": tokens.verify,
+         "/v1/revocations": tokens.revoke, "/v1/gate": tokens.gate, "/v1/agents": agents.register_agent,
+         "/v1/agents/{agent}/advance": agents.advance_agent, "/v1/agents/{agent}/suspend": agents.suspend_agent,
+         "/v1/certificates": agents.certificate, "/v1/receipts": agents.submit_receipt,
+         "/v1/receipts/verify": agents.verify_receipt_output}
+
+
 def _routes() -> list[Any]:
+    """The hot API routes first (Starlette tries them in order), then the public documents and the dashboard."""
     dashboard = resources.files("signers.server") / "dashboard"
     return [
-        Route("/.well-known/jwks.json", public.jwks),
-        Route("/revocations.jwt", public.revocation_list),
-        Route("/statuslists/1", public.status_list),
-        Route("/ca/crl", public.crl),
-        Route("/ca/certificates", public.ca_certificates),
-        Route("/healthz", public.healthz),
-        Route("/readyz", public.readyz),
-        Route("/metrics", public.metrics),
-        Route("/openapi.json", _openapi),
-        Route("/v1/passports", tokens.issue_passport, methods=["POST"]),
-        Route("/v1/actions", tokens.issue_action, methods=["POST"]),
-        Route("/v1/verify", tokens.verify, methods=["POST"]),
-        Route("/v1/revocations", tokens.revoke, methods=["POST"]),
-        Route("/v1/gate", tokens.gate, methods=["POST"]),
-        Route("/v1/gate/challenge", tokens.challenge),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in _POST.items()),
+        *(Route(path, endpoint) for path, endpoint in _GET.items()),
         Route("/v1/agents", agents.list_agents, methods=["GET"]),
-        Route("/v1/agents", agents.register_agent, methods=["POST"]),
-        Route("/v1/agents/{agent}/history", agents.agent_history),
-        Route("/v1/agents/{agent}/advance", agents.advance_agent, methods=["POST"]),
-        Route("/v1/agents/{agent}/suspend", agents.suspend_agent, methods=["POST"]),
-        Route("/v1/certificates", agents.certificate, methods=["POST"]),
-        Route("/v1/receipts", agents.submit_receipt, methods=["POST"]),
-        Route("/v1/receipts/verify", agents.verify_receipt_output, methods=["POST"]),
-        Route("/v1/dashboard", agents.dashboard),
+        Route("/openapi.json", _openapi),
         Route("/", lambda request: RedirectResponse("/dashboard/index.html")),
         Mount("/dashboard", StaticFiles(directory=str(dashboard)), name="dashboard"),
     ]
@@ -114,6 +108,7 @@ def create_app(service: Service) -> Any:
     app.state.service = service
     app.state.config = config
     app.state.admin = Caller("admin", config.admin_token, frozenset({"admin"})) if config.admin_token else None
+    app.state.caller_index = CallerIndex(config.callers, app.state.admin)
     app.state.limiter = RateLimiter(config.rate_limit, config.rate_window)
     app.state.callers_revoked = CallerRevocations(service.revocations)
     app.state.documents = public.DocumentCache()

@@ -11,6 +11,8 @@ key = "issuer"                        # signing key: a [keys] name or a URI (it 
 previous_keys = ["file:/var/lib/keyplane/keys?...#issuer-2025"]   # rotated out, still in the JWKS
 state = "sqlite:///var/lib/keyplane/state.db"    # revocations + audit chain; default: beside this file
 agents = "/var/lib/keyplane/agents"   # agent registry (the `keyplane agent` layout); default: ./agents beside it
+# registry = "postgresql://keyplane@db/keyplane?password-source=env:PGPASSWORD"  # instead of `agents`: the
+#            agent registry in a state store (sqlite:/postgresql:/redis:), shared by every replica
 admin_token_source = "env:KEYPLANE_ADMIN_TOKEN"
 
 [server.callers.billing]
@@ -58,7 +60,8 @@ SCOPES = frozenset({
 WEBHOOK_EVENTS = frozenset({"token.rejected", "agent.revoked", "agent.stage_changed", "gate.denied"})
 
 _SERVER_FIELDS = frozenset({
-    "listen", "issuer", "key", "previous_keys", "state", "audit_log", "agents", "admin_token_source", "max_body",
+    "listen", "issuer", "key", "previous_keys", "state", "audit_log", "agents", "registry", "admin_token_source",
+    "max_body",
     "jwks_max_age", "revocation_list_ttl", "passport_ttl", "rate_limit", "rate_window", "callers", "webhooks",
     "ca", "status_list", "webhook_queue", "log_level",
 })
@@ -82,6 +85,8 @@ class Caller:
 
 @dataclass(frozen=True)
 class Webhook:
+    """A ``[server.webhooks.NAME]`` receiver: the events it gets, each delivery's timeout and retry budget."""
+
     name: str
     url: str
     events: frozenset[str]
@@ -91,6 +96,9 @@ class Webhook:
 
 @dataclass(frozen=True)
 class CAConfig:
+    """``[server.ca]``: the CA key (a [keys] name or URI, used only through `sign`), its certificate
+    file (PEM, the chain after it), and the lifetime in days of the leaves it issues from CSRs."""
+
     key: str
     certificate: Path
     leaf_days: int = 90
@@ -98,6 +106,9 @@ class CAConfig:
 
 @dataclass(frozen=True)
 class StatusListConfig:
+    """``[server.status_list]``: indices per list, bits per status (1: valid/invalid, 2: also suspended),
+    and the seconds a published ``statuslist+jwt`` stays fresh (its ``ttl``)."""
+
     size: int = 65536
     bits: int = 1
     ttl: float = 60.0
@@ -114,7 +125,7 @@ class ServerConfig:
     previous_keys: tuple[str, ...] = ()
     state: str = "sqlite:///var/lib/keyplane/state.db"
     audit_log: str = "server"
-    agents: Path = Path("agents")
+    agents: Path | str = Path("agents")  # a directory (the `keyplane agent` layout) or a state-store URI
     admin_token: Secret | None = None
     max_body: int = 64 * 1024
     jwks_max_age: int = 300
@@ -172,7 +183,7 @@ class ServerConfig:
             "previous_keys": tuple(_strings(server.get("previous_keys", []), f"{where}: previous_keys")),
             "state": _string(server.get("state", f"sqlite:///{base / 'keyplane-state.db'}"), f"{where}: state"),
             "audit_log": _string(server.get("audit_log", "server"), f"{where}: audit_log"),
-            "agents": base / _string(server.get("agents", "agents"), f"{where}: agents"),
+            "agents": _agents(server, base, where),
             "admin_token": _secret(server.get("admin_token_source"), f"{where}: admin_token_source"),
             "callers": _callers(server.get("callers", {}), where),
             "webhooks": _webhooks(server.get("webhooks", {}), where),
@@ -188,6 +199,18 @@ class ServerConfig:
             if name in server:
                 values[name] = _number(server[name], f"{where}: {name}")
         return cls(**values)
+
+
+def _agents(server: Mapping[str, Any], base: Path, where: str) -> Path | str:
+    """The agent registry: ``registry = URI`` (a state store), else the ``agents`` directory (default ./agents)."""
+    if "registry" not in server:
+        return base / _string(server.get("agents", "agents"), f"{where}: agents")
+    if "agents" in server:
+        raise ConfigError(f"{where}: set either agents (a directory) or registry (a state-store URI), not both")
+    uri = _string(server["registry"], f"{where}: registry")
+    if "://" not in uri:
+        raise ConfigError(f"{where}: registry is a state-store URI (sqlite:///path, postgresql://..., redis://...)")
+    return uri
 
 
 def _listen(value: Any, where: str) -> tuple[str, int]:

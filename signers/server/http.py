@@ -4,14 +4,14 @@
   ``field`` member naming the offending body field when there is one;
 - `read_body` enforces the size limit while reading and validates a JSON object against a
   `Body` spec: wrong types, unknown fields and missing fields are 400 naming the field;
-- `authorize` finds the caller from ``Authorization: Bearer`` (compared in constant time with
-  every configured token), refuses a caller revoked in the store (``kind="caller"``) and a
+- `authorize` finds the caller from ``Authorization: Bearer`` (by the token's SHA-256 in a
+  `CallerIndex` built at start-up), refuses a caller revoked in the store (``kind="caller"``) and a
   missing scope, and applies the caller's token bucket (429 with Retry-After).
 """
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import json
 import math
 import threading
@@ -20,7 +20,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -36,9 +35,10 @@ from ..errors import (
     TokenError,
 )
 from ..tokens.audit_signer import audit_context
+from ..workers import run_blocking
 from .config import Caller
 
-__all__ = ["Body", "CallerRevocations", "Field", "Problem", "RateLimiter", "authorize", "call", "find_caller", "problem_for", "problem_response",
+__all__ = ["Body", "CallerIndex", "CallerRevocations", "Field", "Problem", "RateLimiter", "authorize", "call", "find_caller", "problem_for", "problem_response",
            "read_body"]
 
 PROBLEM_TYPE = "application/problem+json"
@@ -93,7 +93,7 @@ def problem_for(error: KeyplaneError, field: str | None = None) -> Problem:
 
 @dataclass(frozen=True)
 class Field:
-    """One body field: its JSON type (string, integer, number, boolean, object, strings), limits, doc."""
+    """One body field: its JSON type (string, integer, number, boolean, object, strings, objects), limits, doc."""
 
     kind: str
     required: bool = False
@@ -107,6 +107,8 @@ class Field:
         if self.kind == "strings":
             return {"type": "array", "items": {"type": "string", "maxLength": 256}, "maxItems": 64,
                     "description": self.description}
+        if self.kind == "objects":
+            return {"type": "array", "items": {"type": "object"}, "maxItems": 64, "description": self.description}
         schema: dict[str, Any] = {"type": self.kind, "description": self.description}
         if self.kind == "string":
             schema["maxLength"] = self.max_length
@@ -119,32 +121,37 @@ class Field:
         return schema
 
     def check(self, name: str, value: Any) -> Any:
-        bad = Problem(400, "Invalid Field", f"'{name}' must be {self._expected()}", field=name)
+        """`value`, or a 400 problem naming `name` and what it must be (built only when it is refused)."""
+        if not self._accepts(value):
+            raise Problem(400, "Invalid Field", f"'{name}' must be {self._expected()}", field=name)
+        return value
+
+    def _accepts(self, value: Any) -> bool:
         if self.kind == "string":
-            if not isinstance(value, str) or not value or len(value) > self.max_length:
-                raise bad
-            if self.choices and value not in self.choices:
-                raise bad
-        elif self.kind == "integer" or self.kind == "number":
+            return (isinstance(value, str) and bool(value) and len(value) <= self.max_length
+                    and (not self.choices or value in self.choices))
+        if self.kind == "integer" or self.kind == "number":
             kinds = (int,) if self.kind == "integer" else (int, float)
             if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
-                raise bad
-            if (self.minimum is not None and value < self.minimum) or (self.maximum is not None and value > self.maximum):
-                raise bad
-        elif self.kind == "boolean":
-            if not isinstance(value, bool):
-                raise bad
-        elif self.kind == "object":
-            if not isinstance(value, dict):
-                raise bad
-        elif self.kind == "strings" and (not isinstance(value, list) or len(value) > 64 or not all(
-                isinstance(v, str) and v and len(v) <= 256 for v in value)):
-            raise bad
-        return value
+                return False
+            return not ((self.minimum is not None and value < self.minimum)
+                        or (self.maximum is not None and value > self.maximum))
+        if self.kind == "boolean":
+            return isinstance(value, bool)
+        if self.kind == "object":
+            return isinstance(value, dict)
+        if self.kind == "strings":
+            return isinstance(value, list) and len(value) <= 64 and all(
+                isinstance(v, str) and v and len(v) <= 256 for v in value)
+        if self.kind == "objects":
+            return isinstance(value, list) and len(value) <= 64 and all(isinstance(v, dict) for v in value)
+        return False  # an unknown kind accepts nothing
 
     def _expected(self) -> str:
         if self.kind == "strings":
             return "a list of at most 64 non-empty strings"
+        if self.kind == "objects":
+            return "a list of at most 64 JSON objects"
         if self.choices:
             return f"one of {list(self.choices)}"
         if self.kind == "string":
@@ -208,30 +215,37 @@ async def read_body(request: Request, body: Body, limit: int) -> dict[str, Any]:
 # -- callers ------------------------------------------------------------------------------------------
 
 
-class RateLimiter:
+class _PerCaller:
+    """State kept per caller name under one lock (the rate buckets, the revocation answers)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._table: dict[str, tuple[float, Any]] = {}
+
+
+class RateLimiter(_PerCaller):
     """A token bucket per caller: `rate` requests per `window` seconds, bursts up to `rate`."""
 
     def __init__(self, rate: int, window: float) -> None:
+        super().__init__()
         self.rate = rate
         self.window = window
-        self._lock = threading.Lock()
-        self._buckets: dict[str, tuple[float, float]] = {}
 
     def take(self, caller: str) -> float:
         """0 when allowed; else the seconds until the next request would be."""
         now = time.monotonic()
         per_second = self.rate / self.window
         with self._lock:
-            tokens, at = self._buckets.get(caller, (float(self.rate), now))
+            tokens, at = self._table.get(caller, (float(self.rate), now))
             tokens = min(float(self.rate), tokens + (now - at) * per_second)
             if tokens >= 1.0:
-                self._buckets[caller] = (tokens - 1.0, now)
+                self._table[caller] = (tokens - 1.0, now)
                 return 0.0
-            self._buckets[caller] = (tokens, now)
+            self._table[caller] = (tokens, now)
             return (1.0 - tokens) / per_second
 
 
-class CallerRevocations:
+class CallerRevocations(_PerCaller):
     """Whether a caller is revoked (``kind="caller"`` in the store), asked at most once a second per caller.
 
     The event loop must not wait on a database for every request; a revocation made through
@@ -240,46 +254,62 @@ class CallerRevocations:
     """
 
     def __init__(self, store: Any, ttl: float = 1.0) -> None:
+        super().__init__()
         self.store = store
         self.ttl = ttl
-        self._lock = threading.Lock()
-        self._checked: dict[str, tuple[float, bool]] = {}
 
     def revoked(self, name: str) -> bool:
         now = time.monotonic()
         with self._lock:
-            held = self._checked.get(name)
+            held = self._table.get(name)
         if held is not None and now - held[0] < self.ttl:
-            return held[1]
+            return bool(held[1])
         try:
             answer = bool(self.store.is_revoked(name, kind="caller"))
         except KeyplaneError as e:
             raise problem_for(e) from e
         with self._lock:
-            self._checked[name] = (now, answer)
+            self._table[name] = (now, answer)
         return answer
 
     def clear(self) -> None:
         with self._lock:
-            self._checked.clear()
+            self._table.clear()
+
+
+class CallerIndex:
+    """The callers by the SHA-256 of their bearer token: one dict look-up a request.
+
+    Comparing the presented token with every configured token costs a `reveal()` and a
+    constant-time compare per caller on every request. Looking up the token's digest
+    instead leaks at most timing about a SHA-256 of the token (not the token: a prefix
+    match of digests says nothing about the preimage). The last caller with a token wins,
+    as with the comparison loop.
+    """
+
+    def __init__(self, callers: Mapping[str, Caller], admin: Caller | None) -> None:
+        self._by_digest = {_digest(c.token.reveal().encode("utf-8")): c for c in [*callers.values(), *([admin] if admin else [])]}
+
+    def find(self, header: str | None) -> Caller | None:
+        """The caller whose token is in `header` (``Bearer <token>``), else None."""
+        if not header or not header.startswith("Bearer ") or len(header) > 4096:
+            return None
+        return self._by_digest.get(_digest(header[7:].strip().encode("utf-8", "replace")))
+
+
+def _digest(token: bytes) -> bytes:
+    return hashlib.sha256(token).digest()
 
 
 def find_caller(header: str | None, callers: Mapping[str, Caller], admin: Caller | None) -> Caller | None:
-    """The caller whose token is in `header` (every token compared, in constant time)."""
-    if not header or not header.startswith("Bearer ") or len(header) > 4096:
-        return None
-    presented = header[7:].strip().encode("utf-8", "replace")
-    found: Caller | None = None
-    for caller in [*callers.values(), *([admin] if admin else [])]:
-        if hmac.compare_digest(presented, caller.token.reveal().encode("utf-8")):
-            found = caller
-    return found
+    """The caller whose token is in `header` (see `CallerIndex`; the app keeps one built at start-up)."""
+    return CallerIndex(callers, admin).find(header)
 
 
 def authorize(request: Request, scope: str) -> Caller:
     """The authenticated caller allowed `scope`; 401 / 403 / 429 problems otherwise."""
     state = request.app.state
-    caller = find_caller(request.headers.get("authorization"), state.config.callers, state.admin)
+    caller = state.caller_index.find(request.headers.get("authorization"))
     if caller is None:
         raise Problem(401, "Unauthorized", "a valid bearer token is required",
                       headers={"WWW-Authenticate": 'Bearer realm="keyplane"'})
@@ -299,7 +329,7 @@ def authorize(request: Request, scope: str) -> Caller:
 
 async def call(request: Request, operation: str, function: Any, *args: Any, field: str | None = None,
                **kwargs: Any) -> Any:
-    """Run one library call in a worker thread, inside the caller's audit context.
+    """Run one library call on keyplane's I/O pool, inside the caller's audit context.
 
     Every signature made inside (through the audited issuer signer) is recorded with the
     caller's name, the operation and the request id; a library error becomes its problem.
@@ -312,6 +342,6 @@ async def call(request: Request, operation: str, function: Any, *args: Any, fiel
             return function(*args, **kwargs)
 
     try:
-        return await run_in_threadpool(run)
+        return await run_blocking(run)  # keyplane's I/O pool: a plain executor hop, no anyio limiter
     except KeyplaneError as e:
         raise problem_for(e, field) from e

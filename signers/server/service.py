@@ -9,13 +9,12 @@ library with these objects; a test or another front end can do the same.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from cryptography import x509
@@ -25,8 +24,11 @@ from .. import registry as key_registry
 from ..agents.autorevoke import AUTO_REVOKE, AutoRevoke
 from ..agents.events import RejectionEvent, RejectionEvents
 from ..agents.gate import Gate
+from ..agents.lifecycle import AgentHistory
 from ..agents.policy import GatePolicy
 from ..agents.possession import ChallengeBook
+from ..agents.spending import MemorySpendLedger
+from ..agents.trust import TrustInputs, TrustScore, compute_trust
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
 from ..keys import PublicKey
@@ -48,6 +50,7 @@ __all__ = ["OPERATION_TYP", "Service", "TimedSigner"]
 OPERATION_TYP = "keyplane-operation+jwt"  # the signed record of a write that signs nothing else
 _PROBE = b"keyplane readiness probe: not a token"
 _READY_CACHE = 2.0
+_TRUST_CACHED = 4096  # distinct trust inputs held (stage x code attested x counts): a handful in practice
 
 
 class TimedSigner:
@@ -61,19 +64,26 @@ class TimedSigner:
         self.algorithm: SignatureAlgorithm = signer.algorithm
         self.public_key: PublicKey = signer.public_key
 
-    def sign(self, message: bytes) -> bytes:
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
         started = time.perf_counter()
         outcome = "error"
         try:
-            signature = self.signer.sign(message)
+            yield
             outcome = "ok"
-            return signature
         finally:
             self.metrics.observe("keyplane_backend_seconds", time.perf_counter() - started, operation="sign",
                                  outcome=outcome)
 
+    def sign(self, message: bytes) -> bytes:
+        with self._timed():
+            return self.signer.sign(message)
+
     async def sign_async(self, message: bytes) -> bytes:
-        return await asyncio.to_thread(self.sign, message)
+        """The wrapped signer's own `sign_async` (native async or keyplane's pool), timed like `sign`."""
+        with self._timed():
+            signature: bytes = await self.signer.sign_async(message)
+            return signature
 
 
 class Service:
@@ -96,6 +106,7 @@ class Service:
         self.audit = self.state.audit_log(config.audit_log)
         self.issuer = AuditedSigner(self.signer, self.audit, checkpoint_every=100)
         self.registry = AgentRegistry(config.agents, JWKS.of(self.raw_signer))
+        self._closables.append(self.registry)  # a URI registry holds a connection pool
         self.events = RejectionEvents()
         self.webhooks = WebhookDispatcher(config.webhooks, self.signer, config.issuer,
                                           queue_size=config.webhook_queue, client=webhook_client,
@@ -106,13 +117,14 @@ class Service:
         self.challenges = ChallengeBook(config.issuer)
         self.gate = Gate(config.gate or GatePolicy(), self.jwks, revocations=self.revocations,
                          challenges=self.challenges, histories=self.registry.history, events=self.events,
-                         audit=self.audit, decision_signer=self.signer)
+                         audit=self.audit, decision_signer=self.signer, spend_ledger=MemorySpendLedger())
         self.attested = _attested_builds(self.gate.policy)  # code hashes the policy names: attested builds
         self.recent: list[dict[str, Any]] = []  # the dashboard's recent decisions and rejections
         self._recent_lock = threading.Lock()
         self.ca = self._authority()
         self.status_lists = self._status_list()
         self._ready: tuple[float, str | None] = (0.0, "not checked")
+        self._trust: dict[TrustInputs, tuple[int, TrustScore]] = {}
 
     def _authority(self) -> CertificateAuthority | None:
         ca = self.config.ca
@@ -134,6 +146,50 @@ class Service:
             return None
         return StatusListIssuer(self.signer, self.state, uri=f"{self.config.issuer.rstrip('/')}/statuslists/1",
                                 size=settings.size, bits=settings.bits, ttl=settings.ttl)
+
+    # -- what a passport says about its agent ----------------------------------------------------
+
+    def trust_of(self, history: AgentHistory) -> TrustScore:
+        """The agent's trust score now; computed once a second per distinct inputs.
+
+        A score names the second it was computed in and a digest of its inputs (RFC 8785 of
+        them), so within one second the same inputs give the identical score: reusing it
+        changes nothing a verifier sees and saves the canonical JSON and hash per request.
+        """
+        inputs = TrustInputs.collect(history.stage, history.code_hash, attested_builds=self.attested)
+        second = int(time.time())
+        held = self._trust.get(inputs)
+        if held is not None and held[0] == second:
+            return held[1]
+        trust = compute_trust(inputs, now=second)
+        if len(self._trust) >= _TRUST_CACHED:
+            self._trust.clear()
+        self._trust[inputs] = (second, trust)
+        return trust
+
+    # -- the status list: passports and action tokens carry an entry -------------------------------
+
+    def status_claim(self) -> dict[str, Any] | None:
+        """A fresh ``status`` claim (``{"status_list": {"idx", "uri"}}``), or None without a status list."""
+        return self.status_lists.allocate() if self.status_lists is not None else None
+
+    def passport_statuses(self, *, sub: str | None = None, jti: str | None = None) -> list[int]:
+        """The status list indices of the passports issued to `sub` (or with `jti`).
+
+        Read from the audit chain: every issuance's signature record carries the passport's
+        ``sub``, ``jti`` and ``status_idx`` in its context, so the chain (shared by replicas
+        on PostgreSQL) is the ledger of what was handed out, and no second store is needed.
+        A revocation reads the whole chain once; it is rare, issuance is not.
+        """
+        found: list[int] = []
+        for record in self.audit.records():
+            context = record.context
+            index = context.get("status_idx")
+            if context.get("op") != "issue-passport" or not isinstance(index, int) or isinstance(index, bool):
+                continue
+            if (sub is not None and context.get("sub") == sub) or (jti is not None and context.get("jti") == jti):
+                found.append(index)
+        return found
 
     # -- what the public endpoints publish -------------------------------------------------------
 

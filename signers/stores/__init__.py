@@ -1,4 +1,4 @@
-"""State stores by URI: revocations, audit logs and replay caches shared by a fleet.
+"""State stores by URI: revocations, audit logs, replay caches and the agent registry shared by a fleet.
 
 One URI picks the engine, exactly like key stores::
 
@@ -9,8 +9,9 @@ One URI picks the engine, exactly like key stores::
 `open_state(uri)` returns a `StateBackend` (found through the entry-point group
 ``keyplane.stores``, so a third-party engine plugs in like a key back end); its
 `revocations()`, `audit_log(name)` and `replay_cache()` return stores that keep the
-contracts of `signers.revocation` and `signers.audit`. Credentials come from
-``*-source`` secrets only. Every operation has a timeout and surfaces BackendUnavailable
+contracts of `signers.revocation` and `signers.audit`; `agent_registry(verify)` the agents'
+transition histories, append-only by compare-and-set (`signers.stores.agent_registry`).
+Credentials come from ``*-source`` secrets only. Every operation has a timeout and surfaces BackendUnavailable
 with the cause; damaged or too-new state is a typed, non-retryable refusal.
 """
 

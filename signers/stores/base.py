@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +51,11 @@ class StateBackend(Closing):
     def replay_cache(self) -> Any:
         """A ReplayCache: single-use ids (nonces, jtis) consumed atomically, forgotten after their expiry."""
         raise ConfigError(f"{type(self).__name__} holds no replay cache")
+
+    def agent_registry(self, verify: Callable[[list[str], str], Any]) -> Any:
+        """An AgentRegistryStore (see signers.stores.agent_registry): agents' transition histories,
+        append-only by compare-and-set, each verified with `verify(tokens, agent)` on every read."""
+        raise ConfigError(f"{type(self).__name__} holds no agent registry")
 
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of a status list, unique across replicas (never from a local counter)."""

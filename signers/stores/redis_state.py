@@ -1,4 +1,4 @@
-"""Redis state (redis-py): revocations with stream push, and the replay cache.
+"""Redis state (redis-py): revocations with stream push, the replay cache and the agent registry.
 
 A revocation is one field of a hash keyed by ``kind`` and ``id`` (``HSETNX``: the first record
 wins) plus one entry in a stream, written together by a Lua script, so a verifier reading the
@@ -12,21 +12,23 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from ..clock import utc
 from ..closing import Closing
-from ..errors import AuthenticationFailed, BackendUnavailable, ConfigError, KeyplaneError, PermissionDenied
+from ..errors import ConfigError
 from ..revocation import Revocation
 from ..sdk import require
 from ..secrets import resolve_secret
 from ..translation import translated
 from ..uri_options import checked_uri
 from .base import StateBackend, StoreFeatures
+from .redis_agents import RedisAgentRegistry
+from .redis_errors import redis_errors
 
-__all__ = ["RedisReplayCache", "RedisRevocationStore", "RedisState"]
+__all__ = ["RedisReplayCache", "RedisRevocationStore", "RedisState", "redis_errors"]
 
 _QUERY = {"password-source", "timeout", "connect-timeout", "prefix", "ssl-ca-certs", "ssl-certfile", "ssl-keyfile"}
 Changes = list[tuple[str, Revocation]]  # module level: the class's `list` method would shadow the builtin
@@ -36,20 +38,6 @@ if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 1 then
 end
 return redis.call('HGET', KEYS[1], ARGV[1])
 """
-
-
-def redis_errors(exc: BaseException, what: str) -> KeyplaneError | None:
-    """redis-py exceptions as keyplane errors (the one table for this engine)."""
-    exceptions = require("redis.exceptions", "redis", "Redis state store")
-    if isinstance(exc, exceptions.AuthenticationError | exceptions.AuthenticationWrongNumberOfArgsError):
-        return AuthenticationFailed(f"{what}: Redis refused the credentials")
-    if isinstance(exc, exceptions.NoPermissionError):
-        return PermissionDenied(f"{what}: the Redis user may not do this")
-    if isinstance(exc, exceptions.ResponseError) and "NOAUTH" in str(exc):
-        return AuthenticationFailed(f"{what}: Redis needs a password (password-source=)")
-    if isinstance(exc, exceptions.RedisError):
-        return BackendUnavailable(f"{what}: Redis unavailable ({type(exc).__name__})", exc)
-    return None
 
 
 def _field(kind: str, id: str) -> str:
@@ -206,6 +194,10 @@ class RedisState(StateBackend):
 
     def replay_cache(self) -> RedisReplayCache:
         return RedisReplayCache(self._client, self._prefix)
+
+    def agent_registry(self, verify: Callable[[list[str], str], Any]) -> RedisAgentRegistry:
+        """The agent registry in this Redis (see `signers.stores.redis_agents`; durability as `features`)."""
+        return RedisAgentRegistry(self._client, self._prefix, self.uri, verify)
 
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of the status list at `list_uri` (``INCR``: unique across replicas)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +11,14 @@ from ..errors import ConfigError
 from ..revocation import SQLiteRevocationStore
 from ..uri_options import checked_uri
 from .base import StateBackend, StoreFeatures
+from .sqlite_agents import SQLiteAgentRegistry
 
 __all__ = ["SQLiteState"]
 
 
 class SQLiteState(StateBackend):
-    """A directory-less SQLite file for revocations; audit logs beside it (``<file>.<name>.audit.db``)."""
+    """A SQLite file for revocations; audit logs (``<file>.<name>.audit.db``) and the agent registry
+    (``<file>.agents.db``) beside it."""
 
     def __init__(self, uri: str) -> None:
         parsed, _ = checked_uri(uri, schemes={"sqlite"})
@@ -44,6 +47,11 @@ class SQLiteState(StateBackend):
         log = SQLiteAuditLog(self.path.with_name(f"{self.path.name}.{name}.audit.db"))
         self._stores.append(log)
         return log
+
+    def agent_registry(self, verify: Callable[[list[str], str], Any]) -> SQLiteAgentRegistry:
+        registry = SQLiteAgentRegistry(self.path.with_name(f"{self.path.name}.agents.db"), verify)
+        self._stores.append(registry)
+        return registry
 
     def close(self) -> None:
         for store in self._stores:

@@ -14,6 +14,7 @@ Opened with ``read_only=True`` (as verifiers do), neither creates nor changes a 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from ..closing import Closing
 from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import BackendUnavailable, ConfigError, KeyplaneError
 from ..translation import translated
+from .audit_commit import Batch, CommitQueue, record_json, stored_json
 from .canonical import canonical_json
 
 try:  # POSIX; on other systems a JSONL log is safe across threads but not processes
@@ -108,7 +110,7 @@ def _new_record(
     fields: Mapping[str, Any], seq: int, prev_hash: str, log_id: str | None, seal: CheckpointSeal | None
 ) -> AuditRecord:
     body = {**fields, "seq": seq, "prev_hash": prev_hash}
-    record_hash = hashlib.sha256(canonical_json({k: body[k] for k in _BODY_FIELDS})).hexdigest()
+    record_hash = hashlib.sha256(record_json({k: body[k] for k in _BODY_FIELDS})).hexdigest()
     signature = None
     if seal is not None:
         signature = seal({"log": log_id or record_hash, "seq": seq, "head": record_hash})
@@ -160,13 +162,20 @@ class AuditLog(Closing):
 
 
 class JsonlAuditLog(AuditLog):
-    """One JSON record per line; appends take an exclusive `flock`, so processes interleave safely."""
+    """One JSON record per line; appends take an exclusive `flock`, so processes interleave safely.
+
+    Concurrent appends in one process are group-committed (`signers.tokens.audit_commit`):
+    one write and one fsync for all of them, each returning once its line is durable. The
+    head is kept in memory while the file is exactly as this object left it (same inode,
+    size and mtime under the lock), else it is read back from the file.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False) -> None:
         """ConfigError when `read_only` and the file does not exist."""
         self.path = Path(path)
         self.read_only = read_only
-        self._lock = threading.Lock()
+        self._queue = CommitQueue(self._write)
+        self._head: tuple[tuple[int, int, int, int], tuple[int, str, str | None]] | None = None
         if read_only:
             if not self.path.is_file():
                 raise ConfigError(f"audit log {self.path} does not exist")
@@ -177,24 +186,35 @@ class JsonlAuditLog(AuditLog):
         """See `AuditLog.append`: fsynced before it returns; BackendUnavailable when the file fails."""
         if self.read_only:
             raise ConfigError(f"audit log {self.path} is open read-only")
-        with self._lock:
-            try:
-                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-            except OSError as e:
-                raise BackendUnavailable(f"cannot open audit log {self.path}: {e.strerror}", e) from e
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                seq, head, log_id = _head_of(_last_line(fd), _first_line(fd), str(self.path))
-                record = _new_record(fields, seq + 1, head, log_id, seal)
-                line = json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False) + "\n"
-                os.write(fd, line.encode("utf-8"))
-                os.fsync(fd)
-            except OSError as e:
-                raise BackendUnavailable(f"cannot append to audit log {self.path}: {e.strerror}", e) from e
-            finally:
-                os.close(fd)  # also releases the flock
+        record: AuditRecord = self._queue.submit(fields, seal)
         return record
+
+    def _write(self, batch: Batch) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        except OSError as e:
+            raise BackendUnavailable(f"cannot open audit log {self.path}: {e.strerror}", e) from e
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            seen = _identity(os.fstat(fd))
+            if self._head is not None and self._head[0] == seen:
+                seq, head, log_id = self._head[1]
+            else:
+                seq, head, log_id = _head_of(_last_line(fd), _first_line(fd), str(self.path))
+            lines = []
+            for pending in batch:
+                seq, head, log_id, line = _chain(pending, seq, head, log_id, ensure_ascii=False)
+                if line:
+                    lines.append(line)
+            if lines:
+                _write_all(fd, "".join(lines).encode("utf-8"), seen[2])
+                self._head = (_identity(os.fstat(fd)), (seq, head, log_id))
+        except OSError as e:
+            self._head = None
+            raise BackendUnavailable(f"cannot append to audit log {self.path}: {e.strerror}", e) from e
+        finally:
+            os.close(fd)  # also releases the flock
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
         """See `AuditLog.raw_records`; a file that is gone yields nothing."""
@@ -235,14 +255,51 @@ def _last_line(fd: int) -> str | None:
     return stripped.decode("utf-8", errors="replace") if stripped else None
 
 
+def _identity(stat: os.stat_result) -> tuple[int, int, int, int]:
+    return stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _chain(
+    pending: Any, seq: int, head: str, log_id: str | None, *, ensure_ascii: bool
+) -> tuple[int, str, str | None, str]:
+    """Build `pending`'s record after (seq, head); the new head and its stored JSON ("" when it failed alone)."""
+    try:
+        record = _new_record(pending.fields, seq + 1, head, log_id, pending.seal)
+    except Exception as e:  # not JSON, or the checkpoint's seal failed: this append fails, the batch goes on
+        pending.error = e
+        return seq, head, log_id, ""
+    pending.record = record
+    text = stored_json(record.to_dict(), ensure_ascii=ensure_ascii)
+    return record.seq, record.record_hash, log_id or record.record_hash, text + "\n"
+
+
+def _write_all(fd: int, data: bytes, size_before: int) -> None:
+    """Write and fsync `data`; on failure cut the file back to `size_before` (no torn line left behind)."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size_before)
+        raise
+
+
 class SQLiteAuditLog(AuditLog):
-    """One row per record in a WAL-mode SQLite file; appends are ``BEGIN IMMEDIATE`` transactions."""
+    """One row per record in a WAL-mode SQLite file; appends are ``BEGIN IMMEDIATE`` transactions.
+
+    Concurrent appends share one transaction (group commit); the head is kept in memory
+    while ``PRAGMA data_version`` says no other connection has committed since ours.
+    """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0, read_only: bool = False) -> None:
         """ConfigError when `read_only` and the file does not exist; StateCorrupt when it is damaged."""
         self.path = Path(path)
         self.read_only = read_only
         self._lock = threading.Lock()
+        self._queue = CommitQueue(self._write)
+        self._head: tuple[int, tuple[int, str, str | None]] | None = None  # (data_version, head) after our commit
         self._db: sqlite3.Connection | None = open_durable_sqlite(
             self.path, "CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)",
             "audit log", timeout=timeout, read_only=read_only,
@@ -254,27 +311,41 @@ class SQLiteAuditLog(AuditLog):
         return self._db
 
     def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
-        """See `AuditLog.append`: one ``BEGIN IMMEDIATE`` transaction; StateCorrupt / BackendUnavailable on failure."""
+        """See `AuditLog.append`: committed before it returns; StateCorrupt / BackendUnavailable on failure.
+
+        Concurrent appends share one ``BEGIN IMMEDIATE`` transaction (group commit).
+        """
         if self.read_only:
             raise ConfigError(f"audit log {self.path} is open read-only")
+        record: AuditRecord = self._queue.submit(fields, seal)
+        return record
+
+    def _write(self, batch: Batch) -> None:
         with self._lock:
             db = self._conn()
             with translated(translate_sqlite, f"audit log {self.path}"):
                 db.execute("BEGIN IMMEDIATE")
                 try:
-                    last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-                    first = db.execute("SELECT record FROM audit ORDER BY seq LIMIT 1").fetchone()
-                    seq, head, log_id = _head_of(last[0] if last else None, first[0] if first else None, str(self.path))
-                    record = _new_record(fields, seq + 1, head, log_id, seal)
-                    db.execute(
-                        "INSERT INTO audit (seq, record) VALUES (?, ?)",
-                        (record.seq, json.dumps(record.to_dict(), sort_keys=True, separators=(",", ":"))),
-                    )
+                    version = db.execute("PRAGMA data_version").fetchone()[0]
+                    if self._head is not None and self._head[0] == version:  # no other connection wrote since
+                        seq, head, log_id = self._head[1]
+                    else:
+                        last = db.execute("SELECT record FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+                        first = db.execute("SELECT record FROM audit ORDER BY seq LIMIT 1").fetchone()
+                        seq, head, log_id = _head_of(last[0] if last else None, first[0] if first else None,
+                                                     str(self.path))
+                    rows = []
+                    for pending in batch:
+                        seq, head, log_id, text = _chain(pending, seq, head, log_id, ensure_ascii=True)
+                        if text:
+                            rows.append((seq, text[:-1]))
+                    db.executemany("INSERT INTO audit (seq, record) VALUES (?, ?)", rows)
                     db.execute("COMMIT")
                 except BaseException:
+                    self._head = None
                     db.execute("ROLLBACK")
                     raise
-        return record
+                self._head = (version, (seq, head, log_id))  # our own commit leaves data_version as it was
 
     def raw_records(self) -> Iterator[tuple[int, str]]:
         """See `AuditLog.raw_records`."""

@@ -22,6 +22,7 @@ from ..algorithms import SignatureAlgorithm
 from ..errors import BatchSignError, ConfigError
 from ..keys import PublicKey
 from ..workers import run_blocking
+from .audit_commit import record_json
 from .audit_log import AuditLog, AuditRecord
 from .canonical import canonical_json
 from .jws_sign import sign_jws
@@ -42,7 +43,7 @@ def audit_context(**values: Any) -> Iterator[None]:
 
     Raises ConfigError at once when the values are not RFC 8785 serialisable.
     """
-    canonical_json(values)  # fail here, not at signing time, if it is not JSON
+    record_json(values)  # fail here, not at signing time, if it is not JSON
     token = _context.set({**(_context.get() or {}), **values})
     try:
         yield
@@ -80,7 +81,7 @@ class AuditedSigner:
         self.signer = signer
         self.log = log
         self.context = dict(context or {})
-        canonical_json(self.context)
+        record_json(self.context)
         self.checkpoint_every = checkpoint_every
         self._lock = threading.Lock()
         self._since_checkpoint = 0

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Union
 
 from ..algorithms import KeySpec, SignatureAlgorithm
 from ..errors import AlgorithmNotSupported, ConfigError
+from ..json_text import json_object
 from ..keys import PublicKey, b64url_decode
 from ..signature_format import curve_size
 from .jose_algorithms import JOSE_NAMES, algorithm_from_jose, jose_extension
@@ -62,13 +63,7 @@ def public_key_from_jwk(data: Mapping[str, Any] | str) -> PublicKey:
     RSA ``n`` with a leading zero byte or a non-minimal ``e``, an AKP key without ``alg``;
     AlgorithmNotSupported for key types, curves and AKP algorithms we do not implement.
     """
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError as e:
-            raise ConfigError("JWK is not JSON") from e
-    if not isinstance(data, Mapping):
-        raise ConfigError("JWK must be a JSON object")
+    data = json_object(data, "JWK")
     kty = data.get("kty")
     if kty == "EC":
         spec = _EC_CURVES.get(str(data.get("crv")))

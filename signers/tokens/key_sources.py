@@ -17,6 +17,7 @@ from threading import Lock
 from typing import Any
 
 from ..errors import ConfigError
+from ..json_text import json_object
 from ..keys import PublicKey
 from .jose_algorithms import extensions_generation, jose_extension
 from .jwk import JWK, JWKS, KeySource
@@ -104,7 +105,7 @@ def as_jwks(keys: KeySource) -> JWKS:
         return JWKS([JWK.of(keys)])
     if isinstance(keys, str | bytes):
         text = keys.decode("utf-8", errors="replace") if isinstance(keys, bytes) else keys
-        return _documents.get(f"{extensions_generation()}t{text}", lambda: as_jwks(_json_document(text)))
+        return _documents.get(f"{extensions_generation()}t{text}", lambda: as_jwks(json_object(text, "key set text")))
     if isinstance(keys, Mapping):
         cached = _identities.get(keys)
         if cached is not None:
@@ -147,13 +148,3 @@ def _from_document(document: Mapping[str, Any]) -> JWKS:
     if jose_extension(document.get("alg")) is not None:
         return JWKS((), [document])
     return JWKS([JWK.from_dict(document)])
-
-
-def _json_document(text: str) -> Mapping[str, Any]:
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as e:
-        raise ConfigError("key set text is not JSON") from e
-    if not isinstance(value, Mapping):
-        raise ConfigError("key set text is not a JSON object")
-    return value

@@ -15,14 +15,13 @@ anyway, so the cache stays as small as the set of live tokens.
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, translate_sqlite
+from ..durable_sqlite import DurableSQLite, translate_sqlite
 from ..errors import ConfigError
 from ..translation import translated
 
@@ -66,54 +65,29 @@ class MemoryReplayCache(Closing):
             return True
 
 
-class SQLiteReplayCache(Closing):
+class SQLiteReplayCache(DurableSQLite):
     """The default cache: a WAL-mode SQLite file, atomic across threads and processes."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
         """Open (creating) the cache; StateCorrupt if the file is damaged, BackendUnavailable if unreachable."""
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = open_durable_sqlite(self.path, _SCHEMA, "replay cache", timeout=timeout)
+        super().__init__(path, _SCHEMA, "replay cache", timeout=timeout)
 
     def consume(self, key: str, expires_at: float) -> bool:
         """True the first time `key` is seen; StateCorrupt / BackendUnavailable when the file fails."""
         _check_key(key)
         current = time.time()
-        with self._lock:
-            if self._db is None:
-                raise ConfigError(f"replay cache {self.path} is closed")
-            db = self._db
-            with translated(translate_sqlite, f"replay cache {self.path}"):
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.execute("DELETE FROM replay WHERE key = ? AND expires_at < ?", (key, current))
-                    inserted = db.execute(
-                        "INSERT INTO replay (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
-                        (key, float(expires_at)),
-                    ).rowcount
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+        with self._transaction() as db:
+            db.execute("DELETE FROM replay WHERE key = ? AND expires_at < ?", (key, current))
+            inserted = db.execute(
+                "INSERT INTO replay (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+                (key, float(expires_at)),
+            ).rowcount
         return inserted == 1
 
     def purge(self) -> int:
         """Drop entries whose token has expired; returns how many. StateCorrupt / BackendUnavailable on failure."""
-        with self._lock:
-            if self._db is None:
-                raise ConfigError(f"replay cache {self.path} is closed")
-            with translated(translate_sqlite, f"replay cache {self.path}"):
-                return self._db.execute("DELETE FROM replay WHERE expires_at < ?", (time.time(),)).rowcount
-
-    def close(self) -> None:
-        """Close the connection; idempotent."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    def __repr__(self) -> str:
-        return f"SQLiteReplayCache({str(self.path)!r})"
+        with self._lock, translated(translate_sqlite, self._what()):
+            return self._conn().execute("DELETE FROM replay WHERE expires_at < ?", (time.time(),)).rowcount
 
 
 _defaults: dict[Path, SQLiteReplayCache] = {}

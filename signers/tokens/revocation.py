@@ -24,18 +24,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
-import sqlite3
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..clock import utc
 from ..closing import Closing
-from ..durable_sqlite import open_durable_sqlite, translate_sqlite
+from ..durable_sqlite import DurableSQLite, translate_sqlite
 from ..errors import ConfigError, StateCorrupt, TokenInvalid
 from ..translation import translated
 from .jwk import KeySource
@@ -52,7 +49,6 @@ __all__ = [
 ]
 
 _MAX_ID = 1024  # ids are jtis and hex serials; anything longer is a caller's mistake
-_COMPACT_JWS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$")
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def _validate(id: str, kind: str, reason: str = "unspecified") -> None:
     for name, value in (("id", id), ("kind", kind), ("reason", reason)):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"revocation {name} must be a non-empty string")
-    if _COMPACT_JWS.match(id):
+    if id.count(".") == 2:  # maybe a compact JWS: the parser decides
         try:
             parse_jws(id)
         except TokenInvalid:
@@ -199,7 +195,7 @@ def _checksum(kind: str, ident: str, reason: str, revoked_at: str) -> str:
     return hashlib.sha256("\0".join((kind, ident, reason, revoked_at)).encode("utf-8")).hexdigest()
 
 
-class SQLiteRevocationStore(_ListNumbers, Closing):
+class SQLiteRevocationStore(_ListNumbers, DurableSQLite):
     """The default store: one SQLite file in WAL mode, safe across threads and processes.
 
     ``synchronous=FULL`` makes a returned ``revoke`` survive a crash or power loss; WAL
@@ -214,44 +210,26 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
         """Open (creating) the store; StateCorrupt when it is damaged, BackendUnavailable when unreachable."""
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._db: sqlite3.Connection | None = open_durable_sqlite(
-            self.path, _SCHEMA, "revocation store", timeout=timeout
-        )
+        super().__init__(path, _SCHEMA, "revocation store", timeout=timeout)
         try:
             self._migrate_and_check()
         except BaseException:
             self.close()
             raise
 
-    def _what(self) -> str:
-        return f"revocation store {self.path}"
-
     def _migrate_and_check(self) -> None:
-        db = self._conn()
-        with translated(translate_sqlite, self._what()):
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                columns = {row[1] for row in db.execute("PRAGMA table_info(revocations)")}
-                if "checksum" not in columns:  # a store written before checksums: vouch for it once
-                    db.execute("ALTER TABLE revocations ADD COLUMN checksum TEXT")
-                    rows = db.execute("SELECT kind, id, reason, revoked_at FROM revocations").fetchall()
-                    db.executemany(
-                        "UPDATE revocations SET checksum = ? WHERE kind = ? AND id = ?",
-                        [(_checksum(*row), row[0], row[1]) for row in rows],
-                    )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            for row in db.execute(f"SELECT {_COLUMNS} FROM revocations"):
+        with self._transaction() as db:
+            columns = {row[1] for row in db.execute("PRAGMA table_info(revocations)")}
+            if "checksum" not in columns:  # a store written before checksums: vouch for it once
+                db.execute("ALTER TABLE revocations ADD COLUMN checksum TEXT")
+                rows = db.execute("SELECT kind, id, reason, revoked_at FROM revocations").fetchall()
+                db.executemany(
+                    "UPDATE revocations SET checksum = ? WHERE kind = ? AND id = ?",
+                    [(_checksum(*row), row[0], row[1]) for row in rows],
+                )
+        with self._lock, translated(translate_sqlite, self._what()):
+            for row in self._conn().execute(f"SELECT {_COLUMNS} FROM revocations"):
                 self._row(row)
-
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None:
-            raise ConfigError(f"revocation store {self.path} is closed")
-        return self._db
 
     def _row(self, row: tuple[str, str, str, str, str | None]) -> Revocation:
         ident, kind, reason, revoked_at, checksum = row
@@ -274,21 +252,13 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
         """
         _validate(id, kind, reason)
         when = utc(at, "revocation time").isoformat(timespec="microseconds")
-        with self._lock:
-            db = self._conn()
-            with translated(translate_sqlite, self._what()):
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.execute(
-                        "INSERT INTO revocations (kind, id, reason, revoked_at, checksum) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT (kind, id) DO NOTHING",
-                        (kind, id, reason, when, _checksum(kind, id, reason, when)),
-                    )
-                    row = db.execute(f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)).fetchone()
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO revocations (kind, id, reason, revoked_at, checksum) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (kind, id) DO NOTHING",
+                (kind, id, reason, when, _checksum(kind, id, reason, when)),
+            )
+            row = db.execute(f"SELECT {_COLUMNS} FROM revocations WHERE kind = ? AND id = ?", (kind, id)).fetchone()
         return self._row(row)
 
     def is_revoked(self, id: str, *, kind: str = "jti") -> bool:
@@ -315,28 +285,10 @@ class SQLiteRevocationStore(_ListNumbers, Closing):
 
     def next_list_number(self) -> int:
         """The next signed-list number, atomically across processes; StateCorrupt / BackendUnavailable on failure."""
-        with self._lock:
-            db = self._conn()
-            with translated(translate_sqlite, self._what()):
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.execute(
-                        "INSERT INTO counters (name, value) VALUES ('revocation-list', 1) "
-                        "ON CONFLICT (name) DO UPDATE SET value = value + 1"
-                    )
-                    (value,) = db.execute("SELECT value FROM counters WHERE name = 'revocation-list'").fetchone()
-                    db.execute("COMMIT")
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO counters (name, value) VALUES ('revocation-list', 1) "
+                "ON CONFLICT (name) DO UPDATE SET value = value + 1"
+            )
+            (value,) = db.execute("SELECT value FROM counters WHERE name = 'revocation-list'").fetchone()
         return int(value)
-
-    def close(self) -> None:
-        """Close the connection; idempotent."""
-        with self._lock:
-            if self._db is not None:
-                self._db.close()
-                self._db = None
-
-    def __repr__(self) -> str:
-        return f"SQLiteRevocationStore({str(self.path)!r})"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, TypeVar, Union
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -17,6 +18,7 @@ from .errors import plain_error
 __all__ = ["load_certificates", "load_crl", "load_csr", "read_bytes", "read_certificates", "read_crl", "read_csr",
            "read_public_key", "summary", "to_pem", "write_pem"]
 
+T = TypeVar("T")
 X509Object = Union[x509.Certificate, x509.CertificateRevocationList, x509.CertificateSigningRequest]
 
 
@@ -47,58 +49,50 @@ def read_bytes(path: str | os.PathLike[str], what: str = "file") -> bytes:
         raise ConfigError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
 
 
+def _pem_or_der(data: bytes, pem: Callable[[bytes], T], der: Callable[[bytes], T], what: str) -> T:
+    try:
+        return pem(data) if b"-----BEGIN" in data else der(data)
+    except ValueError as e:
+        raise ConfigError(f"not a PEM or DER {what} ({plain_error(e)})") from None
+
+
+def _read(path: str | os.PathLike[str], what: str, load: Callable[[bytes], T]) -> T:
+    """`load` of the file's bytes; its ConfigError (or the file's) names the path once."""
+    try:
+        return load(read_bytes(path, what))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
+
+
 def load_certificates(data: bytes) -> list[x509.Certificate]:
     """Every certificate in a PEM bundle, or the one in DER data; ConfigError in one line otherwise."""
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_certificates(data)
-        return [x509.load_der_x509_certificate(data)]
-    except ValueError as e:
-        raise ConfigError(f"not a PEM or DER certificate ({plain_error(e)})") from None
+    return _pem_or_der(data, x509.load_pem_x509_certificates, lambda der: [x509.load_der_x509_certificate(der)],
+                       "certificate")
 
 
 def read_certificates(path: str | os.PathLike[str]) -> list[x509.Certificate]:
     """Every certificate in the file at `path`; ConfigError naming the path when missing or damaged."""
-    try:
-        return load_certificates(read_bytes(path, "certificate file"))
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
+    return _read(path, "certificate file", load_certificates)
 
 
 def load_crl(data: bytes) -> x509.CertificateRevocationList:
     """The CRL in PEM or DER data; ConfigError in one line otherwise."""
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_crl(data)
-        return x509.load_der_x509_crl(data)
-    except ValueError as e:
-        raise ConfigError(f"not a PEM or DER CRL ({plain_error(e)})") from None
+    return _pem_or_der(data, x509.load_pem_x509_crl, x509.load_der_x509_crl, "CRL")
 
 
 def read_crl(path: str | os.PathLike[str]) -> x509.CertificateRevocationList:
     """The CRL in the file at `path`; ConfigError naming the path when missing or damaged."""
-    try:
-        return load_crl(read_bytes(path, "CRL file"))
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
+    return _read(path, "CRL file", load_crl)
 
 
 def load_csr(data: bytes) -> x509.CertificateSigningRequest:
     """The CSR in PEM or DER data; ConfigError in one line otherwise."""
-    try:
-        if b"-----BEGIN" in data:
-            return x509.load_pem_x509_csr(data)
-        return x509.load_der_x509_csr(data)
-    except ValueError as e:
-        raise ConfigError(f"not a PEM or DER certificate signing request ({plain_error(e)})") from None
+    return _pem_or_der(data, x509.load_pem_x509_csr, x509.load_der_x509_csr, "certificate signing request")
 
 
 def read_csr(path: str | os.PathLike[str]) -> x509.CertificateSigningRequest:
     """The CSR in the file at `path`; ConfigError naming the path when missing or damaged."""
-    try:
-        return load_csr(read_bytes(path, "CSR file"))
-    except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if not str(e).startswith(str(path)) else str(e)) from None
+    return _read(path, "CSR file", load_csr)
 
 
 def read_public_key(path: str | os.PathLike[str]) -> PublicKey:

@@ -15,6 +15,7 @@ import signers
 from signers import KeySpec
 from signers.agents.lifecycle import Approvers
 from signers.passport import code_hash_of
+from tests.fixtures.files import password_file_store_uri
 
 NAMES = ("issuer", "registrar", "approver", "release", "outsider", "agent", "peer", "gate")
 CODE = code_hash_of(b"agent code v1")
@@ -23,11 +24,8 @@ NEW_CODE = code_hash_of(b"agent code v2")
 
 @pytest.fixture(scope="session")
 def agents_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    directory = tmp_path_factory.mktemp("agents")
-    password = directory / "password"
-    password.write_text("agents test password\n", encoding="utf-8")
-    password.chmod(0o600)
-    with signers.open_store(f"file:{directory / 'keys'}?password-source=file:{password}") as store:
+    uri = password_file_store_uri(tmp_path_factory.mktemp("agents"), "agents test password")
+    with signers.open_store(uri) as store:
         for name in NAMES:
             store.create_key(name, KeySpec.ED25519)
         store.create_key("issuer-p256", KeySpec.P256)

@@ -19,7 +19,8 @@ from signers.agents.revocation import (
     revoke_subject,
     subject_revocation,
 )
-from signers.revocation import MemoryRevocationStore, RevocationList, SQLiteRevocationStore, issue_revocation_list
+from signers.revocation import RevocationList, issue_revocation_list
+from tests.fixtures.revocations import STORE_KINDS, revocation_store
 
 
 def at(seconds: int) -> datetime:
@@ -30,13 +31,9 @@ def t(seconds: int) -> float:
     return at(seconds).timestamp()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryRevocationStore()
-    else:
-        with SQLiteRevocationStore(tmp_path / "revocations.db") as db:
-            yield db
+    yield from revocation_store(request.param, tmp_path)
 
 
 def test_cycles_of_revoke_and_reinstate(store: Any) -> None:

@@ -113,6 +113,20 @@ def stub_open(stubber: Stubber, key: RemoteKey, ref: str) -> None:
     stubber.add_response("get_public_key", key.get_public_key(), {"KeyId": key.arn})
 
 
+def stub_sign(stubber: Stubber, key: RemoteKey, request: dict[str, Any], signature: bytes) -> None:
+    stubber.add_response("sign", {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": key.algorithm},
+                         request)
+
+
+@contextmanager
+def stubbed_signer(spec: KeySpec) -> Iterator[tuple[RemoteKey, AwsKmsKeyStore, Stubber, AwsKmsSigner]]:
+    """A new remote key of `spec` and (key, store, stubber, signer): the signer opened by alias via the Stubber."""
+    key = new_remote_key(spec)
+    with stubbed_store() as (store, stubber):
+        stub_open(stubber, key, key.alias)
+        yield key, store, stubber, store.open(key.alias)
+
+
 # -- scenarios (each returns what it proved) --------------------------------------------------
 
 
@@ -149,16 +163,12 @@ def scenario_sign(spec: KeySpec, sizes: tuple[int, ...] = (1, 32, 4096)) -> str:
 
 def signed_messages(spec: KeySpec, sizes: tuple[int, ...]) -> tuple[AwsKmsSigner, list[tuple[bytes, bytes]], str]:
     """(signer, [(message, signature)], what was proved) for messages of `sizes`, through the Stubber."""
-    key = new_remote_key(spec)
     shapes, pairs = [], []
-    with stubbed_store() as (store, stubber):
-        stub_open(stubber, key, key.alias)
-        signer = store.open(key.alias)
+    with stubbed_signer(spec) as (key, _store, stubber, signer):
         for size in sizes:
             message = os.urandom(size)
             request, signature = expected_request(key, message)
-            stubber.add_response("sign", {"KeyId": key.arn, "Signature": signature,
-                                          "SigningAlgorithm": key.algorithm}, request)
+            stub_sign(stubber, key, request, signature)
             got = signer.sign(message)
             if got != signature:
                 raise AssertionError(f"{size} B: the back end changed the signature KMS returned")
@@ -172,10 +182,7 @@ def signed_messages(spec: KeySpec, sizes: tuple[int, ...]) -> tuple[AwsKmsSigner
 
 def scenario_ed25519_limits() -> str:
     """Pure Ed25519 is RAW-only on KMS: an empty or >4096-byte message is refused before any request."""
-    key = new_remote_key(KeySpec.ED25519)
-    with stubbed_store() as (store, stubber):
-        stub_open(stubber, key, key.alias)
-        signer = store.open(key.alias)
+    with stubbed_signer(KeySpec.ED25519) as (_key, _store, _stubber, signer):
         for size in (0, 4097, 1 << 20):
             try:
                 signer.sign(os.urandom(size))
@@ -186,10 +193,7 @@ def scenario_ed25519_limits() -> str:
 
 
 def scenario_states(spec: KeySpec) -> str:
-    key = new_remote_key(spec)
-    with stubbed_store() as (store, stubber):
-        stub_open(stubber, key, key.alias)
-        signer = store.open(key.alias)
+    with stubbed_signer(spec) as (key, store, stubber, signer):
         request, _ = expected_request(key, b"m")
         stubber.add_client_error("sign", "DisabledException", f"{key.arn} is disabled.", 400, expected_params=request)
         stubber.add_client_error("sign", "KMSInvalidStateException", f"{key.arn} is pending deletion.", 400,
@@ -238,13 +242,9 @@ def scenario_list(spec: KeySpec) -> str:
 
 
 def scenario_async(spec: KeySpec) -> str:
-    key = new_remote_key(spec)
-    with stubbed_store() as (store, stubber):
-        stub_open(stubber, key, key.alias)
-        signer = store.open(key.alias)
+    with stubbed_signer(spec) as (key, _store, stubber, signer):
         request, signature = expected_request(key, b"async")
-        stubber.add_response("sign", {"KeyId": key.arn, "Signature": signature, "SigningAlgorithm": key.algorithm},
-                             request)
+        stub_sign(stubber, key, request, signature)
         got = asyncio.run(signer.sign_async(b"async"))
     signer.public_key.verify(got, b"async", signer.algorithm)
     return "sign_async sends the same RAW request and the signature verifies"

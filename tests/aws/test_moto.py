@@ -20,18 +20,11 @@ from typing import Any
 import pytest
 
 from backends.aws_kms import AwsKmsKeyStore, AwsKmsSigner, KeyDisabled
+from signers import errors
 from signers.algorithms import KeySpec, SignatureAlgorithm
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyExists,
-    KeyNotFound,
-    PermissionDenied,
-)
 from signers.signer import DigestSigner, DisablingKeyStore, RotatingKeyStore
-from tests.fixtures.moto import REGION, WRONG_SECRET_PROFILE, MotoKms, free_port
+from tests.fixtures.moto import REGION, WRONG_SECRET_PROFILE, MotoKms
+from tests.fixtures.ports import free_port
 
 MOTO_SPECS = [KeySpec.P256, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048, KeySpec.RSA3072, KeySpec.RSA4096]
 SIZES = [0, 1, 4096, 4097, 1 << 20]
@@ -102,7 +95,7 @@ def test_algorithm_from_uri_and_mismatch(store: AwsKmsKeyStore, name: str) -> No
     pkcs1 = store.open(signer.uri.replace("?", "?algorithm=RS384&"))
     assert pkcs1.algorithm is SignatureAlgorithm.RS384
     pkcs1.public_key.verify(pkcs1.sign(b"m"), b"m", SignatureAlgorithm.RS384)
-    with pytest.raises(AlgorithmNotSupported):
+    with pytest.raises(errors.AlgorithmNotSupported):
         store.open(name, SignatureAlgorithm.ES256)
 
 
@@ -148,14 +141,14 @@ def test_taken_alias_is_key_exists_and_leaves_no_key(store: AwsKmsKeyStore, moto
     store.create_key(name, KeySpec.P256)
     client = moto_server.client()
     before = len(client.list_keys()["Keys"])
-    with pytest.raises(KeyExists):
+    with pytest.raises(errors.KeyExists):
         store.create_key(name, KeySpec.P256)
     assert len(client.list_keys()["Keys"]) == before
 
 
 @pytest.mark.parametrize("bad", ["bad name!", "alias/aws/reserved"])
 def test_invalid_alias_refused(store: AwsKmsKeyStore, bad: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         store.create_key(bad, KeySpec.P256)
 
 
@@ -175,11 +168,11 @@ def test_delete_schedules_deletion_and_frees_the_name(store: AwsKmsKeyStore, mot
     metadata = moto_server.client().describe_key(KeyId=signer.key_arn)["KeyMetadata"]
     assert metadata["KeyState"] == "PendingDeletion"
     for way in (name, signer.key_arn):
-        with pytest.raises(KeyNotFound):
+        with pytest.raises(errors.KeyNotFound):
             store.open(way)
-    with pytest.raises(KeyNotFound, match="scheduled for deletion"):
+    with pytest.raises(errors.KeyNotFound, match="scheduled for deletion"):
         signer.sign(b"too late")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.delete_key(name)
     again = store.create_key(name, KeySpec.P256)  # the alias went with the delete
     assert again.key_arn != signer.key_arn
@@ -192,7 +185,7 @@ def test_disabled_key_is_a_typed_error_until_enabled(store: AwsKmsKeyStore, name
         signer.sign(b"m")
     with pytest.raises(KeyDisabled, match="Disabled"):
         store.open(name)
-    assert isinstance(KeyDisabled("x"), PermissionDenied)
+    assert isinstance(KeyDisabled("x"), errors.PermissionDenied)
     assert not {i.name: i for i in store.list_keys()}[name].enabled
     store.enable_key(name)
     signer.public_key.verify(signer.sign(b"m"), b"m")
@@ -212,15 +205,15 @@ def test_signer_keeps_its_key_when_the_alias_moves(store: AwsKmsKeyStore, moto_s
      "arn:aws:kms:us-east-1:123456789012:key/11111111-2222-3333-4444-555555555555", "not a key"],
 )
 def test_unknown_key_is_key_not_found(store: AwsKmsKeyStore, missing: str) -> None:
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open(missing)
 
 
-def test_key_from_another_endpoint_or_region_refused(store: AwsKmsKeyStore) -> None:
-    with pytest.raises(ConfigError):
-        store.open("awskms://127.0.0.1:1/alias/x?region=us-east-1")
-    with pytest.raises(ConfigError):
-        store.open("arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555")
+@pytest.mark.parametrize("foreign", ["awskms://127.0.0.1:1/alias/x?region=us-east-1",
+                                     "arn:aws:kms:eu-west-1:123456789012:key/11111111-2222-3333-4444-555555555555"])
+def test_key_from_another_endpoint_or_region_refused(store: AwsKmsKeyStore, foreign: str) -> None:
+    with pytest.raises(errors.ConfigError):
+        store.open(foreign)
 
 
 def test_ed25519_plain_moto_lacks_is_served_by_the_aws_emulator(store: AwsKmsKeyStore) -> None:
@@ -234,14 +227,14 @@ def test_ed25519_plain_moto_lacks_is_served_by_the_aws_emulator(store: AwsKmsKey
 
 def test_wrong_secret_is_authentication_failed(moto_store_uri: str, moto_server: MotoKms) -> None:
     store = AwsKmsKeyStore.from_uri(f"{moto_store_uri}&profile={WRONG_SECRET_PROFILE}")
-    with pytest.raises(AuthenticationFailed) as caught:
+    with pytest.raises(errors.AuthenticationFailed) as caught:
         list(store.list_keys())
     assert moto_server.secret_access_key not in str(caught.value)
 
 
 def test_unknown_access_key_is_authentication_failed(moto_store_uri: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAUNKNOWNKEY000000")
-    with pytest.raises(AuthenticationFailed, match="credentials rejected"):
+    with pytest.raises(errors.AuthenticationFailed, match="credentials rejected"):
         AwsKmsKeyStore.from_uri(moto_store_uri).open("anything")
 
 
@@ -250,7 +243,7 @@ def test_no_credentials_is_authentication_failed(moto_store_uri: str, monkeypatc
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    with pytest.raises(AuthenticationFailed):
+    with pytest.raises(errors.AuthenticationFailed):
         AwsKmsKeyStore.from_uri(moto_store_uri).open("anything")
 
 
@@ -260,24 +253,24 @@ def test_policy_without_sign_is_permission_denied(store: AwsKmsKeyStore, moto_st
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", moto_server.readonly_access_key_id)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", moto_server.readonly_secret_access_key)
     readonly = AwsKmsKeyStore.from_uri(moto_store_uri).open(name)  # DescribeKey + GetPublicKey are allowed
-    with pytest.raises(PermissionDenied, match="AccessDenied"):
+    with pytest.raises(errors.PermissionDenied, match="AccessDenied"):
         readonly.sign(b"m")
 
 
 def test_unknown_profile_and_missing_region_are_config_errors(moto_server: MotoKms,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         AwsKmsKeyStore.from_uri(f"awskms://127.0.0.1:{moto_server.port}/?profile=nobody")
     assert AwsKmsKeyStore.from_uri(f"awskms://127.0.0.1:{moto_server.port}/").region == REGION  # from AWS_REGION
     monkeypatch.delenv("AWS_REGION")
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    with pytest.raises(ConfigError, match="region"):
+    with pytest.raises(errors.ConfigError, match="region"):
         AwsKmsKeyStore.from_uri(f"awskms://127.0.0.1:{moto_server.port}/")
 
 
 def test_unreachable_is_backend_unavailable() -> None:
     store = AwsKmsKeyStore.from_uri(f"awskms://127.0.0.1:{free_port()}/?region={REGION}&max-attempts=2")
-    with pytest.raises(BackendUnavailable) as caught:
+    with pytest.raises(errors.BackendUnavailable) as caught:
         store.open("anything")
     assert caught.value.cause is not None and caught.value.__cause__ is caught.value.cause
 
@@ -314,7 +307,7 @@ def test_throttling_and_5xx_are_retried_then_backend_unavailable(status: int, er
     thread.start()
     try:
         uri = f"awskms://127.0.0.1:{server.server_address[1]}/?region={REGION}&max-attempts=3"
-        with pytest.raises(BackendUnavailable, match=error_type) as caught:
+        with pytest.raises(errors.BackendUnavailable, match=error_type) as caught:
             AwsKmsKeyStore.from_uri(uri).open("anything")
         assert server.attempts == 3  # standard retry mode: the first try and two retries
         assert caught.value.retryable
@@ -374,7 +367,7 @@ def test_sign_digest_sends_the_digest_once(store: AwsKmsKeyStore, name: str, spe
     digest = hashlib.new(str(signer.algorithm.hash_name), b"message").digest()
     signer.public_key.verify(signer.sign_digest(digest), b"message", signer.algorithm)
     assert recorder.requests[-1]["MessageType"] == "DIGEST" and recorder.requests[-1]["Message"] == digest
-    with pytest.raises(ConfigError, match="digest"):
+    with pytest.raises(errors.ConfigError, match="digest"):
         signer.sign_digest(digest[:-1])
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 
 from backends.azure_keyvault import AzureKeyVaultKeyStore
 from conformance.emulators.azure_keyvault import Handle
+from tests.fixtures.stores import opened, unique_name
 
 
 class StaticCredential:
@@ -40,14 +40,13 @@ def key_client(azure_emulator: Handle) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def store(azure_store_uri: str) -> Iterator[AzureKeyVaultKeyStore]:
-    with AzureKeyVaultKeyStore.from_uri(azure_store_uri) as s:
-        yield s
+    yield from opened(AzureKeyVaultKeyStore, azure_store_uri)
 
 
 @pytest.fixture
 def name() -> str:
     """A fresh key name, so tests sharing the session's vault never collide."""
-    return f"t-{uuid.uuid4().hex[:12]}"
+    return unique_name()
 
 
 @pytest.fixture

@@ -17,18 +17,11 @@ import pytest
 
 from backends.azure_keyvault import AzureKeyVaultKeyStore, AzureKeyVaultSigner
 from conformance.emulators.azure_keyvault import Handle
+from signers import errors
 from signers.algorithms import KeySpec, SignatureAlgorithm
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyExists,
-    KeyNotFound,
-    PermissionDenied,
-)
 from signers.signature_format import ecdsa_der_to_raw
-from tests.fixtures.azure import BAD_TOKEN_ENV, azure_uri, closed_port
+from tests.fixtures.azure import BAD_TOKEN_ENV, azure_uri
+from tests.fixtures.ports import free_port
 
 from .conftest import StaticCredential
 
@@ -85,7 +78,7 @@ def test_key_uri_round_trip_in_a_fresh_store(store: AzureKeyVaultKeyStore, azure
 
 def test_create_existing_name_is_key_exists(store: AzureKeyVaultKeyStore, name: str) -> None:
     store.create_key(name, "P-256")
-    with pytest.raises(KeyExists):
+    with pytest.raises(errors.KeyExists):
         store.create_key(name, "P-256")
 
 
@@ -94,13 +87,13 @@ def test_list_and_delete(store: AzureKeyVaultKeyStore, name: str) -> None:
     names = {info.name: info for info in store.list_keys()}
     assert name in names and names[name].uri.startswith("azurekms://")
     store.delete_key(name)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open(name)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open(signer.uri)
-    with pytest.raises(KeyExists):  # soft-deleted: the name is held until purged
+    with pytest.raises(errors.KeyExists):  # soft-deleted: the name is held until purged
         store.create_key(name, "P-256")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.delete_key(name)
 
 
@@ -114,29 +107,29 @@ def test_delete_with_purge_frees_the_name(azure_emulator: Handle, name: str) -> 
 @pytest.mark.parametrize("spec", [KeySpec.ED25519, KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87])
 def test_specs_azure_lacks_are_refused_with_the_reason(store: AzureKeyVaultKeyStore, name: str, spec: KeySpec) -> None:
     assert spec not in store.capabilities.key_specs
-    with pytest.raises(AlgorithmNotSupported, match="Azure Key Vault does not offer"):
+    with pytest.raises(errors.AlgorithmNotSupported, match="Azure Key Vault does not offer"):
         store.create_key(name, spec)
 
 
 def test_wrong_algorithm_for_key(store: AzureKeyVaultKeyStore, name: str) -> None:
     store.create_key(name, "P-256")
-    with pytest.raises(AlgorithmNotSupported):
+    with pytest.raises(errors.AlgorithmNotSupported):
         store.open(name, "ES384")
 
 
 def test_unknown_key(store: AzureKeyVaultKeyStore) -> None:
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open("no-such-key")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open("no-such-key/0123456789abcdef0123456789abcdef")
 
 
 def test_wrong_token_is_authentication_failed(azure_emulator: Handle, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     with AzureKeyVaultKeyStore.from_uri(azure_uri(azure_emulator, BAD_TOKEN_ENV)) as bad:
-        with pytest.raises(AuthenticationFailed) as info:
+        with pytest.raises(errors.AuthenticationFailed) as info:
             bad.open("anything")
-        with pytest.raises(AuthenticationFailed):
+        with pytest.raises(errors.AuthenticationFailed):
             list(bad.list_keys())
     secret = os.environ[BAD_TOKEN_ENV]
     assert secret not in str(info.value) and secret not in repr(bad) and secret not in bad.uri
@@ -156,9 +149,9 @@ def test_missing_permission_is_permission_denied(azure_emulator: Handle, store: 
     monkeypatch.setenv("KEYPLANE_TEST_AZURE_READER", "get-only")
     with AzureKeyVaultKeyStore.from_uri(azure_uri(azure_emulator, "KEYPLANE_TEST_AZURE_READER")) as reader:
         signer = reader.open(name)
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(errors.PermissionDenied):
             signer.sign(b"not allowed")
-        with pytest.raises(PermissionDenied):
+        with pytest.raises(errors.PermissionDenied):
             reader.create_key(f"{name}-2", "P-256")
 
 
@@ -173,7 +166,7 @@ def test_throttled_sign_is_retried(faults: Handle, store: AzureKeyVaultKeyStore,
 def test_persistent_5xx_is_backend_unavailable(faults: Handle, store: AzureKeyVaultKeyStore, name: str) -> None:
     signer = store.create_key(name, "P-256")
     faults.fail_next(503, count=100, retry_after=0.05)
-    with pytest.raises(BackendUnavailable) as info:
+    with pytest.raises(errors.BackendUnavailable) as info:
         signer.sign(b"never")
     assert info.value.cause is not None and info.value.__cause__ is info.value.cause
     faults.clear_faults()
@@ -187,16 +180,16 @@ def test_huge_retry_after_is_bounded(faults: Handle, azure_emulator: Handle, nam
         s.create_key(name, "P-256")
         faults.fail_next(429, count=5, retry_after=3600)
         started = time.monotonic()
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(errors.BackendUnavailable):
             s.open(name)
         assert time.monotonic() - started < 30
 
 
 def test_unreachable_vault_is_backend_unavailable(azure_emulator: Handle) -> None:
-    port = closed_port()
+    port = free_port()
     uri = f"azurekms://127.0.0.1:{port}?ca-bundle={azure_emulator.ca_pem_path}&token-source=env:{BAD_TOKEN_ENV}"
     started = time.monotonic()
-    with AzureKeyVaultKeyStore.from_uri(uri) as s, pytest.raises(BackendUnavailable):
+    with AzureKeyVaultKeyStore.from_uri(uri) as s, pytest.raises(errors.BackendUnavailable):
         s.open("k")
     assert time.monotonic() - started < 10
 
@@ -226,15 +219,15 @@ def test_uri_forms(uri: str, url: str, managed: bool) -> None:
     "awskms:///alias/x",
 ])
 def test_bad_uris_are_config_errors(uri: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         AzureKeyVaultKeyStore.from_uri(uri)
 
 
 def test_bad_names_and_foreign_uris(store: AzureKeyVaultKeyStore) -> None:
     for bad in ("under_score", "a/b/c", "", "other.vault:x"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(errors.ConfigError):
             store.open(bad)
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         store.open("azurekms://elsewhere.vault.azure.net/k")
 
 
@@ -281,7 +274,7 @@ def test_managed_hsm_and_premium_hsm_keys(monkeypatch: pytest.MonkeyPatch) -> No
             rotated = s.rotate_key("hsm-p-256")
             assert s._client.get_key("hsm-p-256", rotated.version).key_type.value == "EC-HSM"
         with AzureKeyVaultKeyStore.from_uri(azure_uri(hsm, "KEYPLANE_TEST_AZURE_HSM_TOKEN")) as plain, \
-                pytest.raises(ConfigError, match="Managed HSM"):
+                pytest.raises(errors.ConfigError, match="Managed HSM"):
             plain.create_key("software-key", KeySpec.P256)
 
 

@@ -75,28 +75,54 @@ class LeakyStore(_FileLike):
         return super().open(uri_or_name, algorithm)
 
 
-class CrashingSigner(_Wrapped):
-    """Kills the interpreter with SIGSEGV when two P-256 signatures overlap, as a non-thread-safe HSM module does."""
+class _OverlapSigner(_Wrapped):
+    """A signer whose P-256 signatures misbehave when two overlap (a non-thread-safe module); others pass.
 
-    _lock = threading.Lock()
-    _in_flight = 0
-    _crashed = False
+    Each subclass counts its own signatures in flight; `overlap` decides (under the lock)
+    whether this call misbehaves, and `misbehave` is the defect.
+    """
+
+    _lock: threading.Lock
+    _in_flight: int
+
+    def __init_subclass__(cls) -> None:
+        cls._lock, cls._in_flight = threading.Lock(), 0
+
+    def overlap(self, overlapping: bool) -> bool:
+        return overlapping
+
+    def misbehave(self) -> None:
+        raise NotImplementedError
 
     def sign(self, message: bytes) -> bytes:
         if self.spec is not KeySpec.P256:
             return self.inner.sign(message)
-        with self._lock:
-            CrashingSigner._in_flight += 1
-            crash = CrashingSigner._in_flight > 1 and not CrashingSigner._crashed
-            CrashingSigner._crashed |= crash  # one signal: a second one would cut faulthandler's report short
+        cls = type(self)
+        with cls._lock:
+            cls._in_flight += 1
+            bad = self.overlap(cls._in_flight > 1)
         try:
-            if crash:
-                os.kill(os.getpid(), signal.SIGSEGV)
+            if bad:
+                self.misbehave()
             time.sleep(0.001)  # holds the "session" long enough for concurrent callers to collide
             return self.inner.sign(message)
         finally:
-            with self._lock:
-                CrashingSigner._in_flight -= 1
+            with cls._lock:
+                cls._in_flight -= 1
+
+
+class CrashingSigner(_OverlapSigner):
+    """Kills the interpreter with SIGSEGV when two P-256 signatures overlap, as a non-thread-safe HSM module does."""
+
+    _crashed = False
+
+    def overlap(self, overlapping: bool) -> bool:
+        crash = overlapping and not CrashingSigner._crashed
+        CrashingSigner._crashed |= crash  # one signal: a second one would cut faulthandler's report short
+        return crash
+
+    def misbehave(self) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)
 
 
 class CrashingStore(_FileLike):
@@ -104,26 +130,11 @@ class CrashingStore(_FileLike):
         return CrashingSigner(signer)
 
 
-class HangingSigner(_Wrapped):
+class HangingSigner(_OverlapSigner):
     """Blocks forever (well, a minute) when two P-256 signatures overlap: a deadlocked driver."""
 
-    _lock = threading.Lock()
-    _in_flight = 0
-
-    def sign(self, message: bytes) -> bytes:
-        if self.spec is not KeySpec.P256:
-            return self.inner.sign(message)
-        with self._lock:
-            HangingSigner._in_flight += 1
-            overlapping = HangingSigner._in_flight > 1
-        try:
-            if overlapping:
-                threading.Event().wait(60)  # the defect under test: never returns in time
-            time.sleep(0.001)
-            return self.inner.sign(message)
-        finally:
-            with self._lock:
-                HangingSigner._in_flight -= 1
+    def misbehave(self) -> None:
+        threading.Event().wait(60)  # the defect under test: never returns in time
 
 
 class HangingStore(_FileLike):

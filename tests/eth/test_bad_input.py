@@ -7,12 +7,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import signers
 from signers.algorithms import KeySpec
 from signers.errors import AlgorithmNotSupported, ConfigError, InvalidSignature
 from signers.eth import Authorization, EthSigner, SpendLimit, SpendLimitExceeded, sign_authorization, sign_hash
-from signers.eth.recoverable import recover_address
+from signers.eth.recoverable import SECP256K1_ORDER, recover_address
 from signers.eth.x402 import pay
 from signers.signer import Signer
 
@@ -171,3 +172,25 @@ def test_the_eip712_example_key_recovers_the_example_address(file_store_uri: str
         assert eth.address == COW_ADDRESS
         signature = eth.sign_typed_data(MAIL)
     assert Account.recover_message(encode_typed_data(full_message=MAIL), signature=signature) == COW_ADDRESS
+
+
+class _Answers:
+    """A back end that returns fixed bytes for every digest (a forged or broken HSM)."""
+
+    def __init__(self, inner: Any, answer: bytes) -> None:
+        self.public_key, self.key_id, self.algorithm, self.uri = inner.public_key, inner.key_id, inner.algorithm, inner.uri
+        self.answer = answer
+
+    def sign_digest(self, digest: bytes) -> bytes:
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [
+    encode_dss_signature(12345, 67890),  # well-formed DER, not a signature by this key
+    encode_dss_signature(SECP256K1_ORDER, 1),  # r out of range
+    encode_dss_signature(1, 0),  # s zero
+    b"\x30\x03\x02\x01",  # not DER
+])
+def test_a_forged_or_malformed_back_end_signature_is_refused(counted: Counting, answer: bytes) -> None:
+    with pytest.raises(InvalidSignature):
+        sign_hash(_Answers(counted.inner, answer), b"\x07" * 32)  # type: ignore[arg-type]

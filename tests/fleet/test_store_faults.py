@@ -6,6 +6,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import psycopg
 import pytest
@@ -77,36 +78,36 @@ def test_missing_redis_password_is_authentication_failed(redis_with_password: Pr
         open_state(redis_with_password.uri)
 
 
-def test_a_schema_from_a_newer_keyplane_is_refused_and_untouched(postgres_uri: str) -> None:
+@contextmanager
+def empty_database(postgres_uri: str, label: str) -> Iterator[str]:
+    """The URI of a new, empty database on the test server, dropped afterwards."""
     base, _, _ = postgres_uri.rpartition("/")
-    name = f"keyplane_newer_{os.getpid()}"
+    name = f"keyplane_{label}_{os.getpid()}"
     with psycopg.connect(postgres_uri, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(postgres_uri, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_schema_from_a_newer_keyplane_is_refused_and_untouched(postgres_uri: str) -> None:
+    with empty_database(postgres_uri, "newer") as uri:
+        with psycopg.connect(uri, autocommit=True) as conn:
             conn.execute("CREATE TABLE keyplane_schema (id int PRIMARY KEY, version int NOT NULL)")
             conn.execute("INSERT INTO keyplane_schema VALUES (1, %s)", (LATEST + 1,))
         with pytest.raises(ConfigError, match="newer than this keyplane"):
-            open_state(f"{base}/{name}")
-        with psycopg.connect(f"{base}/{name}", autocommit=True) as conn:
+            open_state(uri)
+        with psycopg.connect(uri, autocommit=True) as conn:
             tables = {r[0] for r in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE tablename LIKE 'keyplane%'").fetchall()}
         assert tables == {"keyplane_schema"}  # nothing created
-    finally:
-        with psycopg.connect(postgres_uri, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_migrate_false_refuses_an_unmigrated_database(postgres_uri: str) -> None:
-    base, _, _ = postgres_uri.rpartition("/")
-    name = f"keyplane_fresh_{os.getpid()}"
-    with psycopg.connect(postgres_uri, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
+    with empty_database(postgres_uri, "fresh") as uri:
         with pytest.raises(ConfigError, match="keyplane store migrate"):
-            open_state(f"{base}/{name}?migrate=false")
-        with open_state(f"{base}/{name}") as state:  # the default migrates
+            open_state(f"{uri}?migrate=false")
+        with open_state(uri) as state:  # the default migrates
             state.revocations().revoke("first")
-    finally:
-        with psycopg.connect(postgres_uri, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -7,7 +7,6 @@ versions were destroyed is never signed with; URI numbers are typed.
 from __future__ import annotations
 
 import hashlib
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,20 +18,11 @@ from signers.algorithms import KeySpec, SignatureAlgorithm
 from signers.errors import AlgorithmNotSupported, ConfigError, KeyDisabled, KeyExists, KeyNotFound
 from signers.signer import DigestSigner, DisablingKeyStore, RotatingKeyStore, capabilities_of
 from tests.fixtures.gcp import TOKEN_ENV
+from tests.fixtures.stores import unique_name
 
 gcp_kms = pytest.importorskip("backends.gcp_kms", reason="backends.gcp_kms failed to import (keyplane[gcp])")
 emulator = pytest.importorskip("conformance.emulators.gcp_kms", reason="the GCP emulator needs keyplane[gcp]")
 GcpKmsKeyStore = gcp_kms.GcpKmsKeyStore
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def store(gcp_store_uri: str) -> Iterator[Any]:
-    with GcpKmsKeyStore.from_uri(gcp_store_uri) as s:
-        yield s
 
 
 def test_protocols_are_discovered(store: Any) -> None:
@@ -44,7 +34,7 @@ def test_protocols_are_discovered(store: Any) -> None:
 
 
 def test_sign_digest_ecdsa_is_not_hashed_again(store: Any, gcp_emulator: Any) -> None:
-    signer = store.create_key(_name("dg"), KeySpec.SECP256K1)
+    signer = store.create_key(unique_name("dg"), KeySpec.SECP256K1)
     assert isinstance(signer, DigestSigner)
     digest = hashlib.sha3_256(b"an Ethereum-style Keccak-sized digest").digest()
     signature = signer.sign_digest(digest)
@@ -58,7 +48,7 @@ def test_sign_digest_ecdsa_is_not_hashed_again(store: Any, gcp_emulator: Any) ->
 
 
 def test_sign_digest_rsa_pkcs1(store: Any) -> None:
-    signer = store.create_key(_name("dgr"), KeySpec.RSA2048, algorithm="RS256")
+    signer = store.create_key(unique_name("dgr"), KeySpec.RSA2048, algorithm="RS256")
     digest = hashlib.sha256(b"m").digest()
     key = signer.public_key.key
     assert isinstance(key, rsa.RSAPublicKey)
@@ -67,13 +57,13 @@ def test_sign_digest_rsa_pkcs1(store: Any) -> None:
 
 @pytest.mark.parametrize("spec", [KeySpec.ED25519, KeySpec.ML_DSA_44])
 def test_sign_digest_refused_without_a_digest_form(store: Any, spec: KeySpec) -> None:
-    signer = store.create_key(_name("nd"), spec)
+    signer = store.create_key(unique_name("nd"), spec)
     with pytest.raises(AlgorithmNotSupported):
         signer.sign_digest(bytes(32))
 
 
 def test_disable_and_enable(store: Any) -> None:
-    name = _name("dis")
+    name = unique_name("dis")
     signer = store.create_key(name, KeySpec.P256)
     rotated = store.rotate_key(name)
     store.disable_key(name)
@@ -89,11 +79,11 @@ def test_disable_and_enable(store: Any) -> None:
         assert s.public_key.is_valid(s.sign(b"x"), b"x", s.algorithm)
     assert store.open(name).version_name == rotated.version_name
     with pytest.raises(KeyNotFound):
-        store.disable_key(_name("missing"))
+        store.disable_key(unique_name("missing"))
 
 
 def test_rotate_key_with_the_one_signature(store: Any, gcp_emulator: Any) -> None:
-    name = _name("rot")
+    name = unique_name("rot")
     first = store.create_key(name, KeySpec.RSA2048, algorithm="PS256")
     second = store.rotate_key(name, SignatureAlgorithm.PS256)
     assert second.version != first.version and second.public_key != first.public_key
@@ -106,7 +96,7 @@ def test_rotate_key_with_the_one_signature(store: Any, gcp_emulator: Any) -> Non
 
 
 def test_destroyed_key_is_never_signed_with_and_its_name_stays_taken(store: Any) -> None:
-    name = _name("gone")
+    name = unique_name("gone")
     old = store.create_key(name, KeySpec.P256)
     store.delete_key(name)
     with pytest.raises(KeyNotFound):
@@ -142,11 +132,11 @@ def _tls_uri(handle: Any, extra: str = "") -> str:
 
 def test_untrusted_tls_certificate_is_a_config_error_naming_ca_bundle(tls_emulator: Any) -> None:
     with GcpKmsKeyStore.from_uri(_tls_uri(tls_emulator)) as store, pytest.raises(ConfigError, match="ca-bundle"):
-        store.create_key(_name("tls"), KeySpec.P256)
+        store.create_key(unique_name("tls"), KeySpec.P256)
     assert tls_emulator.calls == {}  # nothing got through the handshake
 
 
 def test_ca_bundle_trusts_a_private_endpoint(tls_emulator: Any) -> None:
     with GcpKmsKeyStore.from_uri(_tls_uri(tls_emulator, f"&ca-bundle={tls_emulator.ca_pem_path}")) as store:
-        signer = store.create_key(_name("tls"), KeySpec.P256)
+        signer = store.create_key(unique_name("tls"), KeySpec.P256)
         assert signer.public_key.is_valid(signer.sign(b"over TLS"), b"over TLS", signer.algorithm)

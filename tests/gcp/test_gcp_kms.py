@@ -15,47 +15,29 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from signers import errors
 from signers.algorithms import KeySpec, SignatureAlgorithm
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyExists,
-    KeyNotFound,
-    PermissionDenied,
-)
 from signers.keys import PublicKey
-from tests.fixtures.gcp import BAD_TOKEN_ENV, PROJECT, closed_loopback_port, key_ring_uri
+from tests.fixtures.gcp import BAD_TOKEN_ENV, PROJECT, key_ring_uri
+from tests.fixtures.ports import free_port
+from tests.fixtures.stores import unique_name
 
 gcp_kms = pytest.importorskip("backends.gcp_kms", reason="backends.gcp_kms failed to import")
 kms_v1 = pytest.importorskip("google.cloud.kms_v1", reason="google-cloud-kms not installed (keyplane[gcp])")
 grpc = pytest.importorskip("grpc", reason="grpcio not installed (keyplane[gcp])")
 
 GcpKmsKeyStore = gcp_kms.GcpKmsKeyStore
-gcp_store = pytest.importorskip("backends.gcp_kms.store", reason="backends.gcp_kms failed to import")
+gcp_retry = pytest.importorskip("backends.gcp_kms.retry", reason="backends.gcp_kms failed to import")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture(scope="module")
-def store(gcp_store_uri: str) -> Iterator[Any]:
-    with GcpKmsKeyStore.from_uri(gcp_store_uri) as s:
-        yield s
 
 
 @pytest.fixture(scope="module")
 def p256(store: Any) -> Any:
-    return store.create_key(_name("p256"), KeySpec.P256)
+    return store.create_key(unique_name("p256"), KeySpec.P256)
 
 
 # -- the emulator speaks the real wire protocol -------------------------------------------------
@@ -68,7 +50,7 @@ def test_raw_sdk_client_signs_against_the_emulator(gcp_emulator: Any, gcp_token:
     client = kms_v1.KeyManagementServiceClient(transport=KeyManagementServiceGrpcTransport(channel=channel))
     auth = [("authorization", f"Bearer {gcp_token}")]
     parent = f"projects/{PROJECT}/locations/global"
-    ring = client.create_key_ring(parent=parent, key_ring_id=_name("raw"), key_ring={}, metadata=auth)
+    ring = client.create_key_ring(parent=parent, key_ring_id=unique_name("raw"), key_ring={}, metadata=auth)
     key = client.create_crypto_key(parent=ring.name, crypto_key_id="k", metadata=auth, crypto_key={
         "purpose": "ASYMMETRIC_SIGN", "version_template": {"algorithm": "EC_SIGN_P384_SHA384"}})
     version = f"{key.name}/cryptoKeyVersions/1"
@@ -95,7 +77,7 @@ def test_raw_sdk_client_signs_against_the_emulator(gcp_emulator: Any, gcp_token:
 
 @pytest.mark.parametrize("spec", list(KeySpec), ids=str)
 def test_create_open_sign_verify(store: Any, spec: KeySpec) -> None:
-    signer = store.create_key(_name("spec"), spec)
+    signer = store.create_key(unique_name("spec"), spec)
     assert signer.algorithm is spec.default_algorithm
     assert signer.uri.endswith("/cryptoKeyVersions/1?" + store.uri.split("?", 1)[1])
     for message in (b"", b"x", os.urandom(4097)):
@@ -107,7 +89,7 @@ def test_create_open_sign_verify(store: Any, spec: KeySpec) -> None:
 
 @pytest.mark.parametrize("spec", [KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87], ids=str)
 def test_mldsa_external_mu_signs_long_messages(store: Any, spec: KeySpec) -> None:
-    signer = store.create_key(_name("mu"), spec)
+    signer = store.create_key(unique_name("mu"), spec)
     assert signer.gcp_algorithm.endswith("_EXTERNAL_MU")
     message = os.urandom(1 << 20)
     signature = signer.sign(message)
@@ -116,15 +98,15 @@ def test_mldsa_external_mu_signs_long_messages(store: Any, spec: KeySpec) -> Non
 
 
 def test_pure_mldsa_and_ed25519_refuse_messages_over_64k(store: Any) -> None:
-    pure = store.create_key(_name("pure"), KeySpec.ML_DSA_65, external_mu=False)
+    pure = store.create_key(unique_name("pure"), KeySpec.ML_DSA_65, external_mu=False)
     assert pure.gcp_algorithm == "PQ_SIGN_ML_DSA_65"
     limit = os.urandom(64 * 1024)
     pure.public_key.verify(pure.sign(limit), limit, pure.algorithm)
-    with pytest.raises(AlgorithmNotSupported, match="external_mu=True"):
+    with pytest.raises(errors.AlgorithmNotSupported, match="external_mu=True"):
         pure.sign(limit + b"!")
-    ed = store.create_key(_name("ed"), KeySpec.ED25519)
+    ed = store.create_key(unique_name("ed"), KeySpec.ED25519)
     ed.public_key.verify(ed.sign(limit), limit, ed.algorithm)
-    with pytest.raises(AlgorithmNotSupported, match="at most 65536 bytes"):
+    with pytest.raises(errors.AlgorithmNotSupported, match="at most 65536 bytes"):
         ed.sign(limit + b"!")
 
 
@@ -134,19 +116,19 @@ def test_pure_mldsa_and_ed25519_refuse_messages_over_64k(store: Any) -> None:
     (KeySpec.RSA4096, SignatureAlgorithm.RS512, "RSA_SIGN_PKCS1_4096_SHA512"),
 ], ids=lambda v: str(v))
 def test_rsa_algorithms(store: Any, spec: KeySpec, algorithm: SignatureAlgorithm, gcp_algorithm: str) -> None:
-    signer = store.create_key(_name("rsa"), spec, algorithm=algorithm)
+    signer = store.create_key(unique_name("rsa"), spec, algorithm=algorithm)
     assert (signer.algorithm, signer.gcp_algorithm) == (algorithm, gcp_algorithm)
     signer.public_key.verify(signer.sign(b"rsa"), b"rsa", algorithm)
     assert store.open(signer.uri).algorithm is algorithm  # the version's algorithm is fixed and reported
-    with pytest.raises(AlgorithmNotSupported, match="fixed"):
+    with pytest.raises(errors.AlgorithmNotSupported, match="fixed"):
         store.open(signer.uri, algorithm=SignatureAlgorithm.PS256 if algorithm.is_pss is False else "RS256")
 
 
 def test_algorithms_cloud_kms_lacks_are_refused(store: Any) -> None:
-    with pytest.raises(AlgorithmNotSupported):
-        store.create_key(_name("x"), KeySpec.RSA2048, algorithm=SignatureAlgorithm.PS512)
-    with pytest.raises(AlgorithmNotSupported):
-        store.create_key(_name("x"), KeySpec.RSA3072, algorithm=SignatureAlgorithm.RS384)
+    with pytest.raises(errors.AlgorithmNotSupported):
+        store.create_key(unique_name("x"), KeySpec.RSA2048, algorithm=SignatureAlgorithm.PS512)
+    with pytest.raises(errors.AlgorithmNotSupported):
+        store.create_key(unique_name("x"), KeySpec.RSA3072, algorithm=SignatureAlgorithm.RS384)
 
 
 def test_every_cloud_kms_algorithm_is_in_the_table() -> None:
@@ -176,9 +158,9 @@ def test_sign_async_concurrently(p256: Any) -> None:
 
 
 def test_rotate_pin_list_and_delete(store: Any) -> None:
-    name = _name("rot")
+    name = unique_name("rot")
     v1 = store.create_key(name, KeySpec.P256)
-    with pytest.raises(KeyExists):
+    with pytest.raises(errors.KeyExists):
         store.create_key(name, KeySpec.P256)
     v2 = store.rotate_key(name)
     assert v2.uri.split("?")[0].endswith(f"{name}/cryptoKeyVersions/2")
@@ -190,18 +172,18 @@ def test_rotate_pin_list_and_delete(store: Any) -> None:
     assert listed[name].version == "2" and listed[name].spec is KeySpec.P256 and listed[name].enabled
     store.delete_key(f"{name}/cryptoKeyVersions/2")  # one version
     assert store.open(name).key_id == v1.key_id
-    with pytest.raises(KeyNotFound, match="DESTROY_SCHEDULED"):
+    with pytest.raises(errors.KeyNotFound, match="DESTROY_SCHEDULED"):
         store.open(v2.uri)
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         v2.sign(b"after destroy")
     store.delete_key(name)  # the rest
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open(name)
     assert not {info.name: info for info in store.list_keys()}[name].enabled
 
 
 def test_list_keys_pages_through_many_keys(gcp_emulator: Any) -> None:
-    ring = _name("many")
+    ring = unique_name("many")
     with GcpKmsKeyStore.from_uri(key_ring_uri(gcp_emulator.address, ring)) as s:
         names = {s.create_key(f"k{i:03d}", KeySpec.ED25519).uri.split("/cryptoKeys/")[1].split("/")[0]
                  for i in range(105)}
@@ -209,7 +191,7 @@ def test_list_keys_pages_through_many_keys(gcp_emulator: Any) -> None:
 
 
 def test_open_by_uri_from_another_key_ring_is_refused(store: Any, gcp_emulator: Any) -> None:
-    with pytest.raises(ConfigError, match="not in key ring"):
+    with pytest.raises(errors.ConfigError, match="not in key ring"):
         store.open(key_ring_uri(gcp_emulator.address, "elsewhere").split("?")[0] + "/cryptoKeys/k")
 
 
@@ -228,7 +210,7 @@ def test_signers_open_through_the_registry(gcp_store_uri: str, p256: Any) -> Non
 @pytest.mark.parametrize("damage", ["crc32c", "signature_crc32c", "verified_crc32c", "name", "signature"])
 def test_damaged_sign_answer_is_refused(gcp_emulator: Any, p256: Any, damage: str) -> None:
     gcp_emulator.corrupt_next = damage
-    with pytest.raises(BackendUnavailable, match="no signature returned"):
+    with pytest.raises(errors.BackendUnavailable, match="no signature returned"):
         p256.sign(b"integrity")
     assert gcp_emulator.corrupt_next is None  # the emulator really damaged that answer
     p256.public_key.verify(p256.sign(b"integrity"), b"integrity", p256.algorithm)
@@ -236,22 +218,22 @@ def test_damaged_sign_answer_is_refused(gcp_emulator: Any, p256: Any, damage: st
 
 def test_request_damaged_in_transit_is_backend_unavailable(gcp_emulator: Any, p256: Any) -> None:
     gcp_emulator.corrupt_next = "request"
-    with pytest.raises(BackendUnavailable, match="checksum"):
+    with pytest.raises(errors.BackendUnavailable, match="checksum"):
         p256.sign(b"integrity")
     assert gcp_emulator.corrupt_next is None
 
 
 def test_corrupt_next_crc32c_flag(gcp_emulator: Any, store: Any) -> None:
-    ed = store.create_key(_name("crc"), KeySpec.ED25519)  # data_crc32c path
+    ed = store.create_key(unique_name("crc"), KeySpec.ED25519)  # data_crc32c path
     gcp_emulator.corrupt_next_crc32c = True
-    with pytest.raises(BackendUnavailable, match="CRC32C"):
+    with pytest.raises(errors.BackendUnavailable, match="CRC32C"):
         ed.sign(b"integrity")
     ed.public_key.verify(ed.sign(b"integrity"), b"integrity", ed.algorithm)
 
 
 def test_damaged_public_key_is_refused(gcp_emulator: Any, store: Any, p256: Any) -> None:
     gcp_emulator.corrupt_next = "public_key_crc32c"
-    with pytest.raises(BackendUnavailable, match="CRC32C"):
+    with pytest.raises(errors.BackendUnavailable, match="CRC32C"):
         store.open(p256.uri)
 
 
@@ -272,35 +254,34 @@ def test_emulator_refuses_a_request_whose_checksum_is_wrong(gcp_emulator: Any, g
 # -- errors ------------------------------------------------------------------------------------
 
 
-def test_unknown_key(store: Any) -> None:
-    with pytest.raises(KeyNotFound):
-        store.open("no-such-key")
-    with pytest.raises(KeyNotFound):
-        store.open("no-such-key/cryptoKeyVersions/1")
+@pytest.mark.parametrize("missing", ["no-such-key", "no-such-key/cryptoKeyVersions/1"])
+def test_unknown_key(store: Any, missing: str) -> None:
+    with pytest.raises(errors.KeyNotFound):
+        store.open(missing)
 
 
 def test_wrong_token_is_authentication_failed(gcp_emulator: Any) -> None:
     uri = key_ring_uri(gcp_emulator.address, "tests", BAD_TOKEN_ENV)
-    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(AuthenticationFailed) as excinfo:
+    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(errors.AuthenticationFailed) as excinfo:
         list(s.list_keys())
     assert os.environ[BAD_TOKEN_ENV] not in str(excinfo.value)
 
 
 def test_missing_token_is_authentication_failed(gcp_emulator: Any) -> None:
     uri = f"gcpkms://projects/{PROJECT}/locations/global/keyRings/tests?endpoint={gcp_emulator.address}&insecure=true"
-    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(AuthenticationFailed):
+    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(errors.AuthenticationFailed):
         s.open("anything")
 
 
 def test_other_project_is_permission_denied(gcp_emulator: Any) -> None:
     uri = key_ring_uri(gcp_emulator.address, "r", project="someone-else")
-    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(PermissionDenied):
+    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(errors.PermissionDenied):
         s.create_key("k", KeySpec.P256)
 
 
 def test_unreachable_is_backend_unavailable() -> None:
-    uri = key_ring_uri(f"127.0.0.1:{closed_loopback_port()}", "r") + "&timeout=3"
-    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(BackendUnavailable) as excinfo:
+    uri = key_ring_uri(f"127.0.0.1:{free_port()}", "r") + "&timeout=3"
+    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(errors.BackendUnavailable) as excinfo:
         s.open("k")
     assert excinfo.value.cause is not None and excinfo.value.__cause__ is excinfo.value.cause
 
@@ -308,16 +289,16 @@ def test_unreachable_is_backend_unavailable() -> None:
 def test_unavailable_is_retried(gcp_emulator: Any, p256: Any) -> None:
     gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, 2)
     p256.public_key.verify(p256.sign(b"retry"), b"retry", p256.algorithm)
-    gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, gcp_store._ATTEMPTS)
-    with pytest.raises(BackendUnavailable):
+    gcp_emulator.fail_next(grpc.StatusCode.UNAVAILABLE, gcp_retry.ATTEMPTS)
+    with pytest.raises(errors.BackendUnavailable):
         p256.sign(b"retry")
 
 
 def test_create_is_not_retried_on_deadline(gcp_emulator: Any, store: Any) -> None:
     store.ensure_key_ring()
     gcp_emulator.fail_next(grpc.StatusCode.DEADLINE_EXCEEDED, 1)
-    with pytest.raises(BackendUnavailable):
-        store.create_key(_name("dl"), KeySpec.P256)
+    with pytest.raises(errors.BackendUnavailable):
+        store.create_key(unique_name("dl"), KeySpec.P256)
 
 
 @pytest.mark.parametrize("uri", [
@@ -330,13 +311,13 @@ def test_create_is_not_retried_on_deadline(gcp_emulator: Any, store: Any) -> Non
     "awskms:///alias/x",
 ])
 def test_bad_uris_are_config_errors(uri: str) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(errors.ConfigError):
         GcpKmsKeyStore.from_uri(uri)
 
 
 def test_bad_names_are_config_errors(store: Any) -> None:
     for name in ("", "a/b", "x" * 64, "k/cryptoKeyVersions/x"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(errors.ConfigError):
             store.open(name)
 
 
@@ -347,7 +328,7 @@ def test_store_and_key_uris_round_trip(gcp_emulator: Any, gcp_store_uri: str, p2
     triple = gcp_store_uri.replace("gcpkms://projects/", "gcpkms:///projects/")
     assert GcpKmsKeyStore.from_uri(triple).key_ring == from_key.key_ring
     from_key.close()
-    with pytest.raises(ConfigError, match="closed"):
+    with pytest.raises(errors.ConfigError, match="closed"):
         from_key.open(p256.uri)
 
 
@@ -362,7 +343,7 @@ def test_token_never_shows(gcp_emulator: Any, gcp_token: str, store: Any, p256: 
     signer.sign(b"logged")
     with GcpKmsKeyStore.from_uri(key_ring_uri(gcp_emulator.address, "tests", BAD_TOKEN_ENV)) as bad:
         texts.append(repr(bad))
-        with pytest.raises(AuthenticationFailed) as excinfo:
+        with pytest.raises(errors.AuthenticationFailed) as excinfo:
             bad.open("k")
     texts += [str(excinfo.value), repr(excinfo.value), str(excinfo.value.__cause__)]
     texts += [r.getMessage() + repr(r.__dict__) for r in caplog.records]
@@ -382,7 +363,7 @@ def test_import_is_lazy() -> None:
 
 
 def test_emulator_command_serves_until_interrupted(tmp_path: Any) -> None:
-    port = closed_loopback_port()
+    port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "signers.cli", "emulator", "gcp", "--port", str(port)],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -429,9 +410,9 @@ def test_injected_client(gcp_emulator: Any, gcp_token: str) -> None:
 
 
 def test_tls_endpoint_with_static_token_is_backend_unavailable_when_closed(gcp_token: str) -> None:
-    uri = (f"gcpkms://projects/{PROJECT}/locations/global/keyRings/r?endpoint=127.0.0.1:{closed_loopback_port()}"
+    uri = (f"gcpkms://projects/{PROJECT}/locations/global/keyRings/r?endpoint=127.0.0.1:{free_port()}"
            "&token-source=env:KEYPLANE_TEST_GCP_TOKEN&timeout=3")
-    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(BackendUnavailable) as excinfo:
+    with GcpKmsKeyStore.from_uri(uri) as s, pytest.raises(errors.BackendUnavailable) as excinfo:
         s.open("k")
     assert gcp_token not in str(excinfo.value)
 

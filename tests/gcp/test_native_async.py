@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -25,12 +25,6 @@ class _NoWorkerThreads(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         raise AssertionError(f"sign_async ran {fn!r} in a worker thread")
-
-
-@pytest.fixture(scope="module")
-def store(gcp_store_uri: str) -> Iterator[Any]:
-    with gcp_kms.GcpKmsKeyStore.from_uri(gcp_store_uri) as s:
-        yield s
 
 
 @pytest.mark.parametrize("spec", [KeySpec.P256, KeySpec.ED25519, KeySpec.ML_DSA_44])

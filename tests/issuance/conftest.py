@@ -16,6 +16,7 @@ import pytest
 
 import signers
 from signers import KeySpec
+from tests.fixtures.files import password_file_store_uri
 
 # Every key spec the issuance layer signs with, by a short test id.
 SPECS = {
@@ -33,11 +34,8 @@ SPECS = {
 @pytest.fixture(scope="session")
 def issuance_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A file store holding one key per spec (named by the SPECS ids) plus two agent keys."""
-    directory = tmp_path_factory.mktemp("issuance")
-    password = directory / "password"
-    password.write_text("issuance test password\n", encoding="utf-8")
-    password.chmod(0o600)
-    with signers.open_store(f"file:{directory / 'keys'}?password-source=file:{password}") as store:
+    uri = password_file_store_uri(tmp_path_factory.mktemp("issuance"), "issuance test password")
+    with signers.open_store(uri) as store:
         for name, spec in SPECS.items():
             store.create_key(name, spec)
         store.create_key("rsa2048-rs256", KeySpec.RSA2048, algorithm="RS256")
@@ -53,6 +51,12 @@ def keys(issuance_store: Any) -> dict[str, Any]:
     opened = {name: issuance_store.open(name) for name in names}
     opened["rsa2048-rs256"] = issuance_store.open("rsa2048-rs256", "RS256")  # the store keeps no algorithm
     return opened
+
+
+@pytest.fixture(params=["jsonl", "sqlite"])
+def log_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """Where a fresh audit log goes, once per storage format."""
+    return tmp_path / ("audit.jsonl" if request.param == "jsonl" else "audit.db")
 
 
 @pytest.fixture(params=sorted(SPECS))

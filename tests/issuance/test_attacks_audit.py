@@ -8,8 +8,6 @@ never creates a file while verifying.
 from __future__ import annotations
 
 import hashlib
-import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +18,9 @@ from signers.errors import ConfigError, StateCorrupt
 from signers.jose import canonical_json, sign_jws, sign_jwt
 from signers.keys import b64url_encode
 
+from .audit_storage import read_records, write_records
+
 BODY = ("seq", "ts", "kind", "key_id", "alg", "message_sha256", "context", "prev_hash")
-
-
-@pytest.fixture(params=["jsonl", "sqlite"])
-def log_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    return tmp_path / ("audit.jsonl" if request.param == "jsonl" else "audit.db")
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    with sqlite3.connect(path) as db:
-        return [json.loads(r[0]) for r in db.execute("SELECT record FROM audit ORDER BY seq")]
-
-
-def write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
-        return
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)")
-        db.execute("DELETE FROM audit")
-        db.executemany("INSERT INTO audit (seq, record) VALUES (?, ?)",
-                       [(i, json.dumps(r)) for i, r in enumerate(records, start=1)])
 
 
 def forged_record(seq: int, prev: str, key_id: str, alg: str, kind: str = "signature") -> dict[str, Any]:

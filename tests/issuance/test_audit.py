@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,10 +27,7 @@ from signers.errors import ConfigError
 from signers.jose import JWKS, sign_jwt, verify_jwt
 from signers.passport import code_hash_of, issue_passport, verify_passport
 
-
-@pytest.fixture(params=["jsonl", "sqlite"])
-def log_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
-    return tmp_path / ("audit.jsonl" if request.param == "jsonl" else "audit.db")
+from .audit_storage import read_records, write_records
 
 
 def make_log(path: Path, signer: Any, count: int, every: int | None = 5) -> None:
@@ -43,24 +38,6 @@ def make_log(path: Path, signer: Any, count: int, every: int | None = 5) -> None
 
 
 # -- storage-level edits an attacker (or a bad disk) could make ------------------------------
-
-
-def read_records(path: Path) -> list[dict[str, Any]]:
-    if path.suffix == ".jsonl":
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    with sqlite3.connect(path) as db:
-        return [json.loads(r[0]) for r in db.execute("SELECT record FROM audit ORDER BY seq")]
-
-
-def write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    """Replace the stored records in storage order (SQLite rows keep their positions 1..n)."""
-    if path.suffix == ".jsonl":
-        path.write_text("".join(json.dumps(r) + "\n" for r in records))
-        return
-    with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM audit")
-        db.executemany("INSERT INTO audit (seq, record) VALUES (?, ?)",
-                       [(i, json.dumps(r)) for i, r in enumerate(records, start=1)])
 
 
 def rehash(record: dict[str, Any]) -> dict[str, Any]:

@@ -28,17 +28,14 @@ from signers.revocation import (
     SQLiteRevocationStore,
     issue_revocation_list,
 )
+from tests.fixtures.revocations import STORE_KINDS, revocation_store
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryRevocationStore()
-    else:
-        with SQLiteRevocationStore(tmp_path / "revocations.db") as s:
-            yield s
+    yield from revocation_store(request.param, tmp_path)
 
 
 def test_stores_satisfy_the_protocols(store: Any) -> None:

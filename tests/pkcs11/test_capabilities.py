@@ -8,7 +8,7 @@ import hashlib
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,12 +31,6 @@ IMPORTS: dict[str, Callable[[], Any]] = {
     "Ed25519": ed25519.Ed25519PrivateKey.generate,
     "RSA-2048": lambda: rsa.generate_private_key(65537, 2048),
 }
-
-
-@pytest.fixture(scope="module")
-def store(softhsm_store_uri: str) -> Iterator[Pkcs11KeyStore]:
-    with Pkcs11KeyStore.from_uri(softhsm_store_uri) as opened:
-        yield opened
 
 
 def _raw_session(token: SoftHsmToken) -> Any:

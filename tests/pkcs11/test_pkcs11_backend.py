@@ -10,41 +10,27 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from backends.pkcs11 import Pkcs11KeyStore
+from signers import errors
 from signers.algorithms import KeySpec, SignatureAlgorithm
-from signers.errors import (
-    AlgorithmNotSupported,
-    AuthenticationFailed,
-    BackendUnavailable,
-    ConfigError,
-    KeyExists,
-    KeyNotFound,
-)
 from signers.uri import parse_uri
 from tests.fixtures.softhsm import PIN_ENV, WRONG_PIN_ENV, SoftHsmToken
+from tests.fixtures.threads import in_threads
 
 CLASSICAL = [KeySpec.ED25519, KeySpec.P256, KeySpec.P384, KeySpec.SECP256K1, KeySpec.RSA2048]
 MESSAGES = [b"", b"x", os.urandom(32), os.urandom(4097), os.urandom(1 << 20)]
-
-
-@pytest.fixture(scope="module")
-def store(softhsm_store_uri: str) -> Iterator[Pkcs11KeyStore]:
-    with Pkcs11KeyStore.from_uri(softhsm_store_uri) as opened:
-        yield opened
 
 
 def _ensure(store: Pkcs11KeyStore, name: str, spec: KeySpec) -> Any:
     """The key `name`, created if this test runs on its own."""
     try:
         return store.open(name)
-    except KeyNotFound:
+    except errors.KeyNotFound:
         return store.create_key(name, spec)
 
 
@@ -111,7 +97,7 @@ def test_open_by_label_id_and_uri(store: Pkcs11KeyStore) -> None:
     assert ";id=%00%01%25%3B%3F" in signer.uri
     by_id = store.open(id_only)
     assert by_name.key_id == by_uri.key_id == by_id.key_id == signer.key_id
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open(signer.uri.replace("%00%01", "%00%02"))  # same label, other id
 
 
@@ -120,18 +106,18 @@ def test_list_and_delete(store: Pkcs11KeyStore) -> None:
     infos = {info.name: info for info in store.list_keys()}
     assert infos["listed"].spec is KeySpec.P384
     assert store.open(infos["listed"].uri).public_key.spec is KeySpec.P384
-    with pytest.raises(KeyExists):
+    with pytest.raises(errors.KeyExists):
         store.create_key("listed", KeySpec.P256)
     store.delete_key("listed")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.open("listed")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         store.delete_key("listed")
 
 
 def test_ml_dsa_not_offered_by_softhsm_names_the_token(store: Pkcs11KeyStore) -> None:
     assert not ({KeySpec.ML_DSA_44, KeySpec.ML_DSA_65, KeySpec.ML_DSA_87} & store.capabilities.key_specs)
-    with pytest.raises(AlgorithmNotSupported, match=r"keyplane-test.*CKM_ML_DSA"):
+    with pytest.raises(errors.AlgorithmNotSupported, match=r"keyplane-test.*CKM_ML_DSA"):
         store.create_key("pq", KeySpec.ML_DSA_65)
 
 
@@ -155,10 +141,10 @@ def test_uri_attributes(softhsm_token: SoftHsmToken, monkeypatch: pytest.MonkeyP
         by_slot.close()
     for bad in ("pkcs11:token=x;bogus=1?module-path=/x.so", "pkcs11:token=x?module-path=/x.so&max-sessions=0",
                 f"pkcs11:slot-id=abc?module-path={softhsm_token.module}"):
-        with pytest.raises(ConfigError):
+        with pytest.raises(errors.ConfigError):
             Pkcs11KeyStore.from_uri(bad)
     monkeypatch.delenv("KEYPLANE_PKCS11_MODULE")
-    with pytest.raises(ConfigError, match="module-path"):
+    with pytest.raises(errors.ConfigError, match="module-path"):
         Pkcs11KeyStore.from_uri("pkcs11:token=x")
 
 
@@ -172,26 +158,26 @@ def test_pin_value_is_accepted_but_never_printed(softhsm_token: SoftHsmToken) ->
 def test_wrong_pin_is_authentication_failed(softhsm_token: SoftHsmToken, store: Pkcs11KeyStore) -> None:
     _ensure(store, "spec-P-256", KeySpec.P256)  # this process is logged in to the token with the right PIN...
     with Pkcs11KeyStore.from_uri(softhsm_token.uri(WRONG_PIN_ENV)) as bad, \
-            pytest.raises(AuthenticationFailed) as caught:
+            pytest.raises(errors.AuthenticationFailed) as caught:
         bad.open("spec-P-256")  # ...and a wrong one is still refused
     assert softhsm_token.pin not in str(caught.value)
     # On a token nobody has logged in to, the token itself answers CKR_PIN_INCORRECT.
     with Pkcs11KeyStore.from_uri(softhsm_token.uri(WRONG_PIN_ENV, label="keyplane-spare")) as bad, \
-            pytest.raises(AuthenticationFailed, match="PinIncorrect"):
+            pytest.raises(errors.AuthenticationFailed, match="PinIncorrect"):
         bad.create_key("never", KeySpec.P256)
 
 
 def test_missing_module_and_missing_token(softhsm_token: SoftHsmToken, tmp_path: Any) -> None:
-    with pytest.raises(ConfigError, match="not found"):
+    with pytest.raises(errors.ConfigError, match="not found"):
         Pkcs11KeyStore.from_uri(f"pkcs11:token=x?module-path={tmp_path}/nope.so&pin-source=env:{PIN_ENV}").open("k")
     not_a_module = tmp_path / "libnot.so"
     not_a_module.write_bytes(b"not an ELF file")
-    with pytest.raises(ConfigError, match="cannot load"):
+    with pytest.raises(errors.ConfigError, match="cannot load"):
         Pkcs11KeyStore.from_uri(f"pkcs11:token=x?module-path={not_a_module}&pin-source=env:{PIN_ENV}").open("k")
     absent = f"pkcs11:token=no-such-token?module-path={softhsm_token.module}&pin-source=env:{PIN_ENV}"
-    with pytest.raises(BackendUnavailable, match="no-such-token"):
+    with pytest.raises(errors.BackendUnavailable, match="no-such-token"):
         Pkcs11KeyStore.from_uri(absent).open("k")
-    with pytest.raises(ConfigError, match="needs a PIN"):
+    with pytest.raises(errors.ConfigError, match="needs a PIN"):
         Pkcs11KeyStore.from_uri(f"pkcs11:token={softhsm_token.label}?module-path={softhsm_token.module}").open("k")
 
 
@@ -207,9 +193,9 @@ def test_key_without_its_private_half(store: Pkcs11KeyStore, softhsm_token: Soft
         private.destroy()
     finally:
         session.close()
-    with pytest.raises(KeyNotFound, match="public half but no private key"):
+    with pytest.raises(errors.KeyNotFound, match="public half but no private key"):
         store.open("half")
-    with pytest.raises(KeyNotFound):
+    with pytest.raises(errors.KeyNotFound):
         signer.sign(b"after")  # the cached handle is gone: retried once, then the truth
     assert "half" not in {info.name for info in store.list_keys()}
 
@@ -220,10 +206,10 @@ def test_token_removed_mid_run(softhsm_token: SoftHsmToken, store: Pkcs11KeyStor
         signer = scratch.create_key("doomed", KeySpec.ED25519)
         signer.sign(b"alive")
         shutil.rmtree(softhsm_token.token_path("keyplane-scratch"))
-        with pytest.raises(BackendUnavailable) as caught:
+        with pytest.raises(errors.BackendUnavailable) as caught:
             signer.sign(b"gone")
         assert caught.value.cause is not None and caught.value.__cause__ is not None
-        with pytest.raises(BackendUnavailable):
+        with pytest.raises(errors.BackendUnavailable):
             scratch.open("doomed")
     with Pkcs11KeyStore.from_uri(softhsm_token.uri()) as main:  # the other token is unharmed
         main.open("spec-Ed25519").sign(b"still here")
@@ -231,27 +217,19 @@ def test_token_removed_mid_run(softhsm_token: SoftHsmToken, store: Pkcs11KeyStor
 
 def test_eight_threads_through_a_small_pool_lose_nothing(softhsm_token: SoftHsmToken) -> None:
     results: list[list[tuple[bytes, bytes]]] = [[] for _ in range(8)]
-    errors: list[BaseException] = []
     with Pkcs11KeyStore.from_uri(softhsm_token.uri(label="keyplane-spare") + "&max-sessions=3") as small:
         signer = small.create_key("threads", KeySpec.P256)
 
         def work(index: int) -> None:
-            try:
-                for n in range(100):
-                    message = f"{index}-{n}".encode()
-                    results[index].append((message, signer.sign(message)))
-            except BaseException as e:  # recorded, so a failure names itself
-                errors.append(e)
+            for n in range(100):
+                message = f"{index}-{n}".encode()
+                results[index].append((message, signer.sign(message)))
 
-        threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        failures = in_threads(work, 8)
         pool = small._tokens
         assert pool is not None and pool._open <= 3 and len(pool._idle) == pool._open  # bounded, all returned
         small.delete_key("threads")
-    assert not errors, errors
+    assert not failures, failures
     pairs = [pair for per_thread in results for pair in per_thread]
     assert len(pairs) == 800 and len({m for m, _ in pairs}) == 800
     assert isinstance(signer.public_key.key, ec.EllipticCurvePublicKey)
@@ -262,9 +240,9 @@ def test_eight_threads_through_a_small_pool_lose_nothing(softhsm_token: SoftHsmT
 def test_sessions_come_back_on_error_paths(softhsm_token: SoftHsmToken) -> None:
     with Pkcs11KeyStore.from_uri(softhsm_token.uri(label="keyplane-spare") + "&max-sessions=1") as small:
         for _ in range(20):  # each failure must return its session, or the next one waits forever
-            with pytest.raises(KeyNotFound):
+            with pytest.raises(errors.KeyNotFound):
                 small.open("missing")
-            with pytest.raises(KeyNotFound):
+            with pytest.raises(errors.KeyNotFound):
                 small.delete_key("missing")
         small.create_key("after-errors", KeySpec.ED25519).sign(b"ok")
         assert list(small.list_keys())
@@ -283,7 +261,7 @@ def test_no_pin_in_logs_reprs_or_errors(softhsm_token: SoftHsmToken, store: Pkcs
                 bad()
             texts.append(str(caught.value))
     with Pkcs11KeyStore.from_uri(softhsm_token.uri(WRONG_PIN_ENV)) as bad_store:
-        with pytest.raises(AuthenticationFailed) as caught:
+        with pytest.raises(errors.AuthenticationFailed) as caught:
             bad_store.open("spec-Ed25519")
         texts.append(str(caught.value))
     texts += [record.getMessage() for record in caplog.records]

@@ -25,6 +25,8 @@ GATE_TOML = """
 min_stage = "ACTIVE"
 [agents.gate.servers.bank.tools.balance]
 scopes = ["bank:read"]
+[agents.gate.servers.wallet.tools.pay]
+payment = true
 [agents.autorevoke]
 threshold = 3
 window = 60

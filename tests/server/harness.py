@@ -25,6 +25,7 @@ import httpx
 from backends.file import FileKeyStore
 from signers import KeySpec
 
+ROOT = Path(__file__).resolve().parents[2]
 START_DEADLINE = 30.0
 PASSWORD_ENV = "KEYPLANE_SERVER_TEST_PASSWORD"
 TOKENS = {
@@ -86,6 +87,8 @@ class ServiceProcess:
         self.config = directory / "keyplane.toml"
         self.log_path = directory / "serve.log"
         self.env = {**os.environ, **token_env(), **(env or {})}
+        # this checkout's `signers`, not whichever one the venv's editable install points at
+        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), self.env.get("PYTHONPATH")]))
         self.keys_toml = keys_toml
         self.server_toml = server_toml
         self.extra_toml = extra_toml

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from signers.clients import JWKSClient
@@ -104,33 +106,35 @@ def test_stage_changes_are_webhooks_too(deployment: Deployment) -> None:
         for e in _events(r, keys)))
 
 
-def test_delivery_retries_with_backoff_until_the_receiver_answers(agent_signer: Any) -> None:
-    receiver = Receiver(fail_first=2)
-    hook = Webhook("test", receiver.url, frozenset({"agent.revoked"}), timeout=5, retries=3)
-    dispatcher = WebhookDispatcher((hook,), agent_signer, "https://issuer.test", backoff_start=0.05)
+@contextmanager
+def revocation_hook(agent_signer: Any, *, fail_first: int, retries: int,
+                    backoff_start: float) -> Iterator[tuple[Receiver, WebhookDispatcher]]:
+    """A receiver failing its first `fail_first` requests, and a dispatcher sending it agent.revoked only."""
+    receiver = Receiver(fail_first=fail_first)
+    hook = Webhook("test", receiver.url, frozenset({"agent.revoked"}), timeout=5, retries=retries)
+    dispatcher = WebhookDispatcher((hook,), agent_signer, "https://issuer.test", backoff_start=backoff_start)
     try:
+        yield receiver, dispatcher
+    finally:
+        dispatcher.close(1)
+        receiver.close()
+
+
+def test_delivery_retries_with_backoff_until_the_receiver_answers(agent_signer: Any) -> None:
+    with revocation_hook(agent_signer, fail_first=2, retries=3, backoff_start=0.05) as (receiver, dispatcher):
         dispatcher.enqueue("agent.revoked", {"agent": "a1"})
         dispatcher.enqueue("gate.denied", {"agent": "a1"})  # not subscribed: not sent
         assert receiver.wait_for(lambda r: len(r.bodies) == 1)
         assert dispatcher.join(10)
-    finally:
-        dispatcher.close(1)
-        receiver.close()
     assert receiver.attempts == 3 and dispatcher.retried == 2 and dispatcher.delivered == 1
     claims = verify_jwt(receiver.bodies[0][1], JWKS.of(agent_signer), typ=EVENT_TYP).claims
     assert claims["event"] == "agent.revoked" and claims["data"] == {"agent": "a1"}
 
 
 def test_a_receiver_that_never_answers_is_given_up_on(agent_signer: Any) -> None:
-    receiver = Receiver(fail_first=100)
-    hook = Webhook("down", receiver.url, frozenset({"agent.revoked"}), timeout=5, retries=2)
-    dispatcher = WebhookDispatcher((hook,), agent_signer, "https://issuer.test", backoff_start=0.01)
-    try:
+    with revocation_hook(agent_signer, fail_first=100, retries=2, backoff_start=0.01) as (receiver, dispatcher):
         dispatcher.enqueue("agent.revoked", {"agent": "a1"})
         assert dispatcher.join(10)
-    finally:
-        dispatcher.close(1)
-        receiver.close()
     assert receiver.attempts == 3 and dispatcher.failed == 1 and dispatcher.delivered == 0
 
 
@@ -180,3 +184,33 @@ def test_refused_verifications_are_token_rejected_webhooks_and_metrics(
         metrics = client.get("/metrics").text
     assert 'keyplane_rejections_total{reason="' in metrics and 'keyplane_gate_decisions_total{result="deny"}' in metrics
     assert 'keyplane_verifications_total{kind="passport",result="refused"}' in metrics
+
+
+USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"
+WALLET = "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
+
+
+def test_a_payment_above_the_passports_limit_is_denied_over_http(deployment: Deployment, agent_signer: Any) -> None:
+    with deployment.client("operator") as client:
+        walk_to(client, "payer-agent")
+    body = {"agent": "payer-agent", "agent_key": agent_signer.public_key.to_jwk(), "wallet": WALLET,
+            "spend_limit": [{"asset": USDC, "max": "1000", "period": "day"}]}
+    with deployment.client("issuer") as client:
+        for bad, field in (({"wallet": "0x12"}, "wallet"), ({"wallet": None}, "wallet"),
+                           ({"spend_limit": [{"asset": USDC, "max": "ten"}]}, "spend_limit"),
+                           ({"spend_limit": ["x"]}, "spend_limit")):
+            refused = client.post("/v1/passports", json={k: v for k, v in {**body, **bad}.items() if v is not None})
+            assert refused.status_code == 400 and refused.json()["field"] == field, refused.text
+        answer = client.post("/v1/passports", json=body)
+    assert answer.status_code == 201, answer.text
+    passport = answer.json()["token"]
+    with deployment.client("gatekeeper") as client:
+        def pay(amount: int) -> dict[str, Any]:
+            query = {"passport": passport, "server": "wallet", "tool": "pay",
+                     "params": {"asset": USDC, "amount": str(amount), "payer": WALLET}}
+            return dict(client.post("/v1/gate", json=query).json())
+        first = pay(600)
+        assert first["allow"] is True and "spend" in first["checks_passed"], first
+        second = pay(600)  # the service's ledger counts the day's first payment
+    assert second["allow"] is False and second["checks_failed"] == ["spend"]
+    assert "exceeds the day limit of 1000" in second["reason"]

@@ -58,7 +58,8 @@ def test_keyplane_help_builds_no_command_module() -> None:
 
 
 def test_import_signers_loads_each_name_when_first_used() -> None:
-    assert sorted(m for m in _modules_after("import signers") if m.startswith(("signers", "cryptography"))) == ["signers"]
+    assert sorted(m for m in _modules_after("import signers") if m.startswith(("signers", "cryptography"))) == [
+        "signers", "signers.errors"]
     used = _modules_after("import signers\nsigners.KeySpec\nfrom signers import ConfigError")
     assert {"signers.algorithms", "signers.errors"} <= used and "signers.registry" not in used
 
@@ -66,9 +67,10 @@ def test_import_signers_loads_each_name_when_first_used() -> None:
 def test_every_public_name_of_signers_resolves() -> None:
     import signers
 
-    assert sorted(signers.__all__) == sorted(signers._WHERE)
+    assert sorted(signers.__all__) == sorted({*signers._WHERE, *signers.errors.__all__})
     for name in signers.__all__:
-        assert getattr(signers, name) is getattr(importlib.import_module(f"signers.{signers._WHERE[name]}"), name)
+        module = signers._WHERE.get(name, "errors")
+        assert getattr(signers, name) is getattr(importlib.import_module(f"signers.{module}"), name)
     with pytest.raises(AttributeError):
         getattr(signers, "no_such_name")  # noqa: B009
     assert set(signers.__all__) <= set(dir(signers))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 
 from backends.vault_transit import VaultTransitKeyStore
 from tests.fixtures.openbao import OpenBaoServer
+from tests.fixtures.stores import opened, unique_name
 
 _HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -28,13 +28,12 @@ def root_call(server: OpenBaoServer, method: str, path: str, body: dict[str, Any
 
 @pytest.fixture
 def store(openbao_store_uri: str) -> Iterator[VaultTransitKeyStore]:
-    with VaultTransitKeyStore.from_uri(openbao_store_uri) as s:
-        yield s
+    yield from opened(VaultTransitKeyStore, openbao_store_uri)
 
 
 @pytest.fixture
 def key_name() -> str:
-    return f"t-{uuid.uuid4().hex[:10]}"
+    return unique_name()
 
 
 def refuse_item(signer: Any, monkeypatch: pytest.MonkeyPatch, refused: bytes) -> None:

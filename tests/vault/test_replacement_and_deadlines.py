@@ -21,7 +21,7 @@ import pytest
 from backends.vault_transit import VaultTransitKeyStore
 from signers.algorithms import KeySpec
 from signers.errors import BackendUnavailable, ConfigError, KeyNotFound
-from tests.fixtures.openbao import OpenBaoServer, find_bao, store_uri
+from tests.fixtures.openbao import OpenBaoServer, serving, store_uri
 
 from .conftest import root_call
 
@@ -29,20 +29,9 @@ TOKEN_ENV = "KEYPLANE_TEST_REPLACEMENT_TOKEN"
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenBaoServer]:
-    try:
-        own = OpenBaoServer(find_bao())
-    except FileNotFoundError as e:
-        pytest.fail(str(e), pytrace=False)
-    own.start()
-    monkeypatch.setenv(TOKEN_ENV, own.token)
-    try:
+def server() -> Iterator[OpenBaoServer]:
+    with serving(TOKEN_ENV) as own:
         yield own
-    finally:
-        process = own._process
-        if process is not None and process.poll() is None:
-            os.kill(process.pid, signal.SIGCONT)  # a stopped server cannot be terminated cleanly
-        own.cleanup()
 
 
 @pytest.mark.parametrize("spec", [KeySpec.P256, KeySpec.ED25519, KeySpec.RSA2048, KeySpec.ML_DSA_44], ids=str)

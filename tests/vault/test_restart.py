@@ -15,23 +15,15 @@ import pytest
 from backends.vault_transit import VaultTransitKeyStore
 from signers.algorithms import KeySpec
 from signers.errors import BackendUnavailable, ConfigError, KeyNotFound
-from tests.fixtures.openbao import OpenBaoServer, find_bao, store_uri
+from tests.fixtures.openbao import OpenBaoServer, serving, store_uri
 
 TOKEN_ENV = "KEYPLANE_TEST_RESTART_TOKEN"
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[OpenBaoServer]:
-    try:
-        own = OpenBaoServer(find_bao())
-    except FileNotFoundError as e:
-        pytest.fail(str(e), pytrace=False)
-    own.start()
-    monkeypatch.setenv(TOKEN_ENV, own.token)
-    try:
+def server() -> Iterator[OpenBaoServer]:
+    with serving(TOKEN_ENV) as own:
         yield own
-    finally:
-        own.cleanup()
 
 
 def test_stop_and_restart(server: OpenBaoServer) -> None:

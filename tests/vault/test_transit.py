@@ -21,7 +21,8 @@ from signers.errors import (
     KeyNotFound,
     PermissionDenied,
 )
-from tests.fixtures.openbao import BAD_TOKEN_ENV, OpenBaoServer, free_port, store_uri
+from tests.fixtures.openbao import BAD_TOKEN_ENV, OpenBaoServer, store_uri
+from tests.fixtures.ports import free_port
 
 from .conftest import root_call
 

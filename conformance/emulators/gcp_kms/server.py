@@ -17,19 +17,15 @@ from .service import Abort, Kms
 
 # -- the gRPC server --------------------------------------------------------------------------------
 
-_METHODS: dict[str, tuple[str, str, str]] = {  # RPC -> (request type, response type, resource field)
-    "CreateKeyRing": ("CreateKeyRingRequest", "KeyRing", "parent"),
-    "GetKeyRing": ("GetKeyRingRequest", "KeyRing", "name"),
-    "CreateCryptoKey": ("CreateCryptoKeyRequest", "CryptoKey", "parent"),
-    "GetCryptoKey": ("GetCryptoKeyRequest", "CryptoKey", "name"),
-    "ListCryptoKeys": ("ListCryptoKeysRequest", "ListCryptoKeysResponse", "parent"),
-    "CreateCryptoKeyVersion": ("CreateCryptoKeyVersionRequest", "CryptoKeyVersion", "parent"),
-    "GetCryptoKeyVersion": ("GetCryptoKeyVersionRequest", "CryptoKeyVersion", "name"),
-    "ListCryptoKeyVersions": ("ListCryptoKeyVersionsRequest", "ListCryptoKeyVersionsResponse", "parent"),
-    "UpdateCryptoKeyVersion": ("UpdateCryptoKeyVersionRequest", "CryptoKeyVersion", "crypto_key_version.name"),
-    "DestroyCryptoKeyVersion": ("DestroyCryptoKeyVersionRequest", "CryptoKeyVersion", "name"),
-    "GetPublicKey": ("GetPublicKeyRequest", "PublicKey", "name"),
-    "AsymmetricSign": ("AsymmetricSignRequest", "AsymmetricSignResponse", "name"),
+_METHODS: dict[str, tuple[str, str]] = {  # RPC -> (response type, resource field); requests are <RPC>Request
+    "CreateKeyRing": ("KeyRing", "parent"), "GetKeyRing": ("KeyRing", "name"),
+    "CreateCryptoKey": ("CryptoKey", "parent"), "GetCryptoKey": ("CryptoKey", "name"),
+    "ListCryptoKeys": ("ListCryptoKeysResponse", "parent"),
+    "CreateCryptoKeyVersion": ("CryptoKeyVersion", "parent"), "GetCryptoKeyVersion": ("CryptoKeyVersion", "name"),
+    "ListCryptoKeyVersions": ("ListCryptoKeyVersionsResponse", "parent"),
+    "UpdateCryptoKeyVersion": ("CryptoKeyVersion", "crypto_key_version.name"),
+    "DestroyCryptoKeyVersion": ("CryptoKeyVersion", "name"),
+    "GetPublicKey": ("PublicKey", "name"), "AsymmetricSign": ("AsymmetricSignResponse", "name"),
 }
 
 
@@ -119,10 +115,10 @@ def start(host: str = "127.0.0.1", port: int = 0, token: str | None = None, *,
     handlers = {
         method: grpc.unary_unary_rpc_method_handler(
             _handler(kms, method, resource),
-            request_deserializer=getattr(kms_v1, request_type).deserialize,
+            request_deserializer=getattr(kms_v1, f"{method}Request").deserialize,
             response_serializer=getattr(kms_v1, response_type).serialize,
         )
-        for method, (request_type, response_type, resource) in _METHODS.items()
+        for method, (response_type, resource) in _METHODS.items()
     }
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="gcp-kms-emulator"))
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))

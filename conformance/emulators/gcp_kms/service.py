@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import hmac
+import re
 import threading
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from cryptography.hazmat.primitives import serialization
 
@@ -35,6 +36,8 @@ from .model import (
     sign_payload,
     state_filter,
 )
+
+T = TypeVar("T")
 
 
 class Kms:
@@ -76,30 +79,16 @@ class Kms:
         return None
 
     def _key_ring(self, name: str) -> Any:
-        if not KEY_RING.match(name):
-            raise Abort(Code.INVALID_ARGUMENT, f"invalid key ring name {name!r}")
-        if name not in self.key_rings:
-            raise Abort(Code.NOT_FOUND, f"KeyRing {name} not found.")
-        return self.key_rings[name]
+        _parsed(KEY_RING, "key ring", name)
+        return _found(self.key_rings.get(name), "KeyRing", name)
 
     def _key(self, name: str) -> Key:
-        m = KEY.match(name)
-        if not m:
-            raise Abort(Code.INVALID_ARGUMENT, f"invalid crypto key name {name!r}")
-        self._key_ring(m.group(1))
-        if name not in self.keys:
-            raise Abort(Code.NOT_FOUND, f"CryptoKey {name} not found.")
-        return self.keys[name]
+        self._key_ring(_parsed(KEY, "crypto key", name).group(1))
+        return _found(self.keys.get(name), "CryptoKey", name)
 
     def _version(self, name: str) -> Version:
-        m = VERSION.match(name)
-        if not m:
-            raise Abort(Code.INVALID_ARGUMENT, f"invalid crypto key version name {name!r}")
-        key = self._key(m.group(1))
-        version = key.versions.get(int(m.group(2)))
-        if version is None:
-            raise Abort(Code.NOT_FOUND, f"CryptoKeyVersion {name} not found.")
-        return version
+        m = _parsed(VERSION, "crypto key version", name)
+        return _found(self._key(m.group(1)).versions.get(int(m.group(2))), "CryptoKeyVersion", name)
 
     def _enabled(self, name: str) -> Version:
         version = self._version(name)
@@ -302,3 +291,17 @@ class Kms:
             answer.signature = bytes([signature[0] ^ 1]) + signature[1:]
         return answer
 
+
+def _parsed(pattern: re.Pattern[str], what: str, name: str) -> re.Match[str]:
+    """`name` matched by `pattern`, else INVALID_ARGUMENT in Cloud KMS's words (``invalid <what> name``)."""
+    m = pattern.match(name)
+    if not m:
+        raise Abort(Code.INVALID_ARGUMENT, f"invalid {what} name {name!r}")
+    return m
+
+
+def _found(item: T | None, kind: str, name: str) -> T:
+    """`item`, else NOT_FOUND in Cloud KMS's words (``<Kind> <name> not found.``)."""
+    if item is None:
+        raise Abort(Code.NOT_FOUND, f"{kind} {name} not found.")
+    return item

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..base import StateBackend, StoreFeatures
+from .agents import PostgresAgentRegistry
 from .audit import PostgresAuditLog
 from .connection import connect_pool, parse_postgres_uri, pg_call
 from .replay import PostgresReplayCache
@@ -15,7 +17,7 @@ __all__ = ["PostgresState"]
 
 
 class PostgresState(StateBackend):
-    """Revocations, audit logs and the replay cache in one PostgreSQL database."""
+    """Revocations, audit logs, the replay cache and the agent registry in one PostgreSQL database."""
 
     def __init__(self, uri: str) -> None:
         self._location = parse_postgres_uri(uri)
@@ -48,6 +50,9 @@ class PostgresState(StateBackend):
 
     def replay_cache(self) -> PostgresReplayCache:
         return PostgresReplayCache(self._pool)
+
+    def agent_registry(self, verify: Callable[[list[str], str], Any]) -> PostgresAgentRegistry:
+        return PostgresAgentRegistry(self._pool, self.uri, verify)
 
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of the status list at `list_uri`, unique across every replica."""

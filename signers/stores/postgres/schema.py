@@ -28,6 +28,13 @@ _STEPS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX IF NOT EXISTS keyplane_replay_expiry ON keyplane_replay (expires_at)",
         "CREATE TABLE IF NOT EXISTS keyplane_status_index (list text PRIMARY KEY, next bigint NOT NULL)",
     ),
+    (  # 2: the agent registry (histories append-only by compare-and-set on (agent, seq))
+        "CREATE TABLE IF NOT EXISTS keyplane_agent_history ("
+        " agent text NOT NULL, seq bigint NOT NULL CHECK (seq > 0), prev text NOT NULL, hash text NOT NULL,"
+        " token text NOT NULL, PRIMARY KEY (agent, seq))",
+        "CREATE TABLE IF NOT EXISTS keyplane_agent_approvers ("
+        " version bigint PRIMARY KEY CHECK (version > 0), document text NOT NULL)",
+    ),
 )
 LATEST = len(_STEPS)
 

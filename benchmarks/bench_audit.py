@@ -1,0 +1,129 @@
+"""Audit appends against the raw durable write of the same bytes, same durability, same run.
+
+    python benchmarks/bench_audit.py [--rounds 5] [--seconds 0.3]
+
+Rows (keyplane time / raw time, so 1.00 = no overhead; issue 21 item 4: within 1.2x):
+
+* JSONL append (flock, head, hash chain, one write, fsync) vs open + O_APPEND write + fsync;
+* SQLite append (BEGIN IMMEDIATE, head, hash chain, INSERT, COMMIT in WAL with
+  ``synchronous=FULL``) vs the same INSERT + COMMIT on a raw sqlite3 connection with the
+  same pragmas;
+* 8 threads appending to one JSONL log (group commit: one fsync for all queued appends)
+  vs 8 threads doing the raw durable write in turn (one writer at a time, as a chain
+  needs, one fsync each): a speed-up, higher is better.
+
+The same rows run inside benchmarks/run_all.py's one interleaved table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from signers.tokens.audit import JsonlAuditLog, SQLiteAuditLog  # noqa: E402
+
+FIELDS = {"ts": "2026-12-01T00:00:00.000000Z", "kind": "signature", "key_id": "k" * 43, "alg": "ES256",
+          "message_sha256": "0" * 64, "context": {"caller": "issuer", "op": "issue-passport", "request": "0" * 16}}
+THREADS = 8
+PER_THREAD = 8
+
+# (name, keyplane op, raw op, target, higher_is_better)
+Comparison = tuple[str, Callable[[], Any], Callable[[], Any], str, bool]
+
+
+def _line() -> bytes:
+    """A stored record of the same size as the ones the log writes."""
+    record = {**FIELDS, "seq": 1, "prev_hash": "0" * 64, "record_hash": "0" * 64}
+    return (json.dumps(record, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def _raw_jsonl(path: Path, line: bytes) -> Callable[[], None]:
+    def append() -> None:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    return append
+
+
+def _raw_sqlite(path: Path, line: bytes) -> Callable[[], None]:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY, record TEXT NOT NULL)")
+    text = line.decode().strip()
+
+    def insert() -> None:
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("INSERT INTO audit (record) VALUES (?)", (text,))
+        db.execute("COMMIT")
+
+    return insert
+
+
+def _threaded(pool: ThreadPoolExecutor, op: Callable[[], Any]) -> Callable[[], None]:
+    def run() -> None:
+        list(pool.map(lambda _: [op() for _ in range(PER_THREAD)], range(THREADS)))
+
+    return run
+
+
+def comparisons(directory: Path) -> list[Comparison]:
+    """The rows, on files under `directory` (the caller removes it)."""
+    line = _line()
+    jsonl = JsonlAuditLog(directory / "audit.jsonl")
+    sqlite_log = SQLiteAuditLog(directory / "audit.db")
+    shared = JsonlAuditLog(directory / "shared.jsonl")
+    pool = ThreadPoolExecutor(THREADS)
+    raw_shared = _raw_jsonl(directory / "raw-shared.jsonl", line)
+    one_writer = threading.Lock()  # a chain has one writer at a time: the raw writes take turns too
+
+    def raw_in_turn() -> None:
+        with one_writer:
+            raw_shared()
+
+    return [
+        ("JSONL append vs raw open+write+fsync", lambda: jsonl.append(FIELDS), _raw_jsonl(directory / "raw.jsonl", line),
+         "<= 1.2", False),
+        ("SQLite append vs raw INSERT+COMMIT (WAL, FULL)", lambda: sqlite_log.append(FIELDS),
+         _raw_sqlite(directory / "raw.db", line), "<= 1.2", False),
+        (f"{THREADS} threads JSONL: group commit vs raw fsync in turn (speed-up)",
+         _threaded(pool, lambda: shared.append(FIELDS)), _threaded(pool, raw_in_turn), "", True),
+    ]
+
+
+def main() -> int:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import tempfile
+
+    from run_all import Row, measure, print_table
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="keyplane-bench-audit-") as tmp:
+        rows = [Row("audit", name, ours, base, target, higher) for name, ours, base, target, higher in
+                comparisons(Path(tmp))]
+        before = os.getloadavg()
+        measure(rows, args.rounds, args.seconds)
+        print_table(rows, args.rounds, args.seconds, before, os.getloadavg(), [])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
