@@ -18,7 +18,9 @@ removed by the next create. Symlinked key files, key files readable by group or 
 and a store directory writable by group or others are refused. When the password check
 file is missing, a password that does not open the existing keys is refused
 (AuthenticationFailed) and no new check is written for it. A Signer notices when its key
-file is deleted or replaced under it (KeyNotFound). Every failure leaves the directory as it was.
+file is deleted or replaced under it (KeyNotFound): at once when this process's keyplane did
+it, within `FileSigner.recheck_seconds` (50 ms) when another process or a person did.
+Every failure leaves the directory as it was.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ import hmac
 import json
 import os
 import re
+import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -78,13 +82,39 @@ __all__ = ["MARKER", "FileKeyStore", "FileSigner"]
 _NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._\-]{0,127}"
 
 
+class _StoreChanges:
+    """A process-wide count of key files this process's file stores created, replaced or deleted.
+
+    A signer compares it before each signature (one attribute read): a change made through
+    keyplane in this process makes every file signer look at its key file again at once.
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+        self._lock = threading.Lock()
+
+    def bump(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+_CHANGES = _StoreChanges()
+
+
 class FileSigner(BaseSigner):
     """Signs with a decrypted in-memory key (decrypted once, at open).
 
-    Before each signature it checks (one ``lstat``) that its key file is still the file it
-    was opened from: a key deleted or replaced under the same name raises KeyNotFound, so
-    a long-lived signer never keeps signing for a key the store no longer holds.
+    It checks (one ``lstat``) that its key file is still the file it was opened from: a key
+    deleted or replaced under the same name raises KeyNotFound, so a long-lived signer never
+    keeps signing for a key the store no longer holds. The check runs before a signature
+    whenever a file store of this process has changed a key file since the last check, and
+    otherwise at most once per `recheck_seconds` (the ``lstat`` was a quarter of an ECDSA
+    signature's time): a replacement by another process is noticed within that interval.
+    Its private key is its own, so in that interval it signs with the old key, never the new.
     """
+
+    recheck_seconds: float = 0.05
+    clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, store: FileKeyStore, uri: str, algorithm: SignatureAlgorithm, key: PrivateKey,
                  path: Path, identity: tuple[int, int, int, int]) -> None:
@@ -93,13 +123,16 @@ class FileSigner(BaseSigner):
         self._key = key
         self._path = path
         self._identity = identity
+        self._next_check = -1.0  # clock time after which the file is looked at again
+        self._changes_seen = -1  # _CHANGES.value at the last look
         # ECDSA's signature-algorithm object is built once, not per signature (+5 us otherwise)
         self._ec_sign: Callable[[bytes], bytes] | None = None
         if isinstance(key, ec.EllipticCurvePrivateKey):
             self._ec_sign = partial(key.sign, signature_algorithm=ec.ECDSA(algorithm.hash_algorithm()))
 
     def sign(self, message: bytes) -> bytes:
-        self._check_file()
+        if self._changes_seen != _CHANGES.value or self.clock() >= self._next_check:
+            self._check_file()
         if self._ec_sign is not None:
             return self._ec_sign(bytes(message))
         return sign_with_private_key(self._key, self.algorithm, bytes(message))
@@ -129,6 +162,7 @@ class FileSigner(BaseSigner):
         return key.sign(digest, pad, Prehashed(h))
 
     def _check_file(self) -> None:
+        seen = _CHANGES.value  # read before looking: a change made while we look is looked at next time
         try:
             st = os.lstat(self._path)
         except FileNotFoundError:
@@ -138,6 +172,8 @@ class FileSigner(BaseSigner):
                 raise e
         if file_identity(st) != self._identity:
             raise KeyNotFound(f"key file {self._path} was replaced after this signer opened it; open the key again")
+        self._changes_seen = seen
+        self._next_check = self.clock() + self.recheck_seconds
 
     def sign_mu(self, mu: bytes) -> bytes:
         """ML-DSA over a caller-computed FIPS 204 mu (64 bytes), e.g. for a composite's labelled context.
@@ -232,8 +268,11 @@ class FileKeyStore(BaseKeyStore):
     def delete_key(self, name: str) -> None:
         path = self._key_path(name)
         self._load(path, name)  # proves the key exists and the caller knows the password
-        with os_errors(f"deleting key {name!r}"):
-            path.unlink()
+        try:
+            with os_errors(f"deleting key {name!r}"):
+                path.unlink()
+        finally:
+            _CHANGES.bump()
         fsync_dir(self.directory)
 
     def bind_legacy_key(self, name: str, algorithm: SignatureAlgorithm | str | None = None) -> FileSigner:
@@ -247,7 +286,10 @@ class FileKeyStore(BaseKeyStore):
         key, stored, _ = self._load(path, name, allow_unbound=True)
         spec = PublicKey(key.public_key()).spec
         chosen = choose_algorithm(spec, algorithm or stored)
-        write_new(path, key_file_bytes(key, name, chosen.value, password), replace=True)
+        try:
+            write_new(path, key_file_bytes(key, name, chosen.value, password), replace=True)
+        finally:
+            _CHANGES.bump()
         return self.open(name, chosen)
 
     # -- internals ---------------------------------------------------------------------
@@ -255,7 +297,10 @@ class FileKeyStore(BaseKeyStore):
     def _store_new(self, name: str, path: Path, key: PrivateKey, algorithm: SignatureAlgorithm,
                    password: bytes) -> FileSigner:
         clean_stale_temp_files(self.directory)
-        write_new(path, key_file_bytes(key, name, algorithm.value, password))
+        try:
+            write_new(path, key_file_bytes(key, name, algorithm.value, password))
+        finally:
+            _CHANGES.bump()
         with os_errors(f"reading back key {name!r}"):
             identity = file_identity(os.lstat(path))
         return FileSigner(self, self._key_uri(name), algorithm, key, path, identity)

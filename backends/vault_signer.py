@@ -1,5 +1,8 @@
 """The Transit Signer: one key version, one HTTP round trip per signature (or per batch chunk).
 
+Concurrent `sign_async` calls of one event-loop tick go out as one ``batch_input`` request
+(`backends.vault_coalesce`), each caller getting its own signature or its own item's error.
+
 Every signature Transit returns is verified with the cached public key before it is handed
 out, so a server that lost its state and holds another key under the same name and version
 makes the signer raise KeyNotFound, never return a signature its public key rejects.
@@ -24,6 +27,7 @@ from signers.keys import PublicKey
 from signers.signature_format import checked_digest, digest
 from signers.signer import BaseSigner
 
+from .vault_coalesce import Coalescer
 from .vault_wire import digest_is_valid, sign_parameters, signature_from
 
 if TYPE_CHECKING:  # the store imports this module; the signer only holds a reference to it
@@ -50,6 +54,25 @@ class VaultTransitSigner(BaseSigner):
         self._body = sign_parameters(algorithm, version)
         self._what = f"signing with {name!r} v{version}"
         self._outages_seen = store.connection.outages
+        self._coalescer = Coalescer(self._sign_each, self.worker_pool)
+
+    async def sign_async(self, message: bytes) -> bytes:
+        """`sign` without blocking the loop; the concurrent calls of one loop tick share one batch request.
+
+        Every signature is verified with the public key before it is returned, as `sign`
+        does. Raises ConfigError for a message that is not bytes, this item's own typed
+        error (Transit refused it), or what the request as a whole raised (KeyNotFound for a
+        key replaced on the server, BackendUnavailable, AuthenticationFailed...).
+        """
+        if not isinstance(message, bytes | bytearray | memoryview):
+            raise ConfigError(f"a message to sign must be bytes, not {type(message).__name__}")
+        return await self._coalescer.submit(bytes(message))
+
+    def _sign_each(self, messages: list[bytes]) -> list[bytes | KeyplaneError]:
+        """Each message's verified signature or typed error (one request per chunk; a lone one via `sign`)."""
+        if len(messages) == 1:
+            return [self.sign(messages[0])]
+        return self._sign_all(messages, verify_all=True)
 
     def sign(self, message: bytes) -> bytes:
         if self._outages_seen != self._store.connection.outages:
@@ -145,31 +168,44 @@ class VaultTransitSigner(BaseSigner):
         bad = [i for i, m in enumerate(messages) if not isinstance(m, bytes | bytearray | memoryview)]
         if bad:  # refused before anything is sent: a typed error naming the items
             raise ConfigError(f"batch items {bad[:5]} are not bytes; nothing was signed")
-        inputs = [self._input(bytes(m)) for m in messages]
-        results: list[bytes | KeyplaneError] = []
-        chunk_error: KeyplaneError | None = None
-        for start, end in _chunks(inputs):
-            if chunk_error is None:
-                try:
-                    results.extend(self._sign_chunk(inputs[start:end], [bytes(m) for m in messages[start:end]]))
-                    continue
-                except KeyNotFound:
-                    raise
-                except KeyplaneError as e:
-                    chunk_error = e
-            results.extend([chunk_error] * (end - start))
+        results = self._sign_all([bytes(m) for m in messages], verify_all=False)
         failed = [i for i, r in enumerate(results) if not isinstance(r, bytes)]
         if failed:
             raise BatchSignError(f"{len(failed)} of {len(results)} signatures with {self.name!r} failed "
                                  f"(first: item {failed[0]}: {results[failed[0]]!s})", results)
         return [r for r in results if isinstance(r, bytes)]
 
+    def _sign_all(self, messages: list[bytes], *, verify_all: bool) -> list[bytes | KeyplaneError]:
+        """Each message's signature or typed error, chunk by chunk; KeyNotFound (key replaced) raises.
+
+        Once a chunk fails as a whole, the chunks after it are not sent and carry its error.
+        """
+        inputs = [self._input(m) for m in messages]
+        results: list[bytes | KeyplaneError] = []
+        chunk_error: KeyplaneError | None = None
+        for start, end in _chunks(inputs):
+            if chunk_error is None:
+                try:
+                    results.extend(self._sign_chunk(inputs[start:end], messages[start:end], verify_all))
+                    continue
+                except KeyNotFound:
+                    raise
+                except KeyplaneError as e:
+                    chunk_error = e
+            results.extend([chunk_error] * (end - start))
+        return results
+
     def _input(self, message: bytes) -> str:
         data = digest(self.algorithm, message) if self.algorithm.hash_name else message
         return base64.b64encode(data).decode("ascii")
 
-    def _sign_chunk(self, inputs: list[str], messages: list[bytes]) -> list[bytes | KeyplaneError]:
-        """One ``batch_input`` request; each item's signature (verified) or typed error."""
+    def _sign_chunk(self, inputs: list[str], messages: list[bytes], verify_all: bool = False
+                    ) -> list[bytes | KeyplaneError]:
+        """One ``batch_input`` request; each item's signature or typed error.
+
+        The first signature is verified (see `sign_many`), or every one with `verify_all`
+        (`sign_async`: each caller gets what `sign` would have handed it, a verified signature).
+        """
         if self._outages_seen != self._store.connection.outages:
             self._recheck()
         body = dict(self._body, batch_input=[{"input": text} for text in inputs])
@@ -195,7 +231,7 @@ class VaultTransitSigner(BaseSigner):
                 continue
             # One request is answered by one server with one key: verifying its first signature
             # proves the key is still ours (a replaced key fails here), at 1/len(chunk) of the cost.
-            if not checked:
+            if verify_all or not checked:
                 if not self.public_key.is_valid(signature, message, self.algorithm):
                     self._refuse(signature)  # KeyNotFound when replaced, else BackendUnavailable for the batch
                 checked = True

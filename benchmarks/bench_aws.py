@@ -12,7 +12,6 @@ keyplane's p50 latency over boto3's: 1.00 means keyplane adds nothing measurable
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -22,28 +21,19 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.moto: one moto set-up for tests and benchmark
 
-from latency import percentile, run_calls  # noqa: E402
+from latency import Timed, comparison_options, p50_ratios, percentile, run_calls, save_results  # noqa: E402
 
 from backends.aws_kms import AwsKmsKeyStore  # noqa: E402
 from signers.algorithms import KeySpec  # noqa: E402
 from tests.fixtures.moto import REGION, MotoKms, aws_environment, start_moto_kms  # noqa: E402
 
-
-@dataclass(frozen=True)
-class Result:
-    message: str
-    mode: str
-    impl: str
-    ops: int
-    per_second: float
-    p50_ms: float
-    p99_ms: float
+Result = Timed  # case: the message size
 
 
 
@@ -127,32 +117,20 @@ def run(ops: int, threads: int) -> list[Result]:
 
 def table(results: list[Result]) -> str:
     lines = [f"{'message':8} {'mode':12} {'impl':9} {'ops':>5} {'ops/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'ratio':>6}"]
-    base: dict[tuple[str, str], Result] = {}
-    for r in results:
-        if r.impl == "boto3":
-            base[(r.message, r.mode)] = r
-            ratio = ""
-        else:
-            ratio = f"{r.p50_ms / base[(r.message, r.mode)].p50_ms:.2f}"
-        lines.append(f"{r.message:8} {r.mode:12} {r.impl:9} {r.ops:5d} {r.per_second:8.0f} {r.p50_ms:8.2f} "
+    for r, ratio in zip(results, p50_ratios(results, "boto3"), strict=True):
+        lines.append(f"{r.case:8} {r.mode:12} {r.impl:9} {r.ops:5d} {r.per_second:8.0f} {r.p50_ms:8.2f} "
                      f"{r.p99_ms:8.2f} {ratio:>6}")
     lines.append("ratio = keyplane p50 / boto3 p50 (same moto server, same key, same run)")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", type=int, default=400, help="signatures per implementation and mode")
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--serve-moto", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = comparison_options(__doc__, 400, argv, hidden=("--serve-moto",))
     if args.serve_moto:
         return serve_moto(args.serve_moto)
     results = run(args.ops, args.threads)
     print(table(results))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    save_results(args.json, results)
     return 0
 
 

@@ -22,22 +22,20 @@ cpu = keyplane CPU / hvac CPU per signature: below 1.00 keyplane is faster.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import json
 import os
 import statistics
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # for tests.fixtures.openbao: one OpenBao set-up for tests and benchmark
 
-from latency import percentile, run_calls  # noqa: E402
+from latency import Timed, comparison_options, p50_ratios, percentile, run_calls, save_results  # noqa: E402
 
 from backends.vault_transit import VaultTransitKeyStore  # noqa: E402
 from signers.algorithms import KeySpec  # noqa: E402
@@ -48,15 +46,8 @@ TOKEN_ENV = "KEYPLANE_BENCH_VAULT_TOKEN"
 
 
 @dataclass(frozen=True)
-class Result:
-    key: str
-    mode: str
-    impl: str
-    ops: int
-    per_second: float
-    p50_ms: float
-    p99_ms: float
-    cpu_us: float  # client CPU per signature
+class Result(Timed):  # case: the key type
+    cpu_us: float = 0.0  # client CPU per signature
 
 
 
@@ -154,15 +145,10 @@ def table(results: list[Result], version: str) -> str:
     lines = [f"OpenBao {version} dev server on loopback; message {len(MESSAGE)} bytes",
              f"{'key':8} {'mode':11} {'impl':9} {'ops':>5} {'ops/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
              f"{'cpu us':>7} {'ratio':>6} {'cpu':>5}"]
-    base: dict[tuple[str, str], Result] = {}
-    for r in results:
-        if r.impl == "hvac":
-            base[(r.key, r.mode)] = r
-            ratio = cpu = ""
-        else:
-            b = base[(r.key, r.mode)]
-            ratio, cpu = f"{r.p50_ms / b.p50_ms:.2f}", f"{r.cpu_us / b.cpu_us:.2f}"
-        lines.append(f"{r.key:8} {r.mode:11} {r.impl:9} {r.ops:5d} {r.per_second:7.0f} {r.p50_ms:7.3f} "
+    hvac_cpu = {(r.case, r.mode): r.cpu_us for r in results if r.impl == "hvac"}
+    for r, ratio in zip(results, p50_ratios(results, "hvac"), strict=True):
+        cpu = f"{r.cpu_us / hvac_cpu[(r.case, r.mode)]:.2f}" if ratio else ""
+        lines.append(f"{r.case:8} {r.mode:11} {r.impl:9} {r.ops:5d} {r.per_second:7.0f} {r.p50_ms:7.3f} "
                      f"{r.p99_ms:7.3f} {r.cpu_us:7.0f} {ratio:>6} {cpu:>5}")
     lines.append("ratio = keyplane p50 / hvac p50; cpu = keyplane / hvac client CPU per signature (same server, "
                  "same key, same run)")
@@ -170,17 +156,12 @@ def table(results: list[Result], version: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ops", type=int, default=3000, help="signatures per implementation and mode")
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--json", type=Path, help="also write the figures here")
-    args = parser.parse_args(argv)
+    args = comparison_options(__doc__, 3000, argv)
     results, version, batches = run(args.ops, args.threads)
     print(table(results, version))
     print()
     print("\n".join(batches))
-    if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    save_results(args.json, results)
     return 0
 
 

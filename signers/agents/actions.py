@@ -17,17 +17,16 @@ or None, and the readable claims, for the caller to decide.
 from __future__ import annotations
 
 import hmac
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
-from ..clock import DEFAULT_LEEWAY, duration, epoch, from_epoch
+from ..clock import from_epoch
 from ..errors import TokenError, TokenInvalid
 from ..jose import KeySource, sign_jwt, verify_jwt
 from ..passport import ACTION_TYP, params_hash
-from ..revocation import RevocationCheck
+from ..tokens.action import ActionArguments, ActionChecks, action_claims
 from .errors import PolicyError
 from .events import RejectionEvents, report_to
 from .revocation import check_subject
@@ -68,34 +67,25 @@ def sign_agent_action(
     include_params: bool = False,
     groups: Iterable[str] = (),
     ttl: float | timedelta = 300,
-    iss: str | None = None,
-    aud: str | list[str] | None = None,
-    passport_jti: str | None = None,
-    now: datetime | float | None = None,
+    **grant: Unpack[ActionArguments],
 ) -> str:
-    """An action token for `sub` to do `action` with exactly `params`, with readable `claims`."""
+    """An action token for `sub` to do `action` with exactly `params`, with readable `claims`.
+
+    `grant` holds the token's other claims (`ActionArguments`: iss, aud, jti, passport_jti, now). Raises PolicyError for an empty sub / action, params that are
+    not a mapping, a readable claim that would overwrite an action-token claim; ConfigError
+    as `signers.passport.sign_action` does; and what the Signer raises.
+    """
     for label, value in (("sub", sub), ("action", action)):
         if not isinstance(value, str) or not value:
             raise PolicyError(f"action token {label} must be a non-empty string")
     if not isinstance(params, Mapping):
         raise PolicyError("action params must be a JSON object (a mapping)")
-    seconds = int(duration(ttl, "ttl", allow_zero=False))
-    issued = int(epoch(now))
-    body: dict[str, Any] = {}
-    if iss is not None:
-        body["iss"] = iss
-    body["sub"] = sub
-    if aud is not None:
-        body["aud"] = aud
-    body.update({"iat": issued, "nbf": issued, "exp": issued + max(1, seconds), "jti": str(uuid.uuid4()),
-                 "action": action, "params_hash": params_hash(params)})
+    body = action_claims(sub, action, params, ttl=ttl, **grant)
     if include_params:
         body["params"] = dict(params)
     group_list = sorted(set([groups] if isinstance(groups, str) else groups))
     if group_list:
         body["grp"] = group_list
-    if passport_jti is not None:
-        body["passport_jti"] = passport_jti
     for key, value in (claims or {}).items():
         if key in _RESERVED:
             raise PolicyError(f"readable claim {key!r} would overwrite an action-token claim")
@@ -109,27 +99,21 @@ def verify_agent_action(
     *,
     action: str | None = None,
     params: Mapping[str, Any] | None = None,
-    revocations: RevocationCheck | None = None,
-    subject: str | None = None,
-    audience: str | Iterable[str] | None = None,
-    issuer: str | Iterable[str] | None = None,
-    leeway: float = DEFAULT_LEEWAY,
-    now: datetime | float | None = None,
     events: RejectionEvents | None = None,
     context: Mapping[str, Any] | None = None,
+    **checks: Unpack[ActionChecks],
 ) -> AgentAction:
     """Verify an action token; `action` / `params`, when given, must match exactly.
 
-    Also refuses a revoked jti, agent or group (with `revocations`). Raises TokenError
+    `checks` are `verify_action`'s (revocations, subject, audience, issuer, leeway, now).
+    Also refuses a revoked jti, agent or group (with ``revocations``). Raises TokenError
     subclasses (reported to `events`).
     """
     who: str | None = None
+    revocations = checks.get("revocations")
     try:
-        verified = verify_jwt(
-            token, keys, typ=ACTION_TYP, audience=audience, issuer=issuer, subject=subject,
-            require=("sub", "exp", "iat", "jti", "action", "params_hash"), leeway=leeway, now=now,
-            revocations=revocations,
-        )
+        verified = verify_jwt(token, keys, typ=ACTION_TYP, require=("sub", "exp", "iat", "jti", "action", "params_hash"),
+                              **checks)
         c = verified.claims
         who = c["sub"] if isinstance(c["sub"], str) else None
         result = _grant(c, verified.kid, action, params)

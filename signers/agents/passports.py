@@ -23,13 +23,14 @@ import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ..errors import TokenError, TokenInvalid
 from ..eth.limits import SpendLimit
-from ..jose import DEFAULT_LEEWAY, KeySource
+from ..jose import KeySource
 from ..passport import Passport, issue_passport, verify_passport
 from ..revocation import RevocationCheck
+from ..tokens.passport import PassportChecks
 from .errors import PolicyError, StageNotBacked
 from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, AgentHistory, Approvers, Lifecycle, verify_history
@@ -241,30 +242,30 @@ def verify_agent_passport(
     token: str | bytes,
     issuer_keys: KeySource,
     *,
-    revocations: RevocationCheck | None = None,
     required_stage: str | None = None,
     lifecycle: Lifecycle = DEFAULT_LIFECYCLE,
     history: AgentHistory | Sequence[str] | None = None,
     approvers: Approvers | None = None,
-    audience: str | Iterable[str] | None = None,
-    issuer: str | Iterable[str] | None = None,
-    required_scopes: Iterable[str] = (),
-    min_trust_score: int | None = None,
-    code_hash: str | None = None,
-    leeway: float = DEFAULT_LEEWAY,
-    now: datetime | float | None = None,
     events: RejectionEvents | None = None,
     context: Mapping[str, Any] | None = None,
+    **checks: Unpack[PassportChecks],
 ) -> AgentPassport:
-    """Verify a passport with every agent-layer check; raises the first TokenError (and reports it)."""
+    """Verify a passport with every agent-layer check; raises the first TokenError (and reports it).
+
+    `checks` are `verify_passport`'s (revocations, audience, issuer, required_scopes,
+    min_trust_score, code_hash, leeway, now); the scope, trust and code-hash ones run after
+    the agent-layer reading of the passport, with the agent layer's messages.
+    """
     if required_stage is not None:
         lifecycle.require_stage(required_stage, "required_stage")
+    required_scopes = checks.pop("required_scopes", ())
+    min_trust_score = checks.pop("min_trust_score", None)
+    code_hash = checks.pop("code_hash", None)
+    revocations = checks.get("revocations")
     authenticated: str | None = None
     jti: str | None = None
     try:
-        passport = verify_passport(
-            token, issuer_keys, revocations=revocations, audience=audience, issuer=issuer, leeway=leeway, now=now,
-        )
+        passport = verify_passport(token, issuer_keys, **checks)
         authenticated, jti = passport.sub, passport.jti  # from here on, a refusal is of a verified agent
         agent = agent_passport_of(passport)
         check_scopes(passport, required_scopes)

@@ -18,13 +18,13 @@ import hmac
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ..clock import DEFAULT_LEEWAY, duration
 from ..errors import ConfigError, TokenInvalid, TokenReplayed
 from ..keys import b64url_encode
 from .canonical import canonical_json
-from .issued_claims import claim_time, issued_string, time_claims, verified_string
+from .issued_claims import claim_time, issued_string, registered_claims, verified_string
 from .jwk import KeySource
 from .jws_sign import sign_jwt
 from .jws_verify import verify_jwt
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..signer import Signer
     from .revocation import RevocationCheck
 
-__all__ = ["ActionGrant", "params_hash", "sign_action", "verify_action"]
+__all__ = ["ActionArguments", "ActionChecks", "ActionGrant", "action_claims", "params_hash", "sign_action", "verify_action"]
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -60,6 +60,20 @@ class ActionGrant:
     claims: dict[str, Any]
 
 
+class ActionArguments(TypedDict, total=False):
+    """The claim arguments of an action token besides sub / action / params / ttl (`action_claims`).
+
+    ``iss``, ``aud``, ``jti`` (default a random UUID), ``passport_jti`` (links the grant to
+    a passport) and ``now``.
+    """
+
+    iss: str | None
+    aud: str | list[str] | None
+    jti: str | None
+    passport_jti: str | None
+    now: datetime | float | None
+
+
 def sign_action(
     signer: Signer,
     sub: str,
@@ -67,35 +81,61 @@ def sign_action(
     params: Mapping[str, Any],
     ttl: float | timedelta = 300,
     *,
+    alg: str | None = None,
+    **arguments: Unpack[ActionArguments],
+) -> str:
+    """A short-lived token authorising `sub` to perform `action` with exactly `params`.
+
+    The signer is the authority granting the action (or the agent itself, verified then
+    against its passport's ``cnf`` key). The other claims are `ActionArguments`
+    (``passport_jti`` links the grant to a passport). Raises ConfigError for empty or
+    over-long strings, params that are not a JSON object, a bad ttl / now; and what the
+    Signer raises.
+    """
+    return sign_jwt(signer, action_claims(sub, action, params, ttl=ttl, **arguments), typ=ACTION_TYP, alg=alg)
+
+
+def action_claims(
+    sub: str,
+    action: str,
+    params: Mapping[str, Any],
+    *,
+    ttl: float | timedelta = 300,
     iss: str | None = None,
     aud: str | list[str] | None = None,
     jti: str | None = None,
     passport_jti: str | None = None,
     now: datetime | float | None = None,
-    alg: str | None = None,
-) -> str:
-    """A short-lived token authorising `sub` to perform `action` with exactly `params`.
+) -> dict[str, Any]:
+    """The claims of an action token (registered claims, ``action``, ``params_hash``, ``passport_jti``), checked.
 
-    The signer is the authority granting the action (or the agent itself, verified then
-    against its passport's ``cnf`` key). `passport_jti` links the grant to a passport.
-    Raises ConfigError for empty or over-long strings, params that are not a JSON object,
-    a bad ttl / now; and what the Signer raises.
+    Raises ConfigError as `sign_action` does.
     """
     issued_string(sub, "action token sub")
     issued_string(action, "action token action")
     if not isinstance(params, Mapping):
         raise ConfigError("action params must be a JSON object (a mapping)")
-    claims: dict[str, Any] = {}
-    if iss is not None:
-        claims["iss"] = issued_string(iss, "action token iss")
-    claims["sub"] = sub
-    if aud is not None:
-        claims["aud"] = aud
-    claims.update(time_claims(ttl, now, jti))
-    claims.update({"action": action, "params_hash": params_hash(params)})
+    claims = registered_claims("action token", iss=iss, sub=sub, aud=aud, ttl=ttl, now=now, jti=jti)
+    claims["action"] = action
+    claims["params_hash"] = params_hash(params)
     if passport_jti is not None:
         claims["passport_jti"] = issued_string(passport_jti, "passport_jti")
-    return sign_jwt(signer, claims, typ=ACTION_TYP, alg=alg)
+    return claims
+
+
+class ActionChecks(TypedDict, total=False):
+    """`verify_action`'s claim checks, by keyword, for a caller that hands them on (the agent layer).
+
+    ``revocations``, ``subject``, ``audience``, ``issuer``, ``leeway`` and ``now``, as
+    `verify_action` documents them (they are `verify_jwt`'s).
+    """
+
+    revocations: RevocationCheck | None
+    subject: str | None
+    audience: str | Iterable[str] | None
+    issuer: str | Iterable[str] | None
+    leeway: float
+    now: datetime | float | None
 
 
 def verify_action(

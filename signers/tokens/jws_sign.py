@@ -20,7 +20,7 @@ from .jose_algorithms import JOSE_NAMES, jose_extension
 if TYPE_CHECKING:
     from ..signer import Signer
 
-__all__ = ["sign_jws", "sign_jwt", "sign_jwts"]
+__all__ = ["claims_json", "sign_jws", "sign_jwt", "sign_jwts"]
 
 
 def sign_jws(
@@ -39,22 +39,11 @@ def sign_jws(
     ``alg``; its signature is written as the signer returns it. Raises ConfigError for an alg that is not a name of the signer's algorithm or a header
     that would override ``alg`` / ``kid`` / ``b64`` / ``crit``; whatever the Signer raises.
     """
-    name = alg or signer.algorithm.jose_name
-    extension = jose_extension(name) is not None
-    if (signer.algorithm.jose_name != name) if extension else (JOSE_NAMES.get(name) is not signer.algorithm):
-        raise ConfigError(f"alg {name!r:.60} is not a name for the signer's algorithm {signer.algorithm.value}")
-    protected: dict[str, Any] = {"alg": name}
-    if typ is not None:
-        protected["typ"] = typ
-    protected["kid"] = signer.key_id
-    for key, value in (header or {}).items():
-        if key in ("alg", "kid", "b64", "crit"):
-            raise ConfigError(f"header {key!r} is set by keyplane and cannot be overridden")
-        protected[key] = value
-    signing_input = f"{_b64json(protected, 'header')}.{b64url_encode(payload)}"
+    prefix, ec_size = _prepared(signer, typ, header, alg)
+    signing_input = prefix + b64url_encode(payload)
     signature = signer.sign(signing_input.encode("ascii"))
-    if not extension and signer.algorithm.family is KeyFamily.EC:
-        signature = ecdsa_der_to_raw(signature, curve_size(signer.public_key.spec))
+    if ec_size:
+        signature = ecdsa_der_to_raw(signature, ec_size)
     return f"{signing_input}.{b64url_encode(signature)}"
 
 
@@ -70,19 +59,7 @@ def sign_jwt(
 
     Raises ConfigError when the claims are not JSON serialisable, and what `sign_jws` raises.
     """
-    return sign_jws(signer, _json(dict(claims), "claims"), typ=typ, header=header, alg=alg)
-
-
-def _json(value: Mapping[str, Any], what: str) -> bytes:
-    try:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except (TypeError, ValueError, RecursionError) as e:
-        raise ConfigError(f"{what} are not JSON serialisable: {str(e)[:120]}") from e
-    return text.encode("utf-8")
-
-
-def _b64json(value: Mapping[str, Any], what: str) -> str:
-    return b64url_encode(_json(value, what))
+    return sign_jws(signer, claims_json(claims), typ=typ, header=header, alg=alg)
 
 
 def sign_jwts(
@@ -100,41 +77,70 @@ def sign_jwts(
     sessions / connections). Raises what `sign_jwt` raises, and BatchSignError (one entry
     per token: its signature or the error) when some of them could not be signed.
     """
-    first = sign_jws(_HeaderProbe(signer), b"", typ=typ, header=header, alg=alg)  # the same checks, no signature
-    encoded_header = first.split(".", 1)[0]
-    inputs = [f"{encoded_header}.{b64url_encode(_json(dict(claims), 'claims'))}" for claims in claims_list]
+    prefix, ec_size = _prepared(signer, typ, header, alg)
+    inputs = [prefix + b64url_encode(claims_json(claims)) for claims in claims_list]
     if not inputs:
         return []
     messages = [text.encode("ascii") for text in inputs]
     sign_many = getattr(signer, "sign_many", None)  # BatchSigner; any BaseSigner has it
     signatures = sign_many(messages) if callable(sign_many) else [signer.sign(m) for m in messages]
-    ec_size = curve_size(signer.public_key.spec) if _HeaderProbe.ec_written(first) else None
-    return [f"{text}.{b64url_encode(sig if ec_size is None else ecdsa_der_to_raw(sig, ec_size))}"
+    return [f"{text}.{b64url_encode(ecdsa_der_to_raw(sig, ec_size) if ec_size else sig)}"
             for text, sig in zip(inputs, signatures, strict=True)]
 
 
-class _HeaderProbe:
-    """Stands in for the signer in one `sign_jws` call, so a batch gets exactly its header and checks.
+def claims_json(claims: Mapping[str, Any], what: str = "claims") -> bytes:
+    """`claims` as compact UTF-8 JSON, written as given; ConfigError when they are not JSON serialisable."""
+    try:
+        return _ENCODER.encode(claims if type(claims) is dict else dict(claims)).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as e:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise ConfigError(f"{what} are not JSON serialisable: {str(e)[:120]}") from e
 
-    `sign` returns a fixed DER signature (r = s = 1) instead of signing; whether `sign_jws`
-    rewrote it as r||s tells the batch whether its signatures must be rewritten the same way.
+
+def _prepared(signer: Signer, typ: str | None, header: Mapping[str, Any] | None, alg: str | None
+              ) -> tuple[str, int | None]:
+    """(``<base64url protected header>.``, ECDSA scalar size or None) for this signer, typ and alg.
+
+    Without extra `header` members the result depends only on the signer's key_id and
+    algorithm (the curve follows from the key, whose thumbprint the key_id is), so it is
+    checked, serialised and encoded once per (key_id, algorithm, typ, alg) and then reused:
+    issuing a token costs one claims serialisation and one signature.
     """
+    if header:
+        return _build(signer, typ, header, alg)
+    try:
+        cache_key = (signer.key_id, signer.algorithm, typ, alg)
+        return _HEADERS[cache_key]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable key_id or typ: nothing to cache by
+        return _build(signer, typ, None, alg)
+    built = _build(signer, typ, None, alg)
+    if len(_HEADERS) >= _MAX_HEADERS:
+        _HEADERS.clear()  # a bound, not an LRU: a process rarely signs with thousands of keys
+    _HEADERS[cache_key] = built
+    return built
 
-    _PLACEHOLDER = bytes.fromhex("3006020101020101")
 
-    def __init__(self, signer: Signer) -> None:
-        self.key_id = signer.key_id
-        self.uri = signer.uri
-        self.algorithm = signer.algorithm
-        self.public_key = signer.public_key
+def _build(signer: Signer, typ: str | None, header: Mapping[str, Any] | None, alg: str | None
+           ) -> tuple[str, int | None]:
+    name = alg or signer.algorithm.jose_name
+    extension = jose_extension(name) is not None
+    if (signer.algorithm.jose_name != name) if extension else (JOSE_NAMES.get(name) is not signer.algorithm):
+        raise ConfigError(f"alg {name!r:.60} is not a name for the signer's algorithm {signer.algorithm.value}")
+    protected: dict[str, Any] = {"alg": name}
+    if typ is not None:
+        protected["typ"] = typ
+    protected["kid"] = signer.key_id
+    for key, value in (header or {}).items():
+        if key in ("alg", "kid", "b64", "crit"):
+            raise ConfigError(f"header {key!r} is set by keyplane and cannot be overridden")
+        protected[key] = value
+    ec_size = None
+    if not extension and signer.algorithm.family is KeyFamily.EC:
+        ec_size = curve_size(signer.public_key.spec)
+    return b64url_encode(claims_json(protected, "header")) + ".", ec_size
 
-    def sign(self, message: bytes) -> bytes:
-        return self._PLACEHOLDER
 
-    async def sign_async(self, message: bytes) -> bytes:
-        return self._PLACEHOLDER
-
-    @classmethod
-    def ec_written(cls, token: str) -> bool:
-        """True when `sign_jws` turned the placeholder into r||s (ECDSA, RFC 7518 3.4)."""
-        return token.rsplit(".", 1)[1] != b64url_encode(cls._PLACEHOLDER)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_HEADERS: dict[tuple[Any, ...], tuple[str, int | None]] = {}
+_MAX_HEADERS = 4096

@@ -16,15 +16,16 @@ import hmac
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from json.encoder import encode_basestring as _quote
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from ..clock import DEFAULT_LEEWAY
 from ..errors import ConfigError, KeyplaneError, TokenInvalid
 from ..keys import PublicKey
 from .action import ActionGrant, params_hash, sign_action, verify_action
-from .issued_claims import claim_time, issued_string, time_claims, verified_string
+from .issued_claims import claim_time, issued_string, issued_strings, registered_claims, verified_string
 from .jwk import KeySource, public_key_from_jwk
-from .jws_sign import sign_jwt, sign_jwts
+from .jws_sign import claims_json, sign_jws, sign_jwts
 from .jws_verify import verify_jwt
 from .passport_model import Passport
 from .possession import Challenge, make_challenge, prove_possession, verify_possession
@@ -41,6 +42,8 @@ __all__ = [
     "ActionGrant",
     "Challenge",
     "Passport",
+    "PassportArguments",
+    "PassportChecks",
     "code_hash_of",
     "issue_passport",
     "issue_passports",
@@ -62,35 +65,39 @@ def code_hash_of(code: bytes) -> str:
     return "sha256:" + hashlib.sha256(code).hexdigest()
 
 
-def issue_passport(
-    signer: Signer,
-    *,
-    sub: str,
-    name: str,
-    agent_key: PublicKey,
-    code_hash: str,
-    stage: str,
-    trust_score: int,
-    scopes: Iterable[str] = (),
-    ttl: float | timedelta = timedelta(days=1),
-    iss: str | None = None,
-    aud: str | list[str] | None = None,
-    jti: str | None = None,
-    now: datetime | float | None = None,
-    extra_claims: Mapping[str, Any] | None = None,
-    alg: str | None = None,
-) -> str:
-    """Issue a passport for the agent holding `agent_key`, signed by the issuer's `signer`.
+class PassportArguments(TypedDict, total=False):
+    """`issue_passport`'s keyword arguments, for one passport (`issue_passports` takes a list of them).
 
-    Raises ConfigError for a malformed code_hash, a trust_score outside 0-100, empty or
-    over-long (more than 1024 characters) strings, a bad ttl / now, an extra claim that
-    would overwrite a passport claim; and what the Signer raises.
+    ``sub`` and ``name`` (non-empty, at most 1024 characters), ``agent_key`` (written as
+    ``cnf.jwk``), ``code_hash`` (``sha256:<64 hex>``), ``stage`` and ``trust_score`` (0-100)
+    are required; ``scopes``, ``ttl`` (default one day), ``iss``, ``aud``, ``jti`` (default a
+    random UUID), ``now`` and ``extra_claims`` (which may not overwrite a passport claim) are not.
     """
-    claims = passport_claims(
-        sub=sub, name=name, agent_key=agent_key, code_hash=code_hash, stage=stage, trust_score=trust_score,
-        scopes=scopes, ttl=ttl, iss=iss, aud=aud, jti=jti, now=now, extra_claims=extra_claims,
-    )
-    return sign_jwt(signer, claims, typ=PASSPORT_TYP, alg=alg)
+
+    sub: Required[str]
+    name: Required[str]
+    agent_key: Required[PublicKey]
+    code_hash: Required[str]
+    stage: Required[str]
+    trust_score: Required[int]
+    scopes: Iterable[str]
+    ttl: float | timedelta
+    iss: str | None
+    aud: str | list[str] | None
+    jti: str | None
+    now: datetime | float | None
+    extra_claims: Mapping[str, Any] | None
+
+
+def issue_passport(signer: Signer, *, alg: str | None = None, **arguments: Unpack[PassportArguments]) -> str:
+    """Issue a passport for the agent holding ``agent_key``, signed by the issuer's `signer`.
+
+    The arguments are `PassportArguments`. Raises ConfigError for a malformed code_hash, a
+    trust_score outside 0-100, empty or over-long (more than 1024 characters) strings, a
+    bad ttl / now, an extra claim that would overwrite a passport claim; and what the
+    Signer raises.
+    """
+    return sign_jws(signer, passport_json(passport_claims(**arguments)), typ=PASSPORT_TYP, alg=alg)
 
 
 def issue_passports(signer: Signer, passports: Iterable[Mapping[str, Any]], *, alg: str | None = None) -> list[str]:
@@ -138,32 +145,78 @@ def passport_claims(
     if not isinstance(agent_key, PublicKey):
         raise ConfigError(f"agent_key must be a PublicKey, not {type(agent_key).__name__}")
     scope_list = [scopes] if isinstance(scopes, str) else list(scopes)
-    for label, value in (("sub", sub), ("name", name), ("stage", stage), *(("scope", s) for s in scope_list)):
-        issued_string(value, f"passport {label}")
-    claims: dict[str, Any] = {}
-    if iss is not None:
-        claims["iss"] = issued_string(iss, "passport iss")
-    claims["sub"] = sub
-    if aud is not None:
-        claims["aud"] = aud
-    claims.update(time_claims(ttl, now, jti))
-    claims.update(
-        {
-            "name": name,
-            "cnf": {"jwk": agent_key.to_jwk()},
-            "code_hash": "sha256:" + match.group(1),
-            "stage": stage,
-            "trust_score": trust_score,
-            "scopes": scope_list,
-        }
-    )
-    for key, value in (extra_claims or {}).items():
-        if key in claims:
-            raise ConfigError(f"extra claim {key!r} would overwrite a passport claim")
-        claims[key] = value
+    if not issued_strings(sub, name, stage, *scope_list):
+        for label, value in (("sub", sub), ("name", name), ("stage", stage), *(("scope", s) for s in scope_list)):
+            issued_string(value, f"passport {label}")  # raises, naming the first bad one
+    claims = registered_claims("passport", iss=iss, sub=sub, aud=aud, ttl=ttl, now=now, jti=jti)
+    claims["name"] = name
+    claims["cnf"] = {"jwk": agent_key.to_jwk()}
+    claims["code_hash"] = "sha256:" + match.group(1)
+    claims["stage"] = stage
+    claims["trust_score"] = trust_score
+    claims["scopes"] = scope_list
+    if extra_claims:
+        for key, value in extra_claims.items():
+            if key in claims:
+                raise ConfigError(f"extra claim {key!r} would overwrite a passport claim")
+            claims[key] = value
     return claims
 
 
+class PassportChecks(TypedDict, total=False):
+    """`verify_passport`'s checks, by keyword, for a caller that hands them on (the agent layer).
+
+    ``revocations``, ``audience``, ``issuer``, ``required_scopes``, ``min_trust_score``,
+    ``code_hash``, ``leeway`` and ``now``, as `verify_passport` documents them.
+    """
+
+    revocations: RevocationCheck | None
+    audience: str | Iterable[str] | None
+    issuer: str | Iterable[str] | None
+    required_scopes: Iterable[str]
+    min_trust_score: int | None
+    code_hash: str | None
+    leeway: float
+    now: datetime | float | None
+
+
+_SHAPES = (
+    ("iss", "sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score", "scopes"),
+    ("sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score", "scopes"),
+)
+_JWK_JSON: dict[tuple[tuple[str, str], ...], str] = {}  # an agent key's cnf.jwk, serialised once
+
+
+def passport_json(claims: Mapping[str, Any]) -> bytes:
+    """`claims_json(claims)`, byte for byte, written directly when they have `passport_claims`' plain shape.
+
+    A passport without ``aud`` or extra claims has a fixed shape whose every value
+    `passport_claims` checked (bounded strings, ints, a list of strings, the agent's JWK),
+    so it is written with one escape per string instead of a walk of the whole document,
+    and the agent key's JWK is serialised once; any other shape goes through `claims_json`.
+    tests/throughput/test_lean_issuance.py holds the two to the same bytes.
+    """
+    shape = tuple(claims)
+    if shape not in _SHAPES or type(claims["trust_score"]) is not int:  # an IntEnum score: the general path
+        return claims_json(claims)
+    c = claims
+    jwk = c["cnf"]["jwk"]
+    jwk_key = tuple(jwk.items())
+    jwk_json = _JWK_JSON.get(jwk_key)
+    if jwk_json is None:
+        jwk_json = claims_json(jwk).decode("utf-8")
+        if len(_JWK_JSON) >= 4096:
+            _JWK_JSON.clear()
+        _JWK_JSON[jwk_key] = jwk_json
+    q = _quote
+    head = f'{{"iss":{q(c["iss"])},"sub":' if len(shape) == 12 else '{"sub":'
+    text = (f'{head}{q(c["sub"])},"iat":{c["iat"]},"nbf":{c["nbf"]},"exp":{c["exp"]},"jti":{q(c["jti"])},'
+            f'"name":{q(c["name"])},"cnf":{{"jwk":{jwk_json}}},"code_hash":{q(c["code_hash"])},'
+            f'"stage":{q(c["stage"])},"trust_score":{c["trust_score"]},"scopes":[{",".join(map(q, c["scopes"]))}]}}')
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate, as claims_json reports it
+        raise ConfigError(f"claims are not JSON serialisable: {str(e)[:120]}") from e
 
 
 def verify_passport(

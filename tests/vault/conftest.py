@@ -34,3 +34,13 @@ def store(openbao_store_uri: str) -> Iterator[VaultTransitKeyStore]:
 @pytest.fixture
 def key_name() -> str:
     return unique_name()
+
+
+def refuse_item(signer: Any, monkeypatch: pytest.MonkeyPatch, refused: bytes) -> None:
+    """Make Transit refuse the one batch item whose message is `refused` (its input is sent as bad base64)."""
+    real_input = signer._input
+
+    def input_with_a_bad_item(message: bytes) -> str:
+        return "!!not-base64" if message == refused else real_input(message)
+
+    monkeypatch.setattr(signer, "_input", input_with_a_bad_item)

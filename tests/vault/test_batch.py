@@ -13,6 +13,8 @@ from signers.algorithms import KeySpec
 from signers.errors import BatchSignError, ConfigError, KeyNotFound
 from signers.signer import BatchSigner
 
+from .conftest import refuse_item
+
 
 @pytest.mark.parametrize("spec", [KeySpec.ED25519, KeySpec.P256, KeySpec.RSA2048, KeySpec.ML_DSA_44], ids=str)
 def test_batch_signatures_verify_in_order(store: VaultTransitKeyStore, key_name: str, spec: KeySpec,
@@ -34,13 +36,8 @@ def test_batch_signatures_verify_in_order(store: VaultTransitKeyStore, key_name:
 def test_a_failed_item_is_typed_and_the_others_are_kept(store: VaultTransitKeyStore, key_name: str,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     signer = store.create_key(key_name, KeySpec.ED25519)
-    real_input = signer._input
     poisoned = b"poison"
-
-    def input_with_a_bad_item(message: bytes) -> str:
-        return "!!not-base64" if message == poisoned else real_input(message)
-
-    monkeypatch.setattr(signer, "_input", input_with_a_bad_item)  # Transit refuses that one item
+    refuse_item(signer, monkeypatch, poisoned)  # Transit refuses that one item
     messages = [b"a", b"b", poisoned, b"d"]
     with pytest.raises(BatchSignError) as caught:
         signer.sign_many(messages)
@@ -48,6 +45,16 @@ def test_a_failed_item_is_typed_and_the_others_are_kept(store: VaultTransitKeySt
     assert len(results) == 4 and isinstance(results[2], ConfigError) and "base64" in str(results[2])
     for index in (0, 1, 3):
         signature = results[index]
+        assert isinstance(signature, bytes)
+        signer.public_key.verify(signature, messages[index])
+
+    async def concurrently() -> list[object]:  # coalesced into one batch: the refusal is its caller's only
+        return list(await asyncio.gather(*(signer.sign_async(m) for m in messages), return_exceptions=True))
+
+    each = asyncio.run(concurrently())
+    assert isinstance(each[2], ConfigError) and "base64" in str(each[2])
+    for index in (0, 1, 3):
+        signature = each[index]
         assert isinstance(signature, bytes)
         signer.public_key.verify(signature, messages[index])
 
