@@ -86,6 +86,10 @@ def register(subparsers: Any) -> None:
     passport.add_argument("--trust-score", type=int, help="a typed-in score (default: computed, see `agent score`)")
     passport.add_argument("--attested", action="append", default=[], help="attested build code_hash (repeatable)")
     passport.add_argument("--iss", help="issuer")
+    passport.add_argument("--wallet", help="the agent's Ethereum address, for payment tools at the gate")
+    passport.add_argument("--spend-limit", action="append", default=[], metavar="ASSET:MAX[:PERIOD]",
+                          help="a spending limit with --wallet: the asset's smallest units per payment, or per "
+                               "hour / day / week / month (repeatable)")
     passport.add_argument("--ttl", type=float, default=3600, help="lifetime in seconds (default 3600)")
     passport.add_argument("--out", help="write the passport to this file too")
     _registry(passport)
@@ -379,13 +383,29 @@ def _passport(args: argparse.Namespace) -> int:
         open_key(args, args.key), history, name=args.name or history.agent,
         agent_key=public_key_of(args, args.agent_key),
         scopes=args.scope, groups=args.group, trust=trust, trust_score=args.trust_score, iss=args.iss, ttl=args.ttl,
-        lifecycle=lifecycle_of(args),
+        lifecycle=lifecycle_of(args), wallet=args.wallet, spend_limit=_spend_limits(args.spend_limit),
     )
     if args.out:
         write_bytes(args.out, (token + "\n").encode("utf-8"), "--out file")
     print_result(args, {"ok": True, "token": token, "stage": history.stage,
                         "trust": trust.claim() if trust else args.trust_score}, token)
     return 0
+
+
+def _spend_limits(given: list[str]) -> list[Any]:
+    """``ASSET:MAX[:PERIOD]`` options as SpendLimits; ConfigError naming the option when malformed."""
+    # lazy: signers.eth is only for passports that carry a wallet
+    from signers.eth.limits import spend_limits_from_claims
+
+    entries = []
+    for text in given:
+        asset, _, rest = text.partition(":")
+        amount, _, period = rest.partition(":")
+        entries.append({"asset": asset, "max": amount, "period": period or "per-payment"})
+    try:
+        return spend_limits_from_claims({"spend_limit": entries})
+    except ConfigError as e:
+        raise ConfigError(f"--spend-limit takes ASSET:MAX[:PERIOD]: {e}") from e
 
 
 def _store(args: argparse.Namespace) -> SQLiteRevocationStore:

@@ -165,3 +165,29 @@ def test_retiring_an_approver(capsys: pytest.CaptureFixture[str], keys: dict[str
     code, _, err = run(capsys, "agent", "approver", keys["release"].uri, "--not-after", "someday", *reg)
     assert code == 2 and "not-after" in err
     assert run(capsys, "agent", "approver", keys["release"].uri, *reg)[0] == 2  # neither --role nor --not-after
+
+
+def test_a_passport_with_a_wallet_and_the_gates_spend_check(capsys: pytest.CaptureFixture[str],
+                                                            keys: dict[str, Any], registry: Path,
+                                                            tmp_path: Path) -> None:
+    _walk(capsys, keys, registry, "payer")
+    usdc, wallet = "0x036CbD53842c5426634e7929541eC2318f3dCF7e", "0x5B38Da6a701c568545dCfcB03FcB875f56beddC4"
+    passport = tmp_path / "payer.passport"
+    issue = ["agent", "passport", "payer", "--key", keys["issuer"].uri, "--agent-key", keys["agent"].uri,
+             "--registry", str(registry), "--out", str(passport)]
+    for bad in (["--spend-limit", f"{usdc}:1000"], ["--wallet", "0x12"],
+                ["--wallet", wallet, "--spend-limit", f"{usdc}:ten"],
+                ["--wallet", wallet, "--spend-limit", f"{usdc}:10:fortnight"]):
+        code, _, err = run(capsys, *issue, *bad)
+        assert code == 2 and not passport.exists(), err
+    code, _, err = run(capsys, *issue, "--wallet", wallet, "--spend-limit", f"{usdc}:1000")
+    assert code == 0, err
+    policy = tmp_path / "keyplane.toml"
+    policy.write_text('[agents.gate.defaults]\nmin_stage = "ACTIVE"\n[agents.gate.servers.wallet.tools.pay]\n'
+                      'payment = true\n')
+    check = ["gate", "check", str(passport), "--server", "wallet", "--tool", "pay", "--policy", str(policy),
+             "--key", keys["issuer"].uri, "--params"]
+    code, out, _ = run(capsys, *check, json.dumps({"asset": usdc, "amount": "1000", "payer": wallet}))
+    assert code == 0 and out.startswith("ALLOW"), out
+    code, out, _ = run(capsys, *check, json.dumps({"asset": usdc, "amount": "1001"}))
+    assert code == 1 and "FAIL  spend: payment of 1001 exceeds the per-payment limit of 1000" in out, out
