@@ -234,7 +234,7 @@ def async_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str,
 
     The event-loop verdict fails when `sign_async` returns without ever yielding to the loop
     (it signed on the loop's thread: deterministic, whatever the machine's load), or when the
-    loop stalls beyond `stall_limit` in two runs and beyond four times the stall of the same
+    loop stalls beyond `stall_limit` in three runs and beyond four times the stall of the same
     signatures made in worker threads (`asyncio.to_thread(signer.sign)`, the control) plus the
     limit: a busy machine or a signer that holds the GIL stalls the control about as much; a
     `sign_async` that yields once and then signs on the loop's thread stalls it for the whole batch.
@@ -252,8 +252,11 @@ def async_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str,
     outcomes, longest, yielded = asyncio.run(_ticked(own, messages))
     seconds = time.perf_counter() - started
     control_ms = None
-    if longest > limit:
+    for _ in range(2):  # a loop blocked by sign_async stalls every run; a busy machine only some
+        if longest <= limit:
+            break
         longest = min(longest, asyncio.run(_ticked(own, messages))[1])
+    if longest > limit:
         control_ms = asyncio.run(_ticked(control, messages))[1] * 1000
     errors = [_describe(o) for o in outcomes if isinstance(o, BaseException)]
     pairs = [(m, o) for m, o in zip(messages, outcomes, strict=True) if isinstance(o, bytes)]
@@ -264,7 +267,7 @@ def async_check(signer: Any, verify: Callable[[bytes, bytes], bool], spec: str,
         verdict = (False, "sign_async returned without ever yielding to the event loop: it signs on the loop's "
                           f"thread and blocks it (longest stall {ms:.0f} ms)", seconds)
     elif longest > limit and control_ms is not None and ms > 4 * control_ms + limit * 1000:
-        verdict = (False, f"the event loop stalled for {ms:.0f} ms (longest, in two runs; limit {limit * 1000:.0f} ms)"
+        verdict = (False, f"the event loop stalled for {ms:.0f} ms (the shortest of three runs; limit {limit * 1000:.0f} ms)"
                           f" while {ASYNC_CALLS} sign_async ran{compared}: sign_async blocks the loop", seconds)
     else:
         verdict = (True, f"sign_async yields; longest stall {ms:.1f} ms while {ASYNC_CALLS} sign_async ran "
