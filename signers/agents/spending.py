@@ -28,14 +28,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import TokenInvalid
-from ..eth.limits import SpendLimit, check_spend
+from ..eth.limits import PERIOD_SECONDS, SpendLimit, check_spend, spent_by_period
 from .errors import PolicyError
 
 __all__ = ["ADDRESS", "PAYMENT_PARAMS", "PERIOD_SECONDS", "MemorySpendLedger", "Payment", "SpendLedger", "check_wallet",
            "payment_of", "payment_params_of"]
 
 PAYMENT_PARAMS: Mapping[str, str] = {"asset": "asset", "amount": "amount", "payer": "payer"}
-PERIOD_SECONDS: Mapping[str, int] = {"hour": 3600, "day": 86_400, "week": 7 * 86_400, "month": 30 * 86_400}
 ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")  # an Ethereum address, any checksum case
 _MAX_DIGITS = 78  # 2**256 has 78 decimal digits: no token amount is longer
 
@@ -120,8 +119,7 @@ class MemorySpendLedger:
         return entries
 
     def _spent(self, agent: str, asset: str, now: float) -> dict[str, int]:
-        entries = self._window(agent, asset, now)
-        return {period: sum(a for t, a in entries if t > now - seconds) for period, seconds in PERIOD_SECONDS.items()}
+        return spent_by_period(self._window(agent, asset, now), now)
 
     def spent(self, agent: str, asset: str, *, now: float | None = None) -> dict[str, int]:
         with self._lock:

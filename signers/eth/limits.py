@@ -20,9 +20,11 @@ from typing import Any
 from ..errors import ConfigError
 from .errors import SpendLimitExceeded
 
-__all__ = ["SpendLimit", "check_spend", "spend_limits_from_claims"]
+__all__ = ["PERIOD_SECONDS", "SpendLimit", "check_spend", "spend_limits_from_claims", "spent_by_period"]
 
-_PERIODS = frozenset({"per-payment", "hour", "day", "week", "month"})
+# Rolling windows a spend ledger counts: an hour is the last 3,600 s, a month the last 30 days.
+PERIOD_SECONDS: Mapping[str, int] = {"hour": 3600, "day": 86_400, "week": 7 * 86_400, "month": 30 * 86_400}
+_PERIODS = frozenset({"per-payment", *PERIOD_SECONDS})
 
 
 @dataclass(frozen=True)
@@ -73,3 +75,9 @@ def check_spend(limits: Iterable[SpendLimit], asset: str, amount: int, spent_in_
         if already + amount > lim.max_amount:
             raise SpendLimitExceeded(
                 f"payment of {amount} exceeds the {lim.period} limit of {lim.max_amount} for {asset}")
+
+
+def spent_by_period(entries: Iterable[tuple[float, int]], now: float) -> dict[str, int]:
+    """What `entries` (time, amount) add up to in each rolling period ending at `now`."""
+    listed = list(entries)
+    return {period: sum(a for t, a in listed if now - seconds < t <= now) for period, seconds in PERIOD_SECONDS.items()}

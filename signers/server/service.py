@@ -27,7 +27,6 @@ from ..agents.gate import Gate
 from ..agents.lifecycle import AgentHistory
 from ..agents.policy import GatePolicy
 from ..agents.possession import ChallengeBook
-from ..agents.spending import MemorySpendLedger
 from ..agents.trust import TrustInputs, TrustScore, compute_trust
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
@@ -117,7 +116,7 @@ class Service:
         self.challenges = ChallengeBook(config.issuer)
         self.gate = Gate(config.gate or GatePolicy(), self.jwks, revocations=self.revocations,
                          challenges=self.challenges, histories=self.registry.history, events=self.events,
-                         audit=self.audit, decision_signer=self.signer, spend_ledger=MemorySpendLedger())
+                         audit=self.audit, decision_signer=self.signer, spend_ledger=self.state.spend_ledger())
         self.attested = _attested_builds(self.gate.policy)  # code hashes the policy names: attested builds
         self.recent: list[dict[str, Any]] = []  # the dashboard's recent decisions and rejections
         self._recent_lock = threading.Lock()

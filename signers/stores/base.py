@@ -57,6 +57,10 @@ class StateBackend(Closing):
         append-only by compare-and-set, each verified with `verify(tokens, agent)` on every read."""
         raise ConfigError(f"{type(self).__name__} holds no agent registry")
 
+    def spend_ledger(self) -> Any:
+        """A SpendLedger (signers.agents.spending): payments per agent and asset, charged atomically."""
+        raise ConfigError(f"{type(self).__name__} holds no spend ledger")
+
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of a status list, unique across replicas (never from a local counter)."""
         raise ConfigError(f"{type(self).__name__} cannot allocate status list indices; use postgresql: or redis:")

@@ -27,6 +27,7 @@ from ..uri_options import checked_uri
 from .base import StateBackend, StoreFeatures
 from .redis_agents import RedisAgentRegistry
 from .redis_errors import redis_errors
+from .redis_spend import RedisSpendLedger
 
 __all__ = ["RedisReplayCache", "RedisRevocationStore", "RedisState", "redis_errors"]
 
@@ -198,6 +199,10 @@ class RedisState(StateBackend):
     def agent_registry(self, verify: Callable[[list[str], str], Any]) -> RedisAgentRegistry:
         """The agent registry in this Redis (see `signers.stores.redis_agents`; durability as `features`)."""
         return RedisAgentRegistry(self._client, self._prefix, self.uri, verify)
+
+    def spend_ledger(self) -> RedisSpendLedger:
+        """The spend ledger in this Redis (see `signers.stores.redis_spend`; durability as `features`)."""
+        return RedisSpendLedger(self._client, self._prefix, self.uri)
 
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of the status list at `list_uri` (``INCR``: unique across replicas)."""

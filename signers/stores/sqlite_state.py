@@ -12,13 +12,14 @@ from ..revocation import SQLiteRevocationStore
 from ..uri_options import checked_uri
 from .base import StateBackend, StoreFeatures
 from .sqlite_agents import SQLiteAgentRegistry
+from .sqlite_spend import SQLiteSpendLedger
 
 __all__ = ["SQLiteState"]
 
 
 class SQLiteState(StateBackend):
-    """A SQLite file for revocations; audit logs (``<file>.<name>.audit.db``) and the agent registry
-    (``<file>.agents.db``) beside it."""
+    """A SQLite file for revocations; audit logs (``<file>.<name>.audit.db``), the agent registry
+    (``<file>.agents.db``) and the spend ledger (``<file>.spend.db``) beside it."""
 
     def __init__(self, uri: str) -> None:
         parsed, _ = checked_uri(uri, schemes={"sqlite"})
@@ -52,6 +53,11 @@ class SQLiteState(StateBackend):
         registry = SQLiteAgentRegistry(self.path.with_name(f"{self.path.name}.agents.db"), verify)
         self._stores.append(registry)
         return registry
+
+    def spend_ledger(self) -> SQLiteSpendLedger:
+        ledger = SQLiteSpendLedger(self.path.with_name(f"{self.path.name}.spend.db"))
+        self._stores.append(ledger)
+        return ledger
 
     def close(self) -> None:
         for store in self._stores:

@@ -12,6 +12,7 @@ from .connection import connect_pool, parse_postgres_uri, pg_call
 from .replay import PostgresReplayCache
 from .revocations import PostgresRevocationStore
 from .schema import migrate
+from .spend import PostgresSpendLedger
 
 __all__ = ["PostgresState"]
 
@@ -53,6 +54,9 @@ class PostgresState(StateBackend):
 
     def agent_registry(self, verify: Callable[[list[str], str], Any]) -> PostgresAgentRegistry:
         return PostgresAgentRegistry(self._pool, self.uri, verify)
+
+    def spend_ledger(self) -> PostgresSpendLedger:
+        return PostgresSpendLedger(self._pool, self.uri)
 
     def allocate_index(self, list_uri: str) -> int:
         """The next unused index of the status list at `list_uri`, unique across every replica."""

@@ -35,6 +35,12 @@ _STEPS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE IF NOT EXISTS keyplane_agent_approvers ("
         " version bigint PRIMARY KEY CHECK (version > 0), document text NOT NULL)",
     ),
+    (  # 3: the spend ledger (payments per agent and asset, exact amounts)
+        "CREATE TABLE IF NOT EXISTS keyplane_spend ("
+        " agent text NOT NULL, asset text NOT NULL, at double precision NOT NULL,"
+        " amount numeric NOT NULL CHECK (amount >= 0))",
+        "CREATE INDEX IF NOT EXISTS keyplane_spend_window ON keyplane_spend (agent, asset, at)",
+    ),
 )
 LATEST = len(_STEPS)
 
