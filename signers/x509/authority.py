@@ -54,6 +54,9 @@ DEFAULT_INTERMEDIATE_VALIDITY = datetime.timedelta(days=365)
 DEFAULT_CRL_VALIDITY = datetime.timedelta(days=1)
 # Certificates start a minute in the past so a verifier whose clock is slightly behind accepts them.
 BACKDATE = datetime.timedelta(minutes=1)
+# A CRL's thisUpdate is a few seconds in the past for the same reason: a verifier whose clock is a
+# second behind (or steps back) would refuse a fresh CRL as "not yet valid" and so the whole chain.
+CRL_BACKDATE = datetime.timedelta(seconds=10)
 
 _LEAF_USAGE = ("digital_signature",)
 _CA_USAGE = ("digital_signature", "key_cert_sign", "crl_sign")
@@ -295,12 +298,17 @@ class CertificateAuthority:
     def crl(self, *, validity: datetime.timedelta | None = None) -> x509.CertificateRevocationList:
         """A fresh CRL of every revoked serial, signed by the CA's Signer, valid for `validity` (default a day).
 
+        Its thisUpdate is `CRL_BACKDATE` before now (clock skew), its nextUpdate `validity` after that.
+
         The CRL number is the issue time in milliseconds, kept strictly increasing within a
         process: monotonic across restarts without storing a counter. Raises ConfigError for a
-        non-finite or zero validity, and whatever the Signer raises.
+        non-finite validity or one not longer than the backdating, and whatever the Signer raises.
         """
         ca_certificate = self._require_certificate()
         lifetime = datetime.timedelta(seconds=duration(validity or self.crl_validity, "CRL validity", allow_zero=False))
+        if lifetime <= CRL_BACKDATE:
+            raise ConfigError(f"a CRL validity of {lifetime.total_seconds():g} s is not longer than the "
+                              f"{CRL_BACKDATE.total_seconds():g} s its thisUpdate is backdated for clock skew")
         now = self.clock()
         with self._crl_lock:
             number = max(self._last_crl_number + 1, int(now.timestamp() * 1000))
@@ -309,8 +317,8 @@ class CertificateAuthority:
             ca_certificate,
             self.signer,
             self.revocations.list(kind="x509-serial"),
-            this_update=now,
-            next_update=now + lifetime,
+            this_update=now - CRL_BACKDATE,
+            next_update=now - CRL_BACKDATE + lifetime,
             number=number,
         )
 

@@ -45,6 +45,10 @@ def test_root_and_crl_durations_are_checked(root_key) -> None:  # type: ignore[n
     ca = CertificateAuthority.create_root(root_key, "CN=Root")
     with pytest.raises(ConfigError):
         ca.crl(validity=datetime.timedelta(seconds=-1))
+    with pytest.raises(ConfigError, match="backdated"):  # it would be stale when made
+        ca.crl(validity=datetime.timedelta(seconds=5))
+    crl = ca.crl(validity=datetime.timedelta(seconds=11))
+    assert crl.last_update_utc < datetime.datetime.now(datetime.UTC) < crl.next_update_utc  # type: ignore[operator]
 
 
 @pytest.mark.parametrize("uri", ["urn:uuid:6e8bc430-9c3a-11d9-9669-0800200c9a66", "spiffe://acme/agent/7",
