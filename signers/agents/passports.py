@@ -23,14 +23,15 @@ import hmac
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Unpack
+from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
 
 from ..errors import TokenError, TokenInvalid
 from ..eth.limits import SpendLimit
 from ..jose import KeySource
 from ..passport import Passport, issue_passport, verify_passport
 from ..revocation import RevocationCheck
-from ..tokens.passport import PassportChecks
+from ..tokens.async_issuance import issue_passport_async
+from ..tokens.passport import PassportArguments, PassportChecks
 from .errors import PolicyError, StageNotBacked
 from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, AgentHistory, Approvers, Lifecycle, verify_history
@@ -46,6 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgentPassport",
+    "AgentPassportOptions",
+    "agent_passport_arguments",
     "agent_passport_of",
     "check_backed",
     "check_code_hash",
@@ -55,6 +58,7 @@ __all__ = [
     "check_trust",
     "groups_of",
     "issue_agent_passport",
+    "issue_agent_passport_async",
     "verify_agent_passport",
 ]
 
@@ -95,8 +99,41 @@ def _group_list(groups: Iterable[str]) -> list[str]:
     return sorted(set(names))
 
 
-def issue_agent_passport(
-    signer: Signer,
+class AgentPassportOptions(TypedDict, total=False):
+    """`issue_agent_passport`'s keyword arguments (see `agent_passport_arguments` for each)."""
+
+    name: Required[str]
+    agent_key: Required[PublicKey]
+    scopes: Iterable[str]
+    groups: Iterable[str]
+    trust: TrustScore | None
+    trust_score: int | None
+    ttl: float | timedelta
+    iss: str | None
+    aud: str | list[str] | None
+    now: datetime | float | None
+    lifecycle: Lifecycle
+    wallet: str | None
+    spend_limit: Iterable[SpendLimit]
+    status: Mapping[str, Any] | None
+    jti: str | None
+
+
+def issue_agent_passport(signer: Signer, history: AgentHistory, **options: Unpack[AgentPassportOptions]) -> str:
+    """A passport for the agent of `history` (already verified), in the stage its history says.
+
+    The options are `agent_passport_arguments`'; raises what it and `issue_passport` raise.
+    """
+    return issue_passport(signer, **agent_passport_arguments(history, **options))
+
+
+async def issue_agent_passport_async(signer: Signer, history: AgentHistory,
+                                     **options: Unpack[AgentPassportOptions]) -> str:
+    """`issue_agent_passport` signed with ``await signer.sign_async`` (for services on an event loop)."""
+    return await issue_passport_async(signer, **agent_passport_arguments(history, **options))
+
+
+def agent_passport_arguments(
     history: AgentHistory,
     *,
     name: str,
@@ -114,8 +151,8 @@ def issue_agent_passport(
     spend_limit: Iterable[SpendLimit] = (),
     status: Mapping[str, Any] | None = None,
     jti: str | None = None,
-) -> str:
-    """A passport for the agent of `history` (already verified), in the stage its history says.
+) -> PassportArguments:
+    """`issue_passport`'s arguments for the agent of `history`, checked (nothing is signed here).
 
     Give either `trust` (a computed `TrustScore`) or a plain `trust_score`; a retired or
     suspended agent still gets a passport (verifiers then refuse it by stage). A `wallet`
@@ -123,7 +160,7 @@ def issue_agent_passport(
     (`signers.agents.spending`). `status` is the Token Status List claim
     (``{"status_list": {"idx", "uri"}}``, from `StatusListIssuer.allocate`); `jti` a
     caller-chosen token id (default: a random one). Raises PolicyError for a bad trust /
-    groups / wallet, and what `issue_passport` raises.
+    groups / wallet.
     """
     if (trust is None) == (trust_score is None):
         raise PolicyError("give exactly one of trust= (a computed TrustScore) or trust_score=")
@@ -137,8 +174,8 @@ def issue_agent_passport(
         extra["trust"] = trust.claim()
         score = trust.score
     assert score is not None
-    return issue_passport(
-        signer, sub=history.agent, name=name, agent_key=agent_key, code_hash=history.code_hash,
+    return PassportArguments(
+        sub=history.agent, name=name, agent_key=agent_key, code_hash=history.code_hash,
         stage=history.stage, trust_score=score, scopes=scopes, ttl=ttl, iss=iss, aud=aud, now=now, jti=jti,
         extra_claims=extra,
     )

@@ -7,7 +7,6 @@ inside the caller's audit context), render. Nothing here decides what a token me
 from __future__ import annotations
 
 import re
-import uuid
 from typing import Any
 
 from starlette.requests import Request
@@ -15,15 +14,17 @@ from starlette.responses import JSONResponse
 
 from ..agents.actions import sign_agent_action, verify_agent_action
 from ..agents.events import unverified_ids
-from ..agents.passports import issue_agent_passport, verify_agent_passport
+from ..agents.passports import issue_agent_passport_async, verify_agent_passport
 from ..agents.revocation import revoke_group, revoke_subject
 from ..agents.spending import ADDRESS
 from ..errors import ConfigError, KeyplaneError, TokenError
 from ..eth.limits import SpendLimit, spend_limits_from_claims
 from ..keys import PublicKey
 from ..tokens.audit_signer import audit_context
+from ..tokens.issued_claims import new_jti
 from ..tokens.jws_verify import verify_jwt
-from .http import Body, Field, Problem, authorize, call, problem_for, read_body
+from ..workers import run_blocking
+from .http import Body, Field, Problem, authorize, call, call_async, problem_for, read_body
 
 __all__ = ["ACTION", "GATE", "PASSPORT", "REVOKE", "VERIFY", "challenge", "gate", "issue_action", "issue_passport", "revoke",
            "verify"]
@@ -81,16 +82,20 @@ def _limit(request: Request) -> int:
     return int(request.app.state.config.max_body)
 
 
-def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey) -> tuple[str, Any, Any, Any] | None:
-    history = service.registry.history(body["agent"])
+async def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey
+                          ) -> tuple[str, Any, Any, Any] | None:
+    """Issue on the event loop: the history read, the claims and the audit record's queueing run
+    inline; the signature and the record's durable write are awaited (no worker thread per request)."""
+    history = await service.registry.history_async(body["agent"])
     if history is None:
         return None
     trust = service.trust_of(history)
-    status = service.status_claim()  # the same allocation action tokens use
-    jti = str(uuid.uuid4())
+    # the same allocation action tokens use; a state store's round trip, so off the loop
+    status = await run_blocking(service.status_claim) if service.status_lists is not None else None
+    jti = new_jti()
     # the signature's audit record names the passport, so a revocation by sub or jti finds its entry
     with audit_context(sub=history.agent, jti=jti, status_idx=status["status_list"]["idx"] if status else None):
-        token = issue_agent_passport(
+        token = await issue_agent_passport_async(
             service.issuer, history, name=body.get("name", body["agent"]), agent_key=agent_key,
             scopes=body.get("scopes", ()), groups=body.get("groups", ()), trust=trust,
             ttl=min(body.get("ttl", 3600), service.config.passport_ttl), iss=service.config.issuer,
@@ -121,7 +126,7 @@ async def issue_passport(request: Request) -> JSONResponse:
         agent_key = PublicKey.from_jwk(body["agent_key"])
     except KeyplaneError as e:
         raise problem_for(e, "agent_key") from e
-    issued = await call(request, "issue-passport", _issue_passport, service, body, agent_key, field="agent")
+    issued = await call_async(request, "issue-passport", _issue_passport, service, body, agent_key, field="agent")
     if issued is None:
         raise Problem(404, "Unknown Agent", f"agent {body['agent']!r} is not registered", field="agent")
     token, history, trust, status = issued

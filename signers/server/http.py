@@ -38,7 +38,7 @@ from ..tokens.audit_signer import audit_context
 from ..workers import run_blocking
 from .config import Caller
 
-__all__ = ["Body", "CallerIndex", "CallerRevocations", "Field", "Problem", "RateLimiter", "authorize", "call", "find_caller", "problem_for", "problem_response",
+__all__ = ["Body", "CallerIndex", "CallerRevocations", "Field", "Problem", "RateLimiter", "authorize", "call", "call_async", "find_caller", "problem_for", "problem_response",
            "read_body"]
 
 PROBLEM_TYPE = "application/problem+json"
@@ -343,5 +343,20 @@ async def call(request: Request, operation: str, function: Any, *args: Any, fiel
 
     try:
         return await run_blocking(run)  # keyplane's I/O pool: a plain executor hop, no anyio limiter
+    except KeyplaneError as e:
+        raise problem_for(e, field) from e
+
+
+async def call_async(request: Request, operation: str, function: Any, *args: Any, field: str | None = None,
+                     **kwargs: Any) -> Any:
+    """`call` for a coroutine function: awaited on the loop (no worker thread), in the caller's audit context.
+
+    For library calls that never block the loop: their I/O is awaited (`sign_async`, the
+    audit log's `append_async`), not waited for.
+    """
+    try:
+        with audit_context(caller=getattr(request.state, "caller", None), op=operation,
+                           request=getattr(request.state, "request_id", None)):
+            return await function(*args, **kwargs)
     except KeyplaneError as e:
         raise problem_for(e, field) from e

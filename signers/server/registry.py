@@ -28,6 +28,7 @@ from ..errors import ConfigError, Conflict, KeyplaneError, StateCorrupt
 from ..stores import open_state
 from ..stores.agent_registry import AGENT_ID
 from ..tokens.jwk import JWKS
+from ..workers import run_blocking
 
 __all__ = ["AGENT_ID", "SERVICE_ROLES", "AgentRegistry"]
 
@@ -187,6 +188,16 @@ class AgentRegistry(Closing):
         except OSError as e:
             raise ConfigError(f"cannot read history of {agent!r}: {e.strerror}") from e
         return self._verify([line.strip() for line in text.splitlines() if line.strip()], agent)
+
+    async def history_async(self, agent: str) -> AgentHistory | None:
+        """`history` from an event loop: a directory's small file is read inline, a state store on the I/O pool.
+
+        The file read is a few microseconds and its verification is cached, so a hop to a
+        worker thread would cost more than the read; a database round trip is not inline.
+        """
+        if self._store is None:
+            return self.history(agent)
+        return await run_blocking(self.history, agent)
 
     def save(self, history: AgentHistory) -> None:
         """Store `history`, whose last transition extends the stored head (or registers the agent).

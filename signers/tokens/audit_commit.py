@@ -15,6 +15,12 @@ arrived while it wrote wait for the next leader (one of them). So:
 - a record that cannot be built (not JSON, a checkpoint whose seal failed) fails alone and
   takes no sequence number, so the others chain on without a gap.
 
+`submit_async` is the same queue for code on an event loop: the append is queued from the
+loop, and the durable write runs on keyplane's I/O pool, one pool hop per *batch* rather
+than one per append (a thread hop for every request costs an HTTP service more CPU than
+the signature it audits). The coroutine returns once the write holding its record is
+durable, exactly as `submit` does; a batch's waiters are woken by one callback per loop.
+
 `record_json` is RFC 8785 for the values a record holds (strings, safe integers, booleans,
 null, lists and objects with ASCII keys), where ``json.dumps`` with sorted keys produces
 exactly the JCS bytes, and the `canonical_json` package path for anything else.
@@ -22,13 +28,18 @@ exactly the JCS bytes, and the `canonical_json` package path for anything else.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..workers import io_executor
 from .canonical import canonical_json
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["Batch", "CommitQueue", "Pending", "record_json", "stored_json"]
 
@@ -77,14 +88,15 @@ def stored_json(record: Mapping[str, Any], *, ensure_ascii: bool) -> str:
 class Pending:
     """One queued append: its input, then its record or its error."""
 
-    __slots__ = ("done", "error", "fields", "record", "seal")
+    __slots__ = ("done", "error", "fields", "future", "record", "seal")
 
-    def __init__(self, fields: Mapping[str, Any], seal: Any) -> None:
+    def __init__(self, fields: Mapping[str, Any], seal: Any, future: asyncio.Future[Any] | None = None) -> None:
         self.fields = fields
         self.seal = seal
         self.record: Any = None
         self.error: BaseException | None = None
         self.done = False
+        self.future = future  # set for an append queued from an event loop (`submit_async`)
 
 
 Batch = list[Pending]
@@ -120,6 +132,40 @@ class CommitQueue:
             raise _own_copy(item.error)
         return item.record
 
+    async def submit_async(self, fields: Mapping[str, Any], seal: Any = None) -> Any:
+        """`submit` from an event loop: never blocks the loop; the write runs on keyplane's I/O pool.
+
+        The first append to find no write in progress starts one drain on the pool; appends
+        queued meanwhile ride in the same or the next batch. Raises what `submit` raises.
+        """
+        import asyncio  # stdlib; loaded only by async callers
+
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        item = Pending(fields, seal, future)
+        with self._cond:
+            self._queue.append(item)
+            start = not self._writing
+            if start:
+                self._writing = True
+        if start:
+            self._start_drain()
+        await asyncio.shield(future)  # a cancelled request does not cancel a write other appends share
+        if item.error is not None:
+            raise _own_copy(item.error)
+        return item.record
+
+    def _start_drain(self) -> None:
+        try:
+            io_executor().submit(self._drain)
+        except RuntimeError:  # the pool is shut down (interpreter exit): a thread of its own, still off the loop
+            threading.Thread(target=self._drain, name="keyplane-audit-drain", daemon=True).start()
+
+    def _drain(self) -> None:
+        """One batch on a pool thread (the caller set `_writing`); `_lead` starts the next if needed."""
+        with self._cond:
+            batch, self._queue = self._queue, []
+        self._lead(batch)
+
     def _lead(self, batch: Batch) -> None:
         try:
             self._write(batch)
@@ -134,6 +180,30 @@ class CommitQueue:
                     pending.done = True
                 self._writing = False
                 self._cond.notify_all()
+                # queued appends that are all on event loops have no thread to lead: drain for them
+                drain = bool(self._queue) and all(p.future is not None for p in self._queue)
+                if drain:
+                    self._writing = True
+            _wake(batch)
+            if drain:
+                self._start_drain()
+
+
+def _wake(batch: Batch) -> None:
+    """Resolve the batch's event-loop appends: one thread-safe callback per loop, not one per append."""
+    by_loop: dict[Any, list[Any]] = {}
+    for pending in batch:
+        if pending.future is not None:
+            by_loop.setdefault(pending.future.get_loop(), []).append(pending.future)
+    for loop, futures in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # the loop was closed meanwhile: nobody is waiting any more
+            loop.call_soon_threadsafe(_resolve, futures)
+
+
+def _resolve(futures: list[Any]) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_result(None)
 
 
 def _own_copy(error: BaseException) -> BaseException:

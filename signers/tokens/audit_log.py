@@ -29,6 +29,7 @@ from ..closing import Closing
 from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import BackendUnavailable, ConfigError, KeyplaneError
 from ..translation import translated
+from ..workers import run_blocking
 from .audit_commit import Batch, CommitQueue, record_json, stored_json
 from .canonical import canonical_json
 
@@ -148,6 +149,10 @@ class AuditLog(Closing):
         """
         raise NotImplementedError
 
+    async def append_async(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """`append` without blocking the event loop (default: on keyplane's I/O pool); raises what it raises."""
+        return await run_blocking(self.append, fields, seal)
+
     def raw_records(self) -> Iterator[tuple[int, str]]:
         """(position, stored JSON text) in storage order, from 1; StateCorrupt / BackendUnavailable / ConfigError (closed)."""
         raise NotImplementedError
@@ -161,7 +166,32 @@ class AuditLog(Closing):
         return f"{type(self).__name__}({str(self.path)!r})"
 
 
-class JsonlAuditLog(AuditLog):
+class GroupCommitLog(AuditLog):
+    """A log whose appends go through a `CommitQueue` (JSONL and SQLite): one durable write per batch.
+
+    `append` returns once the write holding its record is durable (fsynced / committed with
+    ``synchronous=FULL``); raises ConfigError on a read-only or closed log, and what the
+    log's write raises (StateCorrupt, BackendUnavailable, AuditLogDamaged).
+    """
+
+    read_only: bool
+    _queue: CommitQueue
+
+    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        if self.read_only:
+            raise ConfigError(f"audit log {self.path} is open read-only")
+        record: AuditRecord = self._queue.submit(fields, seal)
+        return record
+
+    async def append_async(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
+        """`append` from an event loop: queued on the loop, group-committed on the I/O pool (one hop a batch)."""
+        if self.read_only:
+            raise ConfigError(f"audit log {self.path} is open read-only")
+        record: AuditRecord = await self._queue.submit_async(fields, seal)
+        return record
+
+
+class JsonlAuditLog(GroupCommitLog):
     """One JSON record per line; appends take an exclusive `flock`, so processes interleave safely.
 
     Concurrent appends in one process are group-committed (`signers.tokens.audit_commit`):
@@ -181,13 +211,6 @@ class JsonlAuditLog(AuditLog):
                 raise ConfigError(f"audit log {self.path} does not exist")
         else:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
-        """See `AuditLog.append`: fsynced before it returns; BackendUnavailable when the file fails."""
-        if self.read_only:
-            raise ConfigError(f"audit log {self.path} is open read-only")
-        record: AuditRecord = self._queue.submit(fields, seal)
-        return record
 
     def _write(self, batch: Batch) -> None:
         try:
@@ -286,7 +309,7 @@ def _write_all(fd: int, data: bytes, size_before: int) -> None:
         raise
 
 
-class SQLiteAuditLog(AuditLog):
+class SQLiteAuditLog(GroupCommitLog):
     """One row per record in a WAL-mode SQLite file; appends are ``BEGIN IMMEDIATE`` transactions.
 
     Concurrent appends share one transaction (group commit); the head is kept in memory
@@ -309,16 +332,6 @@ class SQLiteAuditLog(AuditLog):
         if self._db is None:
             raise ConfigError(f"audit log {self.path} is closed")
         return self._db
-
-    def append(self, fields: Mapping[str, Any], seal: CheckpointSeal | None = None) -> AuditRecord:
-        """See `AuditLog.append`: committed before it returns; StateCorrupt / BackendUnavailable on failure.
-
-        Concurrent appends share one ``BEGIN IMMEDIATE`` transaction (group commit).
-        """
-        if self.read_only:
-            raise ConfigError(f"audit log {self.path} is open read-only")
-        record: AuditRecord = self._queue.submit(fields, seal)
-        return record
 
     def _write(self, batch: Batch) -> None:
         with self._lock:

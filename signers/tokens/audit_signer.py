@@ -121,28 +121,43 @@ class AuditedSigner:
         return await run_blocking(self.sign_many, list(messages))
 
     def _record(self, message: bytes) -> None:
-        self.log.append(
-            {
-                "ts": _now_iso(),
-                "kind": "signature",
-                "key_id": self.key_id,
-                "alg": self.algorithm.value,
-                "message_sha256": hashlib.sha256(message).hexdigest(),
-                "context": {**self.context, **(_context.get() or {})},
-            }
-        )
-        if self.checkpoint_every is not None:
-            with self._lock:
-                self._since_checkpoint += 1
-                due = self._since_checkpoint >= self.checkpoint_every
-                if due:
-                    self._since_checkpoint = 0
+        self.log.append(self._fields(message))
+        if self._checkpoint_due():
+            self.checkpoint()
+
+    def _fields(self, message: bytes) -> dict[str, Any]:
+        return {
+            "ts": _now_iso(),
+            "kind": "signature",
+            "key_id": self.key_id,
+            "alg": self.algorithm.value,
+            "message_sha256": hashlib.sha256(message).hexdigest(),
+            "context": {**self.context, **(_context.get() or {})},
+        }
+
+    def _checkpoint_due(self) -> bool:
+        if self.checkpoint_every is None:
+            return False
+        with self._lock:
+            self._since_checkpoint += 1
+            due = self._since_checkpoint >= self.checkpoint_every
             if due:
-                self.checkpoint()
+                self._since_checkpoint = 0
+        return due
 
     async def sign_async(self, message: bytes) -> bytes:
-        """`sign` on keyplane's I/O pool (the log's fsync must not block the event loop); raises what `sign` raises."""
-        return await run_blocking(self.sign, message)
+        """Sign with the signer's own `sign_async`, then record with the log's `append_async`.
+
+        Neither blocks the event loop, and neither needs a thread hop of its own: a native
+        async back end signs on the loop, a file key signs inline, and the record joins the
+        log's group commit (one pool hop per batch of appends). The signature is returned
+        only once its record is durable, as with `sign`; raises what `sign` raises.
+        """
+        signature: bytes = await self.signer.sign_async(message)
+        await self.log.append_async(self._fields(message))
+        if self._checkpoint_due():
+            await run_blocking(self.checkpoint)  # one in `checkpoint_every`: a signature and an append
+        return signature
 
     def checkpoint(self) -> AuditRecord:
         """Append a checkpoint signed by the signer over the log id, its sequence number and head.
