@@ -16,7 +16,9 @@ exercise, and every history is verified on load (a forged or damaged one is refu
 from __future__ import annotations
 
 import json
+import os
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ __all__ = ["AGENT_ID", "SERVICE_ROLES", "AgentRegistry"]
 
 SERVICE_ROLES = ("registrar", "approver", "release-approver", "operator")
 _CACHED = 10_000  # verified histories kept, keyed by the exact tokens
+_RACY_NS = 2_000_000_000  # a history file changed this recently is read again (its stamp may not show a change)
 _APPROVER_RETRIES = 20  # replicas starting at once each add their key: compare-and-set, then retry
 
 
@@ -57,6 +60,7 @@ class AgentRegistry(Closing):
         self.lifecycle = lifecycle
         self._lock = threading.RLock()
         self._verified: dict[str, tuple[tuple[str, ...], AgentHistory]] = {}
+        self._files: dict[str, tuple[tuple[int, int, int, int], list[str]]] = {}  # directory: stamp, lines
         self._state: Any = None
         self._store: Any = None
         self._version = 0
@@ -180,14 +184,33 @@ class AgentRegistry(Closing):
         if self._store is not None:
             found: AgentHistory | None = self._store.history(agent)
             return found
-        file = self.path(agent)
+        tokens = self._file_tokens(agent, self.path(agent))
+        return None if tokens is None else self._verify(tokens, agent)
+
+    def _file_tokens(self, agent: str, file: Path) -> list[str] | None:
+        """The history file's lines, re-read only when its inode, size, mtime or ctime changed.
+
+        One ``stat`` instead of an open, a read and a close on every issuance. A file changed
+        within the last `_RACY_NS` is read every time: two writes in one timestamp tick can
+        leave the same stamp (git's "racily clean" rule), so a recent stamp proves nothing.
+        """
         try:
+            st = os.stat(file)
+            stamp = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+            held = self._files.get(agent)
+            if held is not None and held[0] == stamp and time.time_ns() - st.st_ctime_ns > _RACY_NS:
+                return held[1]
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except OSError as e:
             raise ConfigError(f"cannot read history of {agent!r}: {e.strerror}") from e
-        return self._verify([line.strip() for line in text.splitlines() if line.strip()], agent)
+        tokens = [line.strip() for line in text.splitlines() if line.strip()]
+        with self._lock:
+            if len(self._files) >= _CACHED:
+                self._files.clear()
+            self._files[agent] = (stamp, tokens)
+        return tokens
 
     async def history_async(self, agent: str) -> AgentHistory | None:
         """`history` from an event loop: a directory's small file is read inline, a state store on the I/O pool.
