@@ -137,16 +137,6 @@ class FileSigner(BaseSigner):
             return self._ec_sign(bytes(message))
         return sign_with_private_key(self._key, self.algorithm, bytes(message))
 
-    async def sign_async(self, message: bytes) -> bytes:
-        """Ed25519 and ECDSA sign inline: tens of microseconds of CPU, less than a hop to a worker thread costs.
-
-        The only I/O is the periodic ``lstat`` of the key file. RSA and ML-DSA signatures take
-        up to milliseconds, so they still run on the worker pool, off the event loop.
-        """
-        if self._ec_sign is not None or self.algorithm.family is KeyFamily.EDDSA:
-            return self.sign(message)
-        return await super().sign_async(message)
-
     def sign_digest(self, digest: bytes) -> bytes:
         """Sign a precomputed digest of the algorithm's hash (ECDSA, RSA); never hashed again.
 
