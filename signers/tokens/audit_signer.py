@@ -153,7 +153,9 @@ class AuditedSigner:
         log's group commit (one pool hop per batch of appends). The signature is returned
         only once its record is durable, as with `sign`; raises what `sign` raises.
         """
-        signature: bytes = await self.signer.sign_async(message)
+        sign_async = getattr(self.signer, "sign_async", None)  # a minimal Signer may have `sign` only
+        signature: bytes = await (sign_async(message) if callable(sign_async)
+                                  else run_blocking(self.signer.sign, message))
         await self.log.append_async(self._fields(message))
         if self._checkpoint_due():
             await run_blocking(self.checkpoint)  # one in `checkpoint_every`: a signature and an append

@@ -38,8 +38,6 @@ def test_async_appends_are_durable_when_they_return_and_share_fsyncs(tmp_path: P
     path = tmp_path / "audit.jsonl"
     probe = FsyncProbe(path, monkeypatch)
     log = JsonlAuditLog(path)
-    loop_thread: list[int] = []
-    probe.hold = lambda call: (loop_thread and threading.get_ident() != loop_thread[0]) or None
 
     async def one(n: int) -> int:
         record = await log.append_async(fields(n))
@@ -48,7 +46,6 @@ def test_async_appends_are_durable_when_they_return_and_share_fsyncs(tmp_path: P
         return int(record.seq)
 
     async def main() -> list[Any]:
-        loop_thread.append(threading.get_ident())
         return await _gather([one(n) for n in range(TASKS)])
 
     seqs = asyncio.run(main())
@@ -236,3 +233,18 @@ def test_audited_sign_async_never_signs_on_the_loop_thread(file_store: FileKeySt
 
     loop_thread = asyncio.run(main())
     assert threads and threads[0] != loop_thread
+
+
+def test_a_signer_with_only_sign_is_audited_asynchronously(file_store: FileKeyStore, tmp_path: Path) -> None:
+    real = file_store.create_key("sign-only", KeySpec.ED25519)
+
+    class SignOnly:  # the least a Signer can be: no sign_async of its own
+        key_id, uri, algorithm, public_key = real.key_id, real.uri, real.algorithm, real.public_key
+
+        def sign(self, message: bytes) -> bytes:
+            return bytes(real.sign(message))
+
+    log = SQLiteAuditLog(tmp_path / "audit.db")
+    signature = asyncio.run(AuditedSigner(SignOnly(), log, checkpoint_every=None).sign_async(b"m"))  # type: ignore[arg-type]
+    real.public_key.verify(signature, b"m", real.algorithm)
+    assert [r.kind for r in log.records()] == ["signature"]
