@@ -39,6 +39,7 @@ __all__ = [
     "Signer",
     "capabilities_of",
     "choose_algorithm",
+    "has_own_async",
     "signer_protocols",
     "store_protocols",
 ]
@@ -415,3 +416,18 @@ def choose_algorithm(spec: KeySpec, requested: SignatureAlgorithm | str | None) 
     alg = SignatureAlgorithm.parse(requested)
     alg.check_spec(spec)
     return alg
+
+
+def has_own_async(signer: object) -> bool:
+    """Whether `signer.sign_async` is more than `sign` on a worker thread: a native async client, a coalescer.
+
+    A wrapper that only forwards `sign_async` (the service's timing wrapper) says what its
+    wrapped signer is with an ``own_async`` attribute. Callers that would hop to a thread
+    for `sign` anyway (an audited signature: the sign and the durable append) then make one
+    hop for all of it instead of one per step.
+    """
+    declared = getattr(signer, "own_async", None)
+    if isinstance(declared, bool):
+        return declared
+    method = getattr(type(signer), "sign_async", None)
+    return callable(method) and method is not BaseSigner.sign_async

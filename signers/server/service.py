@@ -31,7 +31,7 @@ from ..agents.trust import TrustInputs, TrustScore, compute_trust
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
 from ..keys import PublicKey
-from ..signer import Signer
+from ..signer import Signer, has_own_async
 from ..stores import open_state
 from ..stores.status_issuer import StatusListIssuer
 from ..tokens.audit import AuditedSigner, verify_chain
@@ -62,6 +62,7 @@ class TimedSigner:
         self.uri: str = signer.uri
         self.algorithm: SignatureAlgorithm = signer.algorithm
         self.public_key: PublicKey = signer.public_key
+        self.own_async = has_own_async(signer)  # it forwards sign_async: its own is the wrapped one's
 
     @contextlib.contextmanager
     def _timed(self) -> Iterator[None]:

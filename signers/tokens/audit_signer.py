@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..algorithms import SignatureAlgorithm
 from ..errors import BatchSignError, ConfigError
 from ..keys import PublicKey
+from ..signer import has_own_async
 from ..workers import run_blocking
 from .audit_commit import record_json
 from .audit_log import AuditLog, AuditRecord
@@ -89,6 +90,7 @@ class AuditedSigner:
         self.uri: str = signer.uri
         self.algorithm: SignatureAlgorithm = signer.algorithm
         self.public_key: PublicKey = signer.public_key
+        self._own_async = has_own_async(signer)
 
     def sign(self, message: bytes) -> bytes:
         """Sign and record; raises what the Signer or the log raises (then no signature is returned)."""
@@ -146,16 +148,17 @@ class AuditedSigner:
         return due
 
     async def sign_async(self, message: bytes) -> bytes:
-        """Sign with the signer's own `sign_async`, then record with the log's `append_async`.
+        """Sign and record without blocking the event loop; the signature only once its record is durable.
 
-        Neither blocks the event loop, and neither needs a thread hop of its own: a native
-        async back end signs on the loop, a file key signs inline, and the record joins the
-        log's group commit (one pool hop per batch of appends). The signature is returned
-        only once its record is durable, as with `sign`; raises what `sign` raises.
+        A signer with its own async path (`has_own_async`: Transit's coalescer, the Azure and
+        GCP async clients) signs there, and the record joins the log's group commit through
+        `append_async` (one pool hop per batch of appends, not per signature). Any other
+        signer would sign on a worker thread anyway, so the signature and its append both run
+        in that one hop. Raises what `sign` raises.
         """
-        sign_async = getattr(self.signer, "sign_async", None)  # a minimal Signer may have `sign` only
-        signature: bytes = await (sign_async(message) if callable(sign_async)
-                                  else run_blocking(self.signer.sign, message))
+        if not self._own_async:  # `sign` would run on a worker thread anyway: sign and append there, one hop
+            return await run_blocking(self.sign, message)
+        signature: bytes = await self.signer.sign_async(message)
         await self.log.append_async(self._fields(message))
         if self._checkpoint_due():
             await run_blocking(self.checkpoint)  # one in `checkpoint_every`: a signature and an append

@@ -248,3 +248,33 @@ def test_a_signer_with_only_sign_is_audited_asynchronously(file_store: FileKeySt
     signature = asyncio.run(AuditedSigner(SignOnly(), log, checkpoint_every=None).sign_async(b"m"))  # type: ignore[arg-type]
     real.public_key.verify(signature, b"m", real.algorithm)
     assert [r.kind for r in log.records()] == ["signature"]
+
+
+def test_a_signer_with_its_own_async_path_is_recorded_through_append_async(file_store: FileKeyStore,
+                                                                          tmp_path: Path) -> None:
+    """A native async signer (here: one that signs after yielding) records through the log's group commit."""
+    real = file_store.create_key("own-async", KeySpec.ED25519)
+
+    class OwnAsync:
+        key_id, uri, algorithm, public_key = real.key_id, real.uri, real.algorithm, real.public_key
+
+        def sign(self, message: bytes) -> bytes:
+            raise AssertionError("the async path must not fall back to sign")
+
+        async def sign_async(self, message: bytes) -> bytes:
+            await asyncio.sleep(0)
+            return bytes(real.sign(message))
+
+    class CountingLog(SQLiteAuditLog):
+        async_appends = 0
+
+        async def append_async(self, fields: Any, seal: Any = None) -> Any:
+            type(self).async_appends += 1
+            return await super().append_async(fields, seal)
+
+    log = CountingLog(tmp_path / "audit.db")
+    audited = AuditedSigner(OwnAsync(), log, checkpoint_every=None)  # type: ignore[arg-type]
+    signatures = asyncio.run(_gather([audited.sign_async(f"m{n}".encode()) for n in range(8)]))
+    for n, signature in enumerate(signatures):
+        real.public_key.verify(signature, f"m{n}".encode(), real.algorithm)
+    assert CountingLog.async_appends == 8 and len(list(log.records())) == 8
