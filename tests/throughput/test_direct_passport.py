@@ -151,7 +151,8 @@ def test_an_iterator_of_scopes_is_read_once(issuer: Signer) -> None:
 
 
 def test_the_agent_jwk_is_each_key_s_own(issuer: Signer) -> None:
-    for key in _AGENTS.values():
+    others = [PublicKey(generate_private_key(spec).public_key()) for spec in (KeySpec.ED25519, KeySpec.P256)]
+    for key in [*_AGENTS.values(), *others]:  # two keys of one type: each its own cnf.jwk
         for _ in range(2):  # the second from the cache
             claims = json.loads(_payload(passport.issue_passport(issuer, **_base(agent_key=key))))
             assert claims["cnf"]["jwk"] == key.to_jwk()
