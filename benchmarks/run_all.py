@@ -17,7 +17,8 @@ Rows (each keyplane's time per operation / the raw baseline's, so 1.00 = no over
 - AWS KMS (moto): `sign` vs raw boto3; `sign_many` (pipelined over the pool) vs one by one.
 
 Each row alternates keyplane and baseline in short slices, `rounds` times, interleaved across
-every row, so load changes hit all rows alike; the table shows the median ratio with its
+every row, so load changes hit all rows alike; which side goes first alternates from round to
+round (a disk whose fsync latency drifts within a round would otherwise favour one side); the table shows the median ratio with its
 min-max over rounds and the load average before and after. Run: python benchmarks/run_all.py [--rounds N]
 """
 
@@ -87,9 +88,14 @@ def measure(rows: list[Row], rounds: int, seconds: float) -> None:
     for row in rows:  # warm-up: connections, caches, imports
         row.ours()
         row.base()
-    for _ in range(rounds):
+    for round_number in range(rounds):
         for row in rows:
-            ours, base = _time(row.ours, seconds), _time(row.base, seconds)
+            if round_number % 2:  # ABBA: the side timed first alternates, so a drift (fsync latency) favours neither
+                base = _time(row.base, seconds)
+                ours = _time(row.ours, seconds)
+            else:
+                ours = _time(row.ours, seconds)
+                base = _time(row.base, seconds)
             row.ratios.append(base / ours if row.higher_is_better else ours / base)
             row.times.append((ours, base))
 

@@ -279,6 +279,7 @@ def _chain(
 
 
 _SAFE_INT = 2**53 - 1
+_INSERT = "INSERT INTO audit (seq, record) VALUES (?, ?)"
 
 
 def _direct_record(fields: Mapping[str, Any], seq: int, prev_hash: str, log_id: str | None,
@@ -393,7 +394,10 @@ class SQLiteAuditLog(AuditLog):
                         seq, head, log_id, text = _chain(pending, seq, head, log_id, ensure_ascii=True)
                         if text:
                             rows.append((seq, text[:-1]))
-                    db.executemany("INSERT INTO audit (seq, record) VALUES (?, ?)", rows)
+                    if len(rows) == 1:  # the common case, one appender: execute costs less than executemany
+                        db.execute(_INSERT, rows[0])
+                    elif rows:
+                        db.executemany(_INSERT, rows)
                     db.execute("COMMIT")
                 except BaseException:
                     self._head = None
