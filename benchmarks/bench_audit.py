@@ -21,7 +21,7 @@ Python work: the record's RFC 8785 body and SHA-256, the stored JSON, the head c
 group-commit queue, about 15 us hot, which on this VM runs three to four times slower right
 after an fsync returns (cold caches: 50-70 us before COMMIT against about 15 us for the raw
 INSERT). The record is now written in one pass (`audit_log._direct_record`), which took
-about a third off that; the rest is the chain itself. The fsync latency of such a disk also
+about a quarter off that (cold); the rest is the chain itself. The fsync latency of such a disk also
 drifts by 2x within seconds, so rounds alternate which side goes first (run_all.measure)
 and the table gives the min-max over rounds: read a ratio together with its spread.
 """
