@@ -295,8 +295,9 @@ def _direct_record(fields: Mapping[str, Any], seq: int, prev_hash: str, log_id: 
     ts`` and the stored form adds ``record_hash`` after ``prev_hash`` and ``signature``
     after ``seq``; only the context is left to the JSON encoder, once. Anything else (a
     field of another type, a float in the context, a non-ASCII or DEL character for
-    SQLite's ASCII storage) returns None and takes `_new_record` and `stored_json`, which also raise the
-    errors. tests/throughput/test_direct_audit_record.py holds the two to the same bytes.
+    SQLite's ASCII storage) returns None and takes `_new_record` and `stored_json`, which
+    also raise the errors. tests/throughput/test_direct_audit_record.py holds the two to
+    the same bytes.
     """
     try:
         alg, context, key_id, kind = fields["alg"], fields["context"], fields["key_id"], fields["kind"]
@@ -305,7 +306,8 @@ def _direct_record(fields: Mapping[str, Any], seq: int, prev_hash: str, log_id: 
         return None  # the general path raises
     if (type(alg) is not str or type(key_id) is not str or type(kind) is not str or type(ts) is not str
             or type(prev_hash) is not str or type(seq) is not int or not 0 <= seq <= _SAFE_INT
-            or (message is not None and type(message) is not str) or type(context) is not dict or not _plain(context, 1)):  # at depth 1, as in the body
+            or (message is not None and type(message) is not str)
+            or type(context) is not dict or not _plain(context, 1)):  # depth 1: where record_json meets it
         return None
     q = _quote
     head = f'{{"alg":{q(alg)},"context":{_SORTED(context)},"key_id":{q(key_id)},"kind":{q(kind)},' \

@@ -279,7 +279,7 @@ def _direct_payload(sub: Any, name: Any, agent_key: Any, code_hash: Any, stage: 
     the general bytes. The time checks (`epoch`, `ttl_seconds`) are the general path's own
     functions, called in its order once everything before them passed. No intermediate
     dict, no shape detection, and the agent key's JWK is serialised once per key.
-    tests/throughput/test_lean_issuance.py holds this to the general path's bytes and errors.
+    tests/throughput/test_direct_passport.py holds this to the general path's bytes and errors.
     """
     digest = _CODE_HASHES.get(code_hash) if type(code_hash) is str else None
     if digest is None and type(code_hash) is str:
