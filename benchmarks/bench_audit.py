@@ -13,6 +13,17 @@ Rows (keyplane time / raw time, so 1.00 = no overhead; issue 21 item 4: within 1
   needs, one fsync each): a speed-up, higher is better.
 
 The same rows run inside benchmarks/run_all.py's one interleaved table.
+
+Where the extra time goes (measured on a 2-CPU VM, ext4 on virtio): not I/O. strace shows
+the keyplane append and the raw write make the same syscalls (SQLite: 2 pwrite64 and one
+fdatasync a commit, the same bytes; JSONL adds one flock and two fstat). It is the append's
+Python work: the record's RFC 8785 body and SHA-256, the stored JSON, the head check and the
+group-commit queue, about 15 us hot, which on this VM runs three to four times slower right
+after an fsync returns (cold caches: 50-70 us before COMMIT against about 15 us for the raw
+INSERT). The record is now written in one pass (`audit_log._direct_record`), which took
+about a quarter off that (cold); the rest is the chain itself. The fsync latency of such a disk also
+drifts by 2x within seconds, so rounds alternate which side goes first (run_all.measure)
+and the table gives the min-max over rounds: read a ratio together with its spread.
 """
 
 from __future__ import annotations
@@ -113,7 +124,7 @@ def main() -> int:
     from run_all import Row, measure, print_table
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (fsync latency is noisy)")
     parser.add_argument("--seconds", type=float, default=0.3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="keyplane-bench-audit-") as tmp:

@@ -8,6 +8,7 @@ PublicKey. `verify()` is `cryptography` underneath, so there is exactly one veri
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -47,8 +48,13 @@ _MLDSA_CLASSES: dict[KeySpec, Any] = {
 
 
 def b64url_encode(data: bytes) -> str:
-    """Unpadded base64url, as JOSE uses it."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    """Unpadded base64url, as JOSE uses it.
+
+    `binascii` and two replaces: the same bytes as ``base64.urlsafe_b64encode`` without its
+    two Python frames, and ``bytes.replace`` scans faster than ``translate`` maps (a token
+    encodes its payload and its signature with this).
+    """
+    return binascii.b2a_base64(data, newline=False).replace(b"+", b"-").replace(b"/", b"_").rstrip(b"=").decode("ascii")
 
 
 def b64url_decode(text: str) -> bytes:

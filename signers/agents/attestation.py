@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["ATTESTATION_TYP", "attest_build", "attested_builds"]
 
 ATTESTATION_TYP = "build-attestation+jwt"
-_CODE_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_CODE_HASH = re.compile(r"^sha256:[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
 
 
 def attest_build(

@@ -54,7 +54,7 @@ __all__ = [
 
 TRANSITION_TYP = "stage-transition+jwt"
 GENESIS = "0" * 64  # `prev` of an agent's first transition
-_CODE_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_CODE_HASH = re.compile(r"^sha256:[0-9a-f]{64}\Z")  # \Z: "$" would let a trailing newline through
 _MAX_REASON = 500
 
 

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
-from ..keys import b64url_encode
 from ..signature_format import ecdsa_der_to_raw
-from .jws_sign import _prepared, claims_json
-from .passport import PassportArguments, passport_claims, passport_json
+from .jws_sign import _b64url, _prepared, claims_json
+from .passport import PassportArguments, passport_payload
 from .token_types import PASSPORT_TYP
 
 if TYPE_CHECKING:
@@ -40,11 +39,11 @@ async def sign_jws_async(
 ) -> str:
     """`sign_jws` with ``await signer.sign_async``; raises what `sign_jws` raises."""
     prefix, ec_size = _prepared(signer, typ, header, alg)
-    signing_input = prefix + b64url_encode(payload)
-    signature: bytes = await signer.sign_async(signing_input.encode("ascii"))
+    signing_input = prefix + _b64url(payload)
+    signature: bytes = await signer.sign_async(signing_input)
     if ec_size:
         signature = ecdsa_der_to_raw(signature, ec_size)
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
 
 
 async def sign_jwt_async(
@@ -65,4 +64,4 @@ async def issue_passport_async(signer: Signer, *, alg: str | None = None,
 
     Raises what `issue_passport` raises.
     """
-    return await sign_jws_async(signer, passport_json(passport_claims(**arguments)), typ=PASSPORT_TYP, alg=alg)
+    return await sign_jws_async(signer, passport_payload(**arguments), typ=PASSPORT_TYP, alg=alg)

@@ -7,20 +7,20 @@ instead of the DER that back ends return).
 
 from __future__ import annotations
 
+import binascii
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms import KeyFamily
 from ..errors import ConfigError
-from ..keys import b64url_encode
 from ..signature_format import curve_size, ecdsa_der_to_raw
 from .jose_algorithms import JOSE_NAMES, jose_extension
 
 if TYPE_CHECKING:
     from ..signer import Signer
 
-__all__ = ["claims_json", "sign_jws", "sign_jwt", "sign_jwts"]
+__all__ = ["claims_json", "json_text", "sign_jws", "sign_jwt", "sign_jwts"]
 
 
 def sign_jws(
@@ -40,11 +40,11 @@ def sign_jws(
     that would override ``alg`` / ``kid`` / ``b64`` / ``crit``; whatever the Signer raises.
     """
     prefix, ec_size = _prepared(signer, typ, header, alg)
-    signing_input = prefix + b64url_encode(payload)
-    signature = signer.sign(signing_input.encode("ascii"))
+    signing_input = prefix + _b64url(payload)  # bytes throughout: one decode, at the end
+    signature = signer.sign(signing_input)
     if ec_size:
         signature = ecdsa_der_to_raw(signature, ec_size)
-    return f"{signing_input}.{b64url_encode(signature)}"
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
 
 
 def sign_jwt(
@@ -78,14 +78,18 @@ def sign_jwts(
     per token: its signature or the error) when some of them could not be signed.
     """
     prefix, ec_size = _prepared(signer, typ, header, alg)
-    inputs = [prefix + b64url_encode(claims_json(claims)) for claims in claims_list]
-    if not inputs:
+    messages = [prefix + _b64url(claims_json(claims)) for claims in claims_list]
+    if not messages:
         return []
-    messages = [text.encode("ascii") for text in inputs]
     sign_many = getattr(signer, "sign_many", None)  # BatchSigner; any BaseSigner has it
     signatures = sign_many(messages) if callable(sign_many) else [signer.sign(m) for m in messages]
-    return [f"{text}.{b64url_encode(ecdsa_der_to_raw(sig, ec_size) if ec_size else sig)}"
-            for text, sig in zip(inputs, signatures, strict=True)]
+    return [(message + b"." + _b64url(ecdsa_der_to_raw(sig, ec_size) if ec_size else sig)).decode("ascii")
+            for message, sig in zip(messages, signatures, strict=True)]
+
+
+def _b64url(data: bytes) -> bytes:
+    """`b64url_encode` as ASCII bytes: a signing input is bytes, so it is built as bytes, not encoded again."""
+    return binascii.b2a_base64(data, newline=False).replace(b"+", b"-").replace(b"/", b"_").rstrip(b"=")
 
 
 def claims_json(claims: Mapping[str, Any], what: str = "claims") -> bytes:
@@ -96,9 +100,22 @@ def claims_json(claims: Mapping[str, Any], what: str = "claims") -> bytes:
         raise ConfigError(f"{what} are not JSON serialisable: {str(e)[:120]}") from e
 
 
+def json_text(value: Any, what: str = "claims") -> str:
+    """`value` as compact JSON text, as `claims_json` writes it inside a document; the same ConfigError.
+
+    For a writer that assembles a document from pieces (`passport._direct_payload`): a
+    JSON value's text does not depend on where it sits, so the pieces joined are the bytes
+    `claims_json` of the whole would be. Not encoded: the caller encodes the whole once.
+    """
+    try:
+        return _ENCODER.encode(value)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise ConfigError(f"{what} are not JSON serialisable: {str(e)[:120]}") from e
+
+
 def _prepared(signer: Signer, typ: str | None, header: Mapping[str, Any] | None, alg: str | None
-              ) -> tuple[str, int | None]:
-    """(``<base64url protected header>.``, ECDSA scalar size or None) for this signer, typ and alg.
+              ) -> tuple[bytes, int | None]:
+    """(``<base64url protected header>.`` as ASCII bytes, ECDSA scalar size or None) for this signer, typ and alg.
 
     Without extra `header` members the result depends only on the signer's key_id and
     algorithm (the curve follows from the key, whose thumbprint the key_id is), so it is
@@ -122,7 +139,7 @@ def _prepared(signer: Signer, typ: str | None, header: Mapping[str, Any] | None,
 
 
 def _build(signer: Signer, typ: str | None, header: Mapping[str, Any] | None, alg: str | None
-           ) -> tuple[str, int | None]:
+           ) -> tuple[bytes, int | None]:
     name = alg or signer.algorithm.jose_name
     extension = jose_extension(name) is not None
     if (signer.algorithm.jose_name != name) if extension else (JOSE_NAMES.get(name) is not signer.algorithm):
@@ -138,9 +155,9 @@ def _build(signer: Signer, typ: str | None, header: Mapping[str, Any] | None, al
     ec_size = None
     if not extension and signer.algorithm.family is KeyFamily.EC:
         ec_size = curve_size(signer.public_key.spec)
-    return b64url_encode(claims_json(protected, "header")) + ".", ec_size
+    return _b64url(claims_json(protected, "header")) + b".", ec_size
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-_HEADERS: dict[tuple[Any, ...], tuple[str, int | None]] = {}
+_HEADERS: dict[tuple[Any, ...], tuple[bytes, int | None]] = {}
 _MAX_HEADERS = 4096

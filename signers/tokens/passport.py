@@ -14,18 +14,28 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from json.encoder import encode_basestring as _quote
-from typing import TYPE_CHECKING, Any, Required, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
-from ..clock import DEFAULT_LEEWAY
+from ..clock import DEFAULT_LEEWAY, epoch
 from ..errors import ConfigError, KeyplaneError, TokenInvalid
 from ..keys import PublicKey
 from .action import ActionGrant, params_hash, sign_action, verify_action
-from .issued_claims import claim_time, issued_string, issued_strings, registered_claims, verified_string
+from .issued_claims import (
+    MAX_CLAIM_LENGTH,
+    claim_time,
+    issued_string,
+    issued_strings,
+    new_jti,
+    registered_claims,
+    ttl_seconds,
+    verified_string,
+)
 from .jwk import KeySource, public_key_from_jwk
-from .jws_sign import claims_json, sign_jws, sign_jwts
+from .jws_sign import claims_json, json_text, sign_jws, sign_jwts
 from .jws_verify import verify_jwt
 from .passport_model import Passport
 from .possession import Challenge, make_challenge, prove_possession, verify_possession
@@ -50,6 +60,7 @@ __all__ = [
     "make_challenge",
     "params_hash",
     "passport_claims",
+    "passport_payload",
     "prove_possession",
     "sign_action",
     "verify_action",
@@ -57,7 +68,8 @@ __all__ = [
     "verify_possession",
 ]
 
-_CODE_HASH = re.compile(r"^(?:sha256:)?([0-9a-f]{64})$")
+_CODE_HASH = re.compile(r"^(?:sha256:)?([0-9a-f]{64})\Z")  # \Z: "$" would let a trailing newline through
+_ONE_DAY = timedelta(days=1)  # the default ttl, one object: `_direct_payload` knows its seconds without a check
 
 
 def code_hash_of(code: bytes) -> str:
@@ -89,15 +101,56 @@ class PassportArguments(TypedDict, total=False):
     extra_claims: Mapping[str, Any] | None
 
 
-def issue_passport(signer: Signer, *, alg: str | None = None, **arguments: Unpack[PassportArguments]) -> str:
+def issue_passport(
+    signer: Signer,
+    *,
+    sub: str,
+    name: str,
+    agent_key: PublicKey,
+    code_hash: str,
+    stage: str,
+    trust_score: int,
+    scopes: Iterable[str] = (),
+    ttl: float | timedelta = _ONE_DAY,
+    iss: str | None = None,
+    aud: str | list[str] | None = None,
+    jti: str | None = None,
+    now: datetime | float | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+    alg: str | None = None,
+) -> str:
     """Issue a passport for the agent holding ``agent_key``, signed by the issuer's `signer`.
 
     The arguments are `PassportArguments`. Raises ConfigError for a malformed code_hash, a
     trust_score outside 0-100, empty or over-long (more than 1024 characters) strings, a
     bad ttl / now, an extra claim that would overwrite a passport claim; and what the
     Signer raises.
+
+    The parameters are spelled out (no ``**arguments`` re-packed into `passport_claims`)
+    and the payload is written by `_direct_payload` when every argument is plainly typed:
+    issuing is then one pass of checks, one JSON text and one signature.
     """
-    return sign_jws(signer, passport_json(passport_claims(**arguments)), typ=PASSPORT_TYP, alg=alg)
+    return sign_jws(signer, passport_payload(sub, name, agent_key, code_hash, stage, trust_score, scopes, ttl, iss,
+                                             aud, jti, now, extra_claims), typ=PASSPORT_TYP, alg=alg)
+
+
+def passport_payload(sub: str, name: str, agent_key: PublicKey, code_hash: str, stage: str, trust_score: int,
+                     scopes: Iterable[str] = (), ttl: float | timedelta = _ONE_DAY, iss: str | None = None,
+                     aud: str | list[str] | None = None, jti: str | None = None, now: datetime | float | None = None,
+                     extra_claims: Mapping[str, Any] | None = None) -> bytes:
+    """The JWS payload `issue_passport` signs (the arguments are `PassportArguments`), checked; ConfigError as it raises.
+
+    Positional as well as by keyword, so `issue_passport` hands its arguments on without
+    packing them into a dict; `issue_passport_async` passes `PassportArguments` by keyword.
+    """
+    scope_list = [scopes] if isinstance(scopes, str) else list(scopes)  # once: an iterator is read once
+    payload = _direct_payload(sub, name, agent_key, code_hash, stage, trust_score, scope_list, ttl, iss, aud, jti,
+                              now, extra_claims)
+    if payload is None:  # an argument that is bad or not plainly typed: the general path checks and raises
+        payload = passport_json(passport_claims(
+            sub=sub, name=name, agent_key=agent_key, code_hash=code_hash, stage=stage, trust_score=trust_score,
+            scopes=scope_list, ttl=ttl, iss=iss, aud=aud, jti=jti, now=now, extra_claims=extra_claims))
+    return payload
 
 
 def issue_passports(signer: Signer, passports: Iterable[Mapping[str, Any]], *, alg: str | None = None) -> list[str]:
@@ -129,7 +182,7 @@ def passport_claims(
     stage: str,
     trust_score: int,
     scopes: Iterable[str] = (),
-    ttl: float | timedelta = timedelta(days=1),
+    ttl: float | timedelta = _ONE_DAY,
     iss: str | None = None,
     aud: str | list[str] | None = None,
     jti: str | None = None,
@@ -216,6 +269,81 @@ def passport_json(claims: Mapping[str, Any]) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:  # a lone surrogate, as claims_json reports it
+        raise ConfigError(f"claims are not JSON serialisable: {str(e)[:120]}") from e
+
+
+_AGENT_JWK: dict[PublicKey, str] = {}  # an agent key's cnf.jwk JSON text, serialised once per key
+_CODE_HASHES: dict[str, str] = {}  # a code_hash argument the regex matched -> the claim ("sha256:<hex>")
+_PASSPORT_NAMES = frozenset(("sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score",
+                             "scopes"))
+
+
+def _direct_payload(sub: Any, name: Any, agent_key: Any, code_hash: Any, stage: Any, trust_score: Any,
+                    scopes: list[Any], ttl: Any, iss: Any, aud: Any, jti: Any, now: Any,
+                    extra_claims: Mapping[str, Any] | None) -> bytes | None:
+    """`claims_json(passport_claims(...))`, byte for byte, written straight from the arguments; None to decline.
+
+    Every check `passport_claims` makes is made here in a form that only accepts (a
+    code_hash the same regex matches, a trust_score of type int in 0-100, an agent key of
+    type PublicKey, strings of type str of 1-1024 characters for sub / name / stage /
+    scopes / iss / jti, an aud that is a str or a list of them, extra claims that do not
+    overwrite one): any argument that fails one, or is only acceptable through a subclass
+    (an IntEnum score, a str subclass), makes this return None, and `issue_passport` then
+    takes the general path, which raises the very ConfigError it always raised, or writes
+    the general bytes. The time checks (`epoch`, `ttl_seconds`) are the general path's own
+    functions, called in its order once everything before them passed. No intermediate
+    dict, no shape detection, and the agent key's JWK is serialised once per key.
+    tests/throughput/test_direct_passport.py holds this to the general path's bytes and errors.
+    """
+    digest = _CODE_HASHES.get(code_hash) if type(code_hash) is str else None
+    if digest is None and type(code_hash) is str:
+        match = _CODE_HASH.match(code_hash)
+        if match is not None:
+            digest = "sha256:" + match.group(1)
+            if len(_CODE_HASHES) >= 4096:
+                _CODE_HASHES.clear()
+            _CODE_HASHES[code_hash] = digest
+    if (digest is None or type(trust_score) is not int or not 0 <= trust_score <= 100 or type(agent_key) is not PublicKey
+            or type(sub) is not str or not 0 < len(sub) <= MAX_CLAIM_LENGTH
+            or type(name) is not str or not 0 < len(name) <= MAX_CLAIM_LENGTH
+            or type(stage) is not str or not 0 < len(stage) <= MAX_CLAIM_LENGTH
+            or (iss is not None and (type(iss) is not str or not 0 < len(iss) <= MAX_CLAIM_LENGTH))
+            or (jti is not None and (type(jti) is not str or not 0 < len(jti) <= MAX_CLAIM_LENGTH))):
+        return None
+    for scope in scopes:
+        if type(scope) is not str or not 0 < len(scope) <= MAX_CLAIM_LENGTH:
+            return None
+    q = _quote
+    if aud is None:
+        aud_text = ""
+    elif type(aud) is str:
+        aud_text = f',"aud":{q(aud)}'
+    elif type(aud) is list and all(type(a) is str for a in aud):
+        aud_text = f',"aud":[{",".join(map(q, aud))}]'
+    else:
+        return None
+    extra: Mapping[str, Any] = {}
+    if extra_claims:
+        extra = extra_claims if type(extra_claims) is dict else dict(extra_claims.items())
+        for key in extra:
+            if key in _PASSPORT_NAMES or (key == "iss" and iss is not None) or (key == "aud" and aud is not None):
+                return None  # the general path names the claim it would overwrite
+    issued = int(time.time()) if now is None else int(epoch(now))  # the general path's order: now, then ttl
+    expires = issued + (86400 if ttl is _ONE_DAY else ttl_seconds(ttl))
+    extra_text = "," + json_text(extra)[1:-1] if extra else ""  # after the time checks, as claims_json comes last
+    jwk_text = _AGENT_JWK.get(agent_key)
+    if jwk_text is None:
+        jwk_text = claims_json(agent_key.to_jwk()).decode("utf-8")
+        if len(_AGENT_JWK) >= 4096:
+            _AGENT_JWK.clear()  # a bound, not an LRU
+        _AGENT_JWK[agent_key] = jwk_text
+    text = (f'{{"iss":{q(iss)},"sub":{q(sub)}' if iss is not None else f'{{"sub":{q(sub)}'
+            ) + (f'{aud_text},"iat":{issued},"nbf":{issued},"exp":{expires},"jti":{q(jti or new_jti())},'
+                 f'"name":{q(name)},"cnf":{{"jwk":{jwk_text}}},"code_hash":"{digest}",'
+                 f'"stage":{q(stage)},"trust_score":{trust_score},"scopes":[{",".join(map(q, scopes))}]{extra_text}}}')
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:  # a lone surrogate: the general path's error (same text, same position)
         raise ConfigError(f"claims are not JSON serialisable: {str(e)[:120]}") from e
 
 

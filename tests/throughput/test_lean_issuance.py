@@ -90,10 +90,11 @@ def _keywords(function: typing.Callable[..., typing.Any], leave_out: set[str]) -
 
 @pytest.mark.parametrize(("table", "function", "leave_out"), [
     (passport.PassportArguments, passport.passport_claims, set()),
+    (passport.PassportArguments, passport.issue_passport, {"alg"}),
     (passport.PassportChecks, passport.verify_passport, set()),
     (action.ActionArguments, action.action_claims, {"ttl"}),
     (action.ActionChecks, action.verify_action, {"single_use", "replay_cache"}),
-], ids=["PassportArguments", "PassportChecks", "ActionArguments", "ActionChecks"])
+], ids=["PassportArguments", "issue_passport", "PassportChecks", "ActionArguments", "ActionChecks"])
 def test_the_keyword_tables_are_the_functions_parameters(
     table: type, function: typing.Callable[..., typing.Any], leave_out: set[str]
 ) -> None:
