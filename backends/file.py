@@ -33,7 +33,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -126,16 +125,18 @@ class FileSigner(BaseSigner):
         self._next_check = -1.0  # clock time after which the file is looked at again
         self._changes_seen = -1  # _CHANGES.value at the last look
         # ECDSA's signature-algorithm object is built once, not per signature (+5 us otherwise)
-        self._ec_sign: Callable[[bytes], bytes] | None = None
-        if isinstance(key, ec.EllipticCurvePrivateKey):
-            self._ec_sign = partial(key.sign, signature_algorithm=ec.ECDSA(algorithm.hash_algorithm()))
+        self._ec: tuple[ec.EllipticCurvePrivateKey, ec.ECDSA] | None = (
+            (key, ec.ECDSA(algorithm.hash_algorithm())) if isinstance(key, ec.EllipticCurvePrivateKey) else None)
 
     def sign(self, message: bytes) -> bytes:
         if self._changes_seen != _CHANGES.value or self.clock() >= self._next_check:
             self._check_file()
-        if self._ec_sign is not None:
-            return self._ec_sign(bytes(message))
-        return sign_with_private_key(self._key, self.algorithm, bytes(message))
+        if type(message) is not bytes:  # a bytearray or memoryview: signed as the bytes it holds now
+            message = bytes(message)
+        ecdsa = self._ec
+        if ecdsa is not None:  # positional, no partial: the call is most of what is left above OpenSSL
+            return ecdsa[0].sign(message, ecdsa[1])
+        return sign_with_private_key(self._key, self.algorithm, message)
 
     def sign_digest(self, digest: bytes) -> bytes:
         """Sign a precomputed digest of the algorithm's hash (ECDSA, RSA); never hashed again.
