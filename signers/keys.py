@@ -102,6 +102,10 @@ def spec_of(key: CryptoPublicKey) -> KeySpec:
     raise AlgorithmNotSupported(f"public key type {type(key).__name__} is not supported")
 
 
+_FROM_JWK: dict[tuple[Any, ...], PublicKey] = {}  # PublicKey.from_jwk, by the class and the JWK's members
+_FROM_JWK_MAX = 4096
+
+
 class PublicKey:
     """An immutable public key with a known KeySpec; equal when the keys are equal."""
 
@@ -154,6 +158,22 @@ class PublicKey:
         slot must never silently accept a private key.
         """
         jwk = json_object(jwk, "JWK")
+        try:  # the same members give the same key: a verifier or issuer sees one agent's cnf.jwk again and again
+            cache_key: tuple[Any, ...] | None = (cls, *sorted(jwk.items()))
+            known = _FROM_JWK.get(cache_key)  # type: ignore[arg-type]
+        except TypeError:  # a member that is a list or object (key_ops, oth): not cached
+            cache_key, known = None, None
+        if known is not None:
+            return known
+        key = cls._from_jwk(jwk)
+        if cache_key is not None:
+            if len(_FROM_JWK) >= _FROM_JWK_MAX:
+                _FROM_JWK.clear()  # a bound, not an LRU
+            _FROM_JWK[cache_key] = key
+        return key
+
+    @classmethod
+    def _from_jwk(cls, jwk: Mapping[str, Any]) -> PublicKey:
         if any(m in jwk for m in ("d", "p", "q", "dp", "dq", "qi", "priv")):
             raise ConfigError("JWK holds private key material; give the public key only")
         kty = jwk.get("kty")
