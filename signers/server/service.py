@@ -114,7 +114,7 @@ class Service:
         self.events.subscribe(self._on_rejected)
         self.autorevoke = (AutoRevoke.from_config(self.revocations, config.autorevoke).attach(self.events)
                            if config.autorevoke is not None else None)
-        self.challenges = ChallengeBook(config.issuer)
+        self.challenges = self._challenge_book()
         self.gate = Gate(config.gate or GatePolicy(), self.jwks, revocations=self.revocations,
                          challenges=self.challenges, histories=self.registry.history, events=self.events,
                          audit=self.audit, decision_signer=self.signer, spend_ledger=self.state.spend_ledger())
@@ -125,6 +125,20 @@ class Service:
         self.status_lists = self._status_list()
         self._ready: tuple[float, str | None] = (0.0, "not checked")
         self._trust: dict[TrustInputs, tuple[int, TrustScore]] = {}
+
+    def _challenge_book(self) -> ChallengeBook:
+        """Proof-of-possession challenges any replica can check, when the state store is shared.
+
+        With PostgreSQL or Redis state, several replicas answer behind one name: a challenge is
+        then a JWT signed by the issuer key (any replica with that key verifies it) and its
+        answer is used up in the store's replay cache (once across the fleet). SQLite state
+        serves one host: the challenges are held in this process, as before.
+        """
+        try:
+            shared = self.state.replay_cache()
+        except ConfigError:
+            return ChallengeBook(self.config.issuer)
+        return ChallengeBook(self.config.issuer, signer=self.signer, replay_cache=shared)
 
     def _authority(self) -> CertificateAuthority | None:
         ca = self.config.ca

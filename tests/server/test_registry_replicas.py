@@ -23,11 +23,14 @@ from signers.jose import JWKS
 from signers.server.config import ServerConfig
 from signers.server.registry import AgentRegistry
 from signers.stores import open_state
+from signers.tokens.possession import Challenge, prove_possession
 
 from .conftest import GATE_TOML, walk_to
 from .harness import ServiceProcess, make_file_key
 
 ROOT = Path(__file__).resolve().parents[2]
+FLEET_ISSUER = "https://issuer.fleet.test"
+POP_TOOL = '[agents.gate.servers.bank.tools.transfer]\nscopes = ["bank:read"]\nproof = true\n'
 
 
 class Replica(ServiceProcess):
@@ -36,13 +39,14 @@ class Replica(ServiceProcess):
     def __init__(self, directory: Path, keys_toml: str, store_uri: str) -> None:
         self.store_uri = store_uri
         # PYTHONPATH: the replicas run this tree's signers, whatever the venv's editable install points at
-        super().__init__(directory, keys_toml, extra_toml=GATE_TOML, env={"PYTHONPATH": str(ROOT)})
+        super().__init__(directory, keys_toml, extra_toml=GATE_TOML + POP_TOOL, env={"PYTHONPATH": str(ROOT)})
 
     def write(self, key: str = "issuer", previous: list[str] | None = None) -> None:
         super().write(key, previous)
         text = self.config.read_text(encoding="utf-8")
         text = text.replace(f'state = "sqlite:///{self.directory}/state.db"', f'state = "{self.store_uri}"')
         text = text.replace(f'agents = "{self.directory}/agents"', f'registry = "{self.store_uri}"')
+        text = text.replace(f'issuer = "{self.url}"', f'issuer = "{FLEET_ISSUER}"')  # replicas behind one name
         assert f'registry = "{self.store_uri}"' in text and "sqlite" not in text
         self.config.write_text(text, encoding="utf-8")
 
@@ -104,6 +108,28 @@ def test_an_agent_advanced_on_one_replica_is_seen_and_gated_on_the_other(
     denied = _gate(one, passport)  # replica 0 sees the suspension written by replica 1
     assert denied["allow"] is False and "stage" in denied["checks_failed"], denied
     summary_lines.append("server: 2 replicas on one PostgreSQL: agent advanced on one, gated and suspended on the other")
+
+
+def test_a_challenge_from_one_replica_is_answered_at_the_other_and_only_once(
+        replicas: list[Replica], agent_signer: Any) -> None:
+    """Behind a load balancer the challenge and the proof reach different replicas: both must work, once."""
+    one, other = replicas
+    with one.client("operator") as client:
+        walk_to(client, "pop-agent")
+    passport = _passport(one, "pop-agent", agent_signer)
+    with one.client("gatekeeper") as client:
+        offered = client.get("/v1/gate/challenge").json()
+    assert offered["aud"] == FLEET_ISSUER
+    proof = prove_possession(agent_signer, Challenge(offered["nonce"], offered["aud"], offered["iat"]), sub="pop-agent")
+    body = {"passport": passport, "server": "bank", "tool": "transfer", "proof": proof}
+    with other.client("gatekeeper") as client:
+        without = client.post("/v1/gate", json={k: v for k, v in body.items() if k != "proof"}).json()
+        allowed = client.post("/v1/gate", json=body).json()
+    assert without["allow"] is False and "possession" in without["checks_failed"], without
+    assert allowed["allow"] is True, allowed
+    with one.client("gatekeeper") as client:
+        replayed = client.post("/v1/gate", json=body).json()  # the same proof at the replica that issued it
+    assert replayed["allow"] is False and "possession" in replayed["checks_failed"], replayed
 
 
 def test_a_tampered_shared_history_fails_closed_on_every_replica(
