@@ -249,5 +249,9 @@ async def gate(request: Request) -> JSONResponse:
 
 async def challenge(request: Request) -> JSONResponse:
     authorize(request, "gate")
-    issued = request.app.state.service.gate.challenge()
+    service = request.app.state.service
+    if service.challenges.signer is None:  # held in this process: a nonce and a dict entry
+        issued = service.gate.challenge()
+    else:  # a signed challenge (shared state): the issuer key may be a network round trip away
+        issued = await call(request, "gate-challenge", service.gate.challenge)
     return JSONResponse(issued.to_dict())
