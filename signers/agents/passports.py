@@ -30,8 +30,7 @@ from ..eth.limits import SpendLimit
 from ..jose import KeySource
 from ..passport import Passport, issue_passport, verify_passport
 from ..revocation import RevocationCheck
-from ..tokens.async_issuance import issue_passport_async
-from ..tokens.passport import PassportArguments, PassportChecks
+from ..tokens.passport import PassportArguments, PassportChecks, issue_passport_async
 from .errors import PolicyError, StageNotBacked
 from .events import RejectionEvents, report_to
 from .lifecycle import DEFAULT_LIFECYCLE, AgentHistory, Approvers, Lifecycle, verify_history

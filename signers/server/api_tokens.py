@@ -82,7 +82,7 @@ def _limit(request: Request) -> int:
     return int(request.app.state.config.max_body)
 
 
-async def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey
+async def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicKey, limits: list[SpendLimit]
                           ) -> tuple[str, Any, Any, Any] | None:
     """Issue on the event loop: the history read, the claims and the audit record's queueing run
     inline; the signature and the record's durable write are awaited (no worker thread per request)."""
@@ -100,7 +100,7 @@ async def _issue_passport(service: Any, body: dict[str, Any], agent_key: PublicK
             scopes=body.get("scopes", ()), groups=body.get("groups", ()), trust=trust,
             ttl=min(body.get("ttl", 3600), service.config.passport_ttl), iss=service.config.issuer,
             aud=body.get("aud"), status=status, jti=jti, wallet=body.get("wallet"),
-            spend_limit=_spend_limits(body))
+            spend_limit=limits)
     return token, history, trust, status
 
 
@@ -121,12 +121,13 @@ async def issue_passport(request: Request) -> JSONResponse:
     authorize(request, "passports:issue")
     body = await read_body(request, PASSPORT, _limit(request))
     service = request.app.state.service
-    _spend_limits(body)  # refused before anything is allocated or signed
+    limits = _spend_limits(body)  # refused before anything is allocated or signed
     try:
         agent_key = PublicKey.from_jwk(body["agent_key"])
     except KeyplaneError as e:
         raise problem_for(e, "agent_key") from e
-    issued = await call_async(request, "issue-passport", _issue_passport, service, body, agent_key, field="agent")
+    issued = await call_async(request, "issue-passport", _issue_passport, service, body, agent_key, limits,
+                              field="agent")
     if issued is None:
         raise Problem(404, "Unknown Agent", f"agent {body['agent']!r} is not registered", field="agent")
     token, history, trust, status = issued

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -333,18 +334,10 @@ async def call(request: Request, operation: str, function: Any, *args: Any, fiel
 
     Every signature made inside (through the audited issuer signer) is recorded with the
     caller's name, the operation and the request id; a library error becomes its problem.
+    The pool hop takes the context along (`run_blocking` copies the contextvars).
     """
-    context = {"caller": getattr(request.state, "caller", None), "op": operation,
-               "request": getattr(request.state, "request_id", None)}
-
-    def run() -> Any:
-        with audit_context(**context):
-            return function(*args, **kwargs)
-
-    try:
-        return await run_blocking(run)  # keyplane's I/O pool: a plain executor hop, no anyio limiter
-    except KeyplaneError as e:
-        raise problem_for(e, field) from e
+    return await call_async(request, operation, run_blocking, functools.partial(function, *args, **kwargs),
+                            field=field)  # keyplane's I/O pool: a plain executor hop, no anyio limiter
 
 
 async def call_async(request: Request, operation: str, function: Any, *args: Any, field: str | None = None,

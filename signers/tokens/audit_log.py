@@ -31,7 +31,7 @@ from ..durable_sqlite import open_durable_sqlite, translate_sqlite
 from ..errors import BackendUnavailable, ConfigError, KeyplaneError
 from ..translation import translated
 from ..workers import run_blocking
-from .audit_commit import _SORTED, Batch, CommitQueue, _plain, record_json, stored_json
+from .audit_commit import _SAFE, _SORTED, Batch, CommitQueue, _plain, record_json, stored_json
 from .canonical import canonical_json
 
 try:  # POSIX; on other systems a JSONL log is safe across threads but not processes
@@ -301,7 +301,6 @@ def _chain(
     return record.seq, record.record_hash, log_id or record.record_hash, text + "\n"
 
 
-_SAFE_INT = 2**53 - 1
 _INSERT = "INSERT INTO audit (seq, record) VALUES (?, ?)"
 
 
@@ -328,7 +327,7 @@ def _direct_record(fields: Mapping[str, Any], seq: int, prev_hash: str, log_id: 
     except (KeyError, TypeError):
         return None  # the general path raises
     if (type(alg) is not str or type(key_id) is not str or type(kind) is not str or type(ts) is not str
-            or type(prev_hash) is not str or type(seq) is not int or not 0 <= seq <= _SAFE_INT
+            or type(prev_hash) is not str or type(seq) is not int or not 0 <= seq <= _SAFE
             or (message is not None and type(message) is not str)
             or type(context) is not dict or not _plain(context, 1)):  # depth 1: where record_json meets it
         return None

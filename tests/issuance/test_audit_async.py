@@ -11,7 +11,6 @@ that the loop thread never waits on the write.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,14 @@ from signers import KeySpec
 from signers.audit import AuditedSigner, JsonlAuditLog, SQLiteAuditLog
 from signers.errors import BackendUnavailable
 from signers.tokens.audit_commit import CommitQueue
-from tests.issuance.test_audit_group_commit import FsyncProbe, assert_one_linear_chain, fields, queued, run_threads
+from tests.issuance.test_audit_group_commit import (
+    FsyncProbe,
+    another_writer,
+    assert_one_linear_chain,
+    fields,
+    queued,
+    run_threads,
+)
 
 TASKS = 16
 
@@ -101,13 +107,8 @@ def test_a_failed_write_fails_every_async_append_of_its_batch(tmp_path: Path) ->
     path = tmp_path / "audit.db"
     log = SQLiteAuditLog(path, timeout=0.2)
     log.append(fields(0))
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database: the batch times out
-    try:
+    with another_writer(path):  # the batch times out
         results = asyncio.run(_gather([log.append_async(fields(n)) for n in range(1, 9)]))
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert all(type(r) is BackendUnavailable for r in results), results
     assert asyncio.run(log.append_async(fields(9))).seq == 2  # nothing of the failed batch was written
     assert_one_linear_chain(log, 2)

@@ -8,6 +8,7 @@ other threads are queued, so the batching is deterministic rather than left to t
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import json
@@ -69,6 +70,18 @@ def run_threads(target: Callable[[int], object], count: int = THREADS) -> list[B
         thread.join(60)
         assert not thread.is_alive()
     return errors
+
+
+@contextlib.contextmanager
+def another_writer(path: Path) -> Iterator[None]:
+    """Another connection holds the SQLite database's write lock for the block (then rolls back)."""
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
 
 
 def assert_one_linear_chain(log: Any, count: int) -> None:
@@ -213,13 +226,8 @@ def test_sqlite_a_failed_transaction_fails_every_waiter_and_writes_nothing(tmp_p
     path = tmp_path / "audit.db"
     log = SQLiteAuditLog(path, timeout=0.2)
     log.append(fields(0))
-    blocker = sqlite3.connect(path, isolation_level=None)
-    blocker.execute("BEGIN IMMEDIATE")  # another writer holds the database: every batch times out
-    try:
+    with another_writer(path):  # every batch times out
         errors = run_threads(lambda n: log.append(fields(n)), count=8)
-    finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
     assert len(errors) == 8 and all(type(e) is BackendUnavailable for e in errors)
     assert log.append(fields(9)).seq == 2
     assert_one_linear_chain(log, 2)

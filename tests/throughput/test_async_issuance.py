@@ -20,9 +20,8 @@ from signers.algorithms import KeySpec
 from signers.errors import ConfigError
 from signers.keys import PublicKey, b64url_decode
 from signers.local_keys import generate_private_key
-from signers.tokens.async_issuance import issue_passport_async, sign_jws_async, sign_jwt_async
-from signers.tokens.jws_sign import sign_jws, sign_jwt
-from signers.tokens.passport import code_hash_of, issue_passport
+from signers.tokens.jws_sign import sign_jws, sign_jws_async, sign_jwt, sign_jwt_async
+from signers.tokens.passport import code_hash_of, issue_passport, issue_passport_async
 
 AGENT = PublicKey(generate_private_key(KeySpec.ED25519).public_key())
 ARGUMENTS: dict[str, Any] = {"sub": "agent-1", "name": "Agent ünï", "agent_key": AGENT, "code_hash": code_hash_of(b"x"),
