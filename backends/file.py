@@ -113,6 +113,7 @@ class FileSigner(BaseSigner):
     """
 
     recheck_seconds: float = 0.05
+    key_in_memory = True  # `signers.signer.key_in_memory`: `sign` is CPU work only (and one lstat at most)
     clock: Callable[[], float] = staticmethod(time.monotonic)
 
     def __init__(self, store: FileKeyStore, uri: str, algorithm: SignatureAlgorithm, key: PrivateKey,

@@ -41,6 +41,7 @@ from signers import KeySpec  # noqa: E402
 from signers.agents.lifecycle import Approvers, register  # noqa: E402
 from signers.agents.passports import issue_agent_passport  # noqa: E402
 from signers.audit import AuditedSigner, SQLiteAuditLog  # noqa: E402
+from signers.server.registry import _RACY_NS  # noqa: E402
 from tests.fixtures.openbao import OpenBaoServer, find_bao, store_uri  # noqa: E402
 from tests.server.harness import TOKENS, ServiceProcess, make_file_key  # noqa: E402
 
@@ -150,11 +151,15 @@ def bench_key(label: str, keys_toml: str, signer: Any, workdir: Path, ops: int, 
     try:
         with service.client("operator") as client:
             client.post("/v1/agents", json={"agent": "bench-agent", "code_hash": CODE}).raise_for_status()
+        registered = time.monotonic()
         body = {"agent": "bench-agent", "agent_key": signer.public_key.to_jwk()}
         audited = AuditedSigner(signer, SQLiteAuditLog(workdir / "bench-audit.db"), checkpoint_every=100)
         for n in clients:
             bare = in_process(signer, ops, n)
             with_audit = in_process(audited, ops, n)
+            # steady state: a history file changed in the last 2 s is re-read on every issuance
+            # (signers/server/registry.py, _RACY_NS); a service issues to agents registered before that
+            time.sleep(max(0.0, registered + _RACY_NS / 1e9 + 0.1 - time.monotonic()))
             http = asyncio.run(over_http(service.url, body, ops, n))
             rows.append(f"| {label:<15} | {n:>3} | {bare[0]:>8.0f} {bare[1]:>6.2f} {bare[2]:>7.2f} "
                         f"| {with_audit[0]:>8.0f} {with_audit[1]:>6.2f} {with_audit[2]:>7.2f} "

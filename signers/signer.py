@@ -40,6 +40,7 @@ __all__ = [
     "capabilities_of",
     "choose_algorithm",
     "has_own_async",
+    "key_in_memory",
     "signer_protocols",
     "store_protocols",
 ]
@@ -431,3 +432,15 @@ def has_own_async(signer: object) -> bool:
         return declared
     method = getattr(type(signer), "sign_async", None)
     return callable(method) and method is not BaseSigner.sign_async
+
+
+def key_in_memory(signer: object) -> bool:
+    """Whether `signer` holds its private key in this process's memory (a file store's decrypted key).
+
+    Such a `sign` does no I/O and waits for nothing: it is CPU work of a known length. A
+    caller on an event loop may then sign on the loop when the signature is shorter than a
+    worker-thread hop (the issuer service does, for keys it measured under a limit), where a
+    key behind an HSM session or a network call must never be signed on the loop. A back
+    end says so with a ``key_in_memory = True`` attribute; wrappers forward it.
+    """
+    return getattr(signer, "key_in_memory", False) is True

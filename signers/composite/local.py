@@ -38,6 +38,8 @@ _MLDSA_CLASSES: dict[KeySpec, Any] = {
 class LocalSigner(BaseSigner):
     """A Signer over an in-memory `cryptography` private key; `sign_mu` for ML-DSA keys."""
 
+    key_in_memory = True  # `signers.signer.key_in_memory`: `sign` is CPU work only
+
     def __init__(self, private_key: PrivateKey, algorithm: SignatureAlgorithm | None = None,
                  uri: str = "memory:") -> None:
         public_key = PublicKey(private_key.public_key())

@@ -31,7 +31,7 @@ from ..agents.trust import TrustInputs, TrustScore, compute_trust
 from ..algorithms import SignatureAlgorithm
 from ..errors import ConfigError, KeyplaneError
 from ..keys import PublicKey
-from ..signer import Signer, has_own_async
+from ..signer import Signer, has_own_async, key_in_memory
 from ..stores import open_state
 from ..stores.status_issuer import StatusListIssuer
 from ..tokens.audit import AuditedSigner, verify_chain
@@ -44,25 +44,38 @@ from .metrics import Metrics
 from .registry import AgentRegistry
 from .webhooks import WebhookDispatcher
 
-__all__ = ["OPERATION_TYP", "Service", "TimedSigner"]
+__all__ = ["INLINE_SIGN_LIMIT", "OPERATION_TYP", "Service", "TimedSigner", "inline_signing"]
 
 OPERATION_TYP = "keyplane-operation+jwt"  # the signed record of a write that signs nothing else
 _PROBE = b"keyplane readiness probe: not a token"
 _READY_CACHE = 2.0
 _TRUST_CACHED = 4096  # distinct trust inputs held (stage x code attested x counts): a handful in practice
+# An in-memory key whose signature measures under this is signed on the event loop (see `inline_signing`)
+INLINE_SIGN_LIMIT = 0.0002
+_INLINE_SAMPLES = 5
 
 
 class TimedSigner:
-    """A Signer that reports each call's latency to `metrics` (operation ``sign``)."""
+    """A Signer that reports each call's latency to `metrics` (operation ``sign``).
 
-    def __init__(self, signer: Signer, metrics: Metrics) -> None:
+    With `inline`, `sign_async` signs on the calling thread (the event loop): for a key in
+    this process's memory whose signature is shorter than a hop to a worker thread and back
+    (`inline_signing` decides). It is then its own async path (`own_async`), so an audited
+    signature is made on the loop and only its durable append goes to the I/O pool, one
+    hop per batch of appends rather than one per request.
+    """
+
+    def __init__(self, signer: Signer, metrics: Metrics, *, inline: bool = False) -> None:
         self.signer = signer
         self.metrics = metrics
         self.key_id: str = signer.key_id
         self.uri: str = signer.uri
         self.algorithm: SignatureAlgorithm = signer.algorithm
         self.public_key: PublicKey = signer.public_key
-        self.own_async = has_own_async(signer)  # it forwards sign_async: its own is the wrapped one's
+        self.inline = inline
+        self.key_in_memory = key_in_memory(signer)
+        # it forwards sign_async: its own is the wrapped one's, or the inline signature
+        self.own_async = inline or has_own_async(signer)
 
     @contextlib.contextmanager
     def _timed(self) -> Iterator[None]:
@@ -80,10 +93,36 @@ class TimedSigner:
             return self.signer.sign(message)
 
     async def sign_async(self, message: bytes) -> bytes:
-        """The wrapped signer's own `sign_async` (native async or keyplane's pool), timed like `sign`."""
+        """The wrapped signer's own `sign_async` (native async or keyplane's pool), timed like `sign`; inline: `sign`."""
         with self._timed():
+            if self.inline:
+                return self.signer.sign(message)
             signature: bytes = await self.signer.sign_async(message)
             return signature
+
+
+def inline_signing(signer: Signer, limit: float = INLINE_SIGN_LIMIT) -> bool:
+    """Whether the service signs with `signer` on its event loop: an in-memory key measured under `limit` s.
+
+    On the two-core machine of bench_server.py, a signature on the I/O pool cost the
+    request two thread wake-ups and the GIL handed back and forth (about 26 context
+    switches a passport at 8 clients, 13 inline) where an Ed25519 or P-256 file key signs
+    in 30 us. A slower algorithm (RSA: milliseconds) would stall every other request on the
+    loop for that long, and a key behind an HSM session or a network call can wait for
+    anything: both keep the pool. The median of a few signatures of the readiness probe is
+    the measure; a key that fails to sign here keeps the pool (readiness reports why).
+    """
+    if not key_in_memory(signer) or has_own_async(signer):
+        return False
+    times = []
+    try:
+        for _ in range(_INLINE_SAMPLES):
+            started = time.perf_counter()
+            signer.sign(_PROBE)
+            times.append(time.perf_counter() - started)
+    except KeyplaneError:
+        return False
+    return sorted(times)[len(times) // 2] < limit
 
 
 class Service:
@@ -96,7 +135,7 @@ class Service:
         keyplane = config.keyplane
         self.raw_signer = key_registry.open(config.key, config=keyplane)
         self._closables.append(self.raw_signer)
-        self.signer = TimedSigner(self.raw_signer, self.metrics)
+        self.signer = TimedSigner(self.raw_signer, self.metrics, inline=inline_signing(self.raw_signer))
         previous = [key_registry.open(uri, config=keyplane) for uri in config.previous_keys]
         self._closables.extend(previous)
         self.jwks = JWKS.of(self.raw_signer, *previous)

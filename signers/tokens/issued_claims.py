@@ -7,12 +7,12 @@ never a token too large to parse or an error message that echoes it.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..clock import duration, epoch, from_epoch
 from ..errors import ConfigError, TokenInvalid
+from ..random_pool import random_bytes
 
 __all__ = [
     "MAX_CLAIM_LENGTH",
@@ -67,9 +67,10 @@ def new_jti() -> str:
     """A random version-4 UUID string (RFC 9562): 122 random bits, formatted like ``str(uuid.uuid4())``.
 
     Built from the bytes directly: `uuid.uuid4()` makes and formats a UUID object, which
-    cost more than the rest of a passport's claims together.
+    cost more than the rest of a passport's claims together; the bytes come from
+    `random_pool` (one ``getrandom`` call per 256 identifiers, not one each).
     """
-    raw = os.urandom(16)
+    raw = random_bytes(16)
     h = raw.hex()
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[raw[8] >> 6]}{h[17:20]}-{h[20:]}"
 

@@ -203,6 +203,27 @@ def test_two_log_objects_on_one_file_do_not_trust_a_stale_head(tmp_path: Path, n
     assert_one_linear_chain(first, 10)
 
 
+def test_sqlite_one_writer_appends_with_the_statements_of_the_raw_write(tmp_path: Path) -> None:
+    log = SQLiteAuditLog(tmp_path / "audit.db")
+    log.append(fields(0))
+    statements: list[str] = []
+    assert log._db is not None
+    log._db.set_trace_callback(statements.append)
+    log.append(fields(1))
+    assert [statement.split()[0] for statement in statements] == ["BEGIN", "INSERT", "COMMIT"]
+
+
+def test_sqlite_a_lost_race_chains_the_append_after_the_other_writers_record(tmp_path: Path) -> None:
+    path = tmp_path / "audit.db"
+    first, second = SQLiteAuditLog(path), SQLiteAuditLog(path)
+    first.append(fields(0))
+    theirs = second.append(fields(1))
+    mine = first.append(fields(2))  # first's head is stale: its seq 2 is taken, so it reads the head again
+    assert (mine.seq, mine.prev_hash) == (3, theirs.record_hash)
+    assert list(first.records())[-1] == mine  # what was acknowledged is what is stored
+    assert_one_linear_chain(first, 3)
+
+
 def test_sqlite_threads_share_transactions_and_keep_one_linear_chain(tmp_path: Path) -> None:
     log = SQLiteAuditLog(tmp_path / "audit.db")
     commits: list[str] = []
