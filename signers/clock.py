@@ -23,6 +23,7 @@ __all__ = [
     "iso",
     "now_utc",
     "utc",
+    "utc_second_text",
 ]
 
 DEFAULT_LEEWAY = 30.0  # seconds of clock skew every verifier allows unless told otherwise
@@ -101,3 +102,19 @@ def iso(seconds: float | int) -> str:
     """ISO 8601 for an epoch time, falling back to the bare number when it cannot be a date."""
     when = from_epoch(seconds)
     return when.isoformat(timespec="seconds") if when is not None else f"{seconds!r:.40}"
+
+
+_second: tuple[int, str] = (-1, "")  # the last whole second and its text (one tuple: swapped atomically)
+
+
+def utc_second_text(second: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) of a whole epoch second; the last second's text is reused.
+
+    For writers that stamp every line or record (the JSON log, the audit chain): they add
+    their own fraction and zone to it, and build a datetime once a second, not once a line.
+    """
+    global _second
+    held = _second
+    if held[0] != second:
+        held = _second = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
+    return held[1]

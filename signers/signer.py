@@ -441,6 +441,6 @@ def key_in_memory(signer: object) -> bool:
     caller on an event loop may then sign on the loop when the signature is shorter than a
     worker-thread hop (the issuer service does, for keys it measured under a limit), where a
     key behind an HSM session or a network call must never be signed on the loop. A back
-    end says so with a ``key_in_memory = True`` attribute; wrappers forward it.
+    end says so with a ``key_in_memory = True`` attribute.
     """
     return getattr(signer, "key_in_memory", False) is True

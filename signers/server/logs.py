@@ -14,11 +14,11 @@ import math
 import re
 import sys
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..clock import utc_second_text
 from ..random_pool import random_bytes
 
 __all__ = ["AccessLog", "JsonFormatter", "configure_logging", "scrub"]
@@ -52,7 +52,6 @@ class JsonFormatter(logging.Formatter):
 
 
 _LINE = json.JSONEncoder(default=str).encode  # json.dumps(data, default=str), without its per-call set-up
-_second: tuple[int, str] = (-1, "")  # the last whole second and its ISO text (one tuple: swapped atomically)
 
 
 def _timestamp(created: float) -> str:
@@ -61,16 +60,11 @@ def _timestamp(created: float) -> str:
     The microseconds are rounded as `datetime.fromtimestamp` rounds them (half to even, a
     carry into the next second), then cut to milliseconds as `isoformat` cuts them.
     """
-    global _second
     fraction, whole = math.modf(created)
     micros = round(fraction * 1e6)
     if micros >= 1_000_000:
         whole, micros = whole + 1, micros - 1_000_000
-    second = int(whole)
-    held = _second
-    if held[0] != second:
-        held = _second = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])  # YYYY-MM-DDTHH:MM:SS
-    return f"{held[1]}.{micros // 1000:03d}+00:00"
+    return f"{utc_second_text(int(whole))}.{micros // 1000:03d}+00:00"
 
 
 def configure_logging(level: str = "info") -> None:

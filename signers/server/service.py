@@ -73,7 +73,6 @@ class TimedSigner:
         self.algorithm: SignatureAlgorithm = signer.algorithm
         self.public_key: PublicKey = signer.public_key
         self.inline = inline
-        self.key_in_memory = key_in_memory(signer)
         # it forwards sign_async: its own is the wrapped one's, or the inline signature
         self.own_async = inline or has_own_async(signer)
 

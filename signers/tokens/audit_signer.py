@@ -16,10 +16,10 @@ import hashlib
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms import SignatureAlgorithm
+from ..clock import utc_second_text
 from ..errors import BatchSignError, ConfigError
 from ..keys import PublicKey
 from ..signer import has_own_async
@@ -53,21 +53,14 @@ def audit_context(**values: Any) -> Iterator[None]:
         _context.reset(token)
 
 
-_second: tuple[int, str] = (-1, "")  # the last whole second and its ISO text (one tuple: swapped atomically)
-
-
 def _now_iso() -> str:
     """Now as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds); the current second's text is reused.
 
     The same text as ``datetime.now(UTC).isoformat(timespec="microseconds")`` with ``Z``,
     without building a datetime for every record (about a microsecond an append).
     """
-    global _second
     second, nanos = divmod(time.time_ns(), 1_000_000_000)
-    held = _second
-    if held[0] != second:
-        held = _second = (second, datetime.fromtimestamp(second, UTC).isoformat()[:19])
-    return f"{held[1]}.{nanos // 1000:06d}Z"
+    return f"{utc_second_text(second)}.{nanos // 1000:06d}Z"
 
 
 def checkpoint_payload(claims: Mapping[str, Any]) -> bytes:

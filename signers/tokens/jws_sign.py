@@ -7,13 +7,13 @@ instead of the DER that back ends return).
 
 from __future__ import annotations
 
-import binascii
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..algorithms import KeyFamily
 from ..errors import ConfigError
+from ..keys import b64url_bytes
 from ..signature_format import curve_size, ecdsa_der_to_raw
 from .jose_algorithms import JOSE_NAMES, jose_extension
 
@@ -39,8 +39,7 @@ def sign_jws(
     ``alg``; its signature is written as the signer returns it. Raises ConfigError for an alg that is not a name of the signer's algorithm or a header
     that would override ``alg`` / ``kid`` / ``b64`` / ``crit``; whatever the Signer raises.
     """
-    prefix, ec_size = _prepared(signer, typ, header, alg)
-    signing_input = prefix + _b64url(payload)  # bytes throughout: one decode, at the end
+    signing_input, ec_size = _signing_input(signer, payload, typ, header, alg)
     return _compact(signing_input, signer.sign(signing_input), ec_size)
 
 
@@ -57,16 +56,22 @@ async def sign_jws_async(
     The header, the base64 and the compact form are `sign_jws`' own (the same bytes); only
     the signature is awaited: a native async back end signs without a worker thread.
     """
-    prefix, ec_size = _prepared(signer, typ, header, alg)
-    signing_input = prefix + _b64url(payload)
+    signing_input, ec_size = _signing_input(signer, payload, typ, header, alg)
     return _compact(signing_input, await signer.sign_async(signing_input), ec_size)
+
+
+def _signing_input(signer: Signer, payload: bytes, typ: str | None, header: Mapping[str, Any] | None,
+                   alg: str | None) -> tuple[bytes, int | None]:
+    """(``<header>.<payload>`` in base64url as bytes, ECDSA scalar size or None): bytes throughout, one decode at the end."""
+    prefix, ec_size = _prepared(signer, typ, header, alg)
+    return prefix + b64url_bytes(payload), ec_size
 
 
 def _compact(signing_input: bytes, signature: bytes, ec_size: int | None) -> str:
     """``<signing input>.<base64url signature>``; an ECDSA signature (DER from the back end) as r||s first."""
     if ec_size:
         signature = ecdsa_der_to_raw(signature, ec_size)
-    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+    return (signing_input + b"." + b64url_bytes(signature)).decode("ascii")
 
 
 def sign_jwt(
@@ -112,17 +117,12 @@ def sign_jwts(
     per token: its signature or the error) when some of them could not be signed.
     """
     prefix, ec_size = _prepared(signer, typ, header, alg)
-    messages = [prefix + _b64url(claims_json(claims)) for claims in claims_list]
+    messages = [prefix + b64url_bytes(claims_json(claims)) for claims in claims_list]
     if not messages:
         return []
     sign_many = getattr(signer, "sign_many", None)  # BatchSigner; any BaseSigner has it
     signatures = sign_many(messages) if callable(sign_many) else [signer.sign(m) for m in messages]
     return [_compact(message, sig, ec_size) for message, sig in zip(messages, signatures, strict=True)]
-
-
-def _b64url(data: bytes) -> bytes:
-    """`b64url_encode` as ASCII bytes: a signing input is bytes, so it is built as bytes, not encoded again."""
-    return binascii.b2a_base64(data, newline=False).replace(b"+", b"-").replace(b"/", b"_").rstrip(b"=")
 
 
 def claims_json(claims: Mapping[str, Any], what: str = "claims") -> bytes:
@@ -188,7 +188,7 @@ def _build(signer: Signer, typ: str | None, header: Mapping[str, Any] | None, al
     ec_size = None
     if not extension and signer.algorithm.family is KeyFamily.EC:
         ec_size = curve_size(signer.public_key.spec)
-    return _b64url(claims_json(protected, "header")) + b".", ec_size
+    return b64url_bytes(claims_json(protected, "header")) + b".", ec_size
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)

@@ -245,43 +245,13 @@ class PassportChecks(TypedDict, total=False):
     now: datetime | float | None
 
 
-_SHAPES = (
-    ("iss", "sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score", "scopes"),
-    ("sub", "iat", "nbf", "exp", "jti", "name", "cnf", "code_hash", "stage", "trust_score", "scopes"),
-)
-_JWK_JSON: dict[tuple[tuple[str, str], ...], str] = {}  # an agent key's cnf.jwk, serialised once
-
-
 def passport_json(claims: Mapping[str, Any]) -> bytes:
-    """`claims_json(claims)`, byte for byte, written directly when they have `passport_claims`' plain shape.
+    """The payload bytes of checked passport claims: `claims_json`, the general path of `passport_payload`.
 
-    A passport without ``aud`` or extra claims has a fixed shape whose every value
-    `passport_claims` checked (bounded strings, ints, a list of strings, the agent's JWK),
-    so it is written with one escape per string instead of a walk of the whole document,
-    and the agent key's JWK is serialised once; any other shape goes through `claims_json`.
-    tests/throughput/test_lean_issuance.py holds the two to the same bytes.
+    A plainly typed passport is written by `_direct_payload` and never comes here; what
+    does (an IntEnum score, a str subclass, a bad argument's error) gets the JSON encoder.
     """
-    shape = tuple(claims)
-    if shape not in _SHAPES or type(claims["trust_score"]) is not int:  # an IntEnum score: the general path
-        return claims_json(claims)
-    c = claims
-    jwk = c["cnf"]["jwk"]
-    jwk_key = tuple(jwk.items())
-    jwk_json = _JWK_JSON.get(jwk_key)
-    if jwk_json is None:
-        jwk_json = claims_json(jwk).decode("utf-8")
-        if len(_JWK_JSON) >= 4096:
-            _JWK_JSON.clear()
-        _JWK_JSON[jwk_key] = jwk_json
-    q = _quote
-    head = f'{{"iss":{q(c["iss"])},"sub":' if len(shape) == 12 else '{"sub":'
-    text = (f'{head}{q(c["sub"])},"iat":{c["iat"]},"nbf":{c["nbf"]},"exp":{c["exp"]},"jti":{q(c["jti"])},'
-            f'"name":{q(c["name"])},"cnf":{{"jwk":{jwk_json}}},"code_hash":{q(c["code_hash"])},'
-            f'"stage":{q(c["stage"])},"trust_score":{c["trust_score"]},"scopes":[{",".join(map(q, c["scopes"]))}]}}')
-    try:
-        return text.encode("utf-8")
-    except UnicodeEncodeError as e:  # a lone surrogate, as claims_json reports it
-        raise ConfigError(f"claims are not JSON serialisable: {str(e)[:120]}") from e
+    return claims_json(claims)
 
 
 _AGENT_JWK: dict[PublicKey, str] = {}  # an agent key's cnf.jwk JSON text, serialised once per key
